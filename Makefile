@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-2.0
+# Top-level entry points. The kernel build itself is driven by Kbuild.
+#
+#   make            build netback_mq.ko and netfront_opt.ko (kernel built/cached first)
+#   make clippy     the same, under the kernel's clippy lints (CLIPPY=1)
+#   make run        boot the Xen rig and move traffic through the chosen drivers
+#   make test       every test: host cargo tests, module build, rig suites
+#   make bench      iperf3 benchmark on the rig, table + JSON
+#   make clean
+
+SHELL := /bin/bash
+KDIR ?= $(shell scripts/kernel-build)
+
+.PHONY: modules clippy run test bench clean setup
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+clippy:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) CLIPPY=1 modules
+
+setup:
+	scripts/setup
+
+run:
+	scripts/run
+
+test:
+	scripts/test
+
+bench:
+	scripts/bench
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -rf xen_sys/generated

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! netfront_opt: Xen paravirtual network frontend (guest side).
+//!
+//! Talks to the backend's `netback` over Xen's netif protocol. Later stages add batched
+//! notification, buffer recycling, GRO and multi-queue; this crate root
+//! stays thin and wires the pieces together.
+
+use kernel::prelude::*;
+
+#[path = "../xen_sys/mod.rs"]
+mod xen_sys;
+
+use xen_sys::DomainKind;
+
+module! {
+    type: NetfrontOpt,
+    name: "netfront_opt",
+    authors: ["xen-rust-net developers"],
+    description: "Xen paravirtual network frontend in Rust (batched, multi-queue)",
+    license: "GPL",
+}
+
+struct NetfrontOpt {
+    domain: DomainKind,
+}
+
+impl kernel::Module for NetfrontOpt {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let domain = DomainKind::current();
+        if domain == DomainKind::NotXen {
+            pr_err!("netfront_opt: not running on Xen, refusing to load\n");
+            return Err(ENODEV);
+        }
+        let (tx, rx) = xen_sys::netif_ring_sizes();
+        pr_info!(
+            "netfront_opt: loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
+            domain.name(),
+            if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
+            tx,
+            rx
+        );
+        Ok(NetfrontOpt { domain })
+    }
+}
+
+impl Drop for NetfrontOpt {
+    fn drop(&mut self) {
+        pr_info!("netfront_opt: unloaded from {}\n", self.domain.name());
+    }
+}

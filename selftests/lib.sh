@@ -1,0 +1,42 @@
+# KTAP helpers for rig suites (sourced; busybox sh). Each suite prints one
+# KTAP document; the host counts its "ok"/"not ok" lines.
+KTAP_N=0
+KTAP_FAIL=0
+ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
+ktap_ok() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $*"; }
+ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok $KTAP_N $*"; }
+# check NAME CMD...: runs CMD, indents its output as KTAP diagnostics.
+check() {
+	name=$1; shift
+	out=$("$@" 2>&1); rc=$?
+	[ -z "$out" ] || echo "$out" | sed 's/^/# /'
+	if [ $rc = 0 ]; then ktap_ok "$name"; else ktap_fail "$name # exit $rc"; fi
+	return $rc
+}
+ktap_exit() { [ "$KTAP_FAIL" = 0 ]; exit $?; }
+
+# wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
+wait_for() {
+	t=$(( $1 * 2 )); shift
+	while [ $t -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		usleep 500000; t=$((t - 1))
+	done
+	"$@"
+}
+
+# iperf3 CLIENT-ARGS...: one run, prints the receiver's Mbit/s; fails on 0.
+iperf_mbits() {
+	out=$(iperf3 -f m "$@" 2>&1) || { echo "$out"; return 1; }
+	mbits=$(echo "$out" | awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i + 1) == "Mbits/sec") v = $i } END { print v }')
+	echo "$mbits Mbit/s"
+	awk -v v="$mbits" 'BEGIN { exit !(v > 0) }'
+}
+
+# dmesg_clean [LABEL]: stdin is a kernel log; fails on warnings, oopses, BUGs.
+dmesg_clean() {
+	bad=$(grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|kernel panic|UBSAN|KASAN|refcount_t:|rcu_sched self-detected|soft lockup|hung_task' -)
+	[ -z "$bad" ] && return 0
+	echo "$bad" | head -n 20
+	return 1
+}

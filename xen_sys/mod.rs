@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! xen-sys: the kernel's Xen and networking interfaces for our modules.
+//!
+//! `bindings` is generated at build time by bindgen over `bindings_helper.h`
+//! (see `Kbuild`); `shim.c` turns the static inlines and macros Rust cannot
+//! call into functions. The safe wrappers in this module are the only place
+//! that calls into either: driver code above it stays free of `unsafe`.
+
+#[allow(
+    dead_code,
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
+pub(crate) mod bindings {
+    include!("generated/bindings.rs");
+}
+
+/// What kind of Xen domain this kernel runs in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum DomainKind {
+    /// Not running on Xen.
+    NotXen,
+    /// The initial (control) domain, dom0.
+    Dom0,
+    /// Any other domain: a guest or a driver domain.
+    DomU,
+}
+
+impl DomainKind {
+    /// Reads the domain kind the kernel detected at boot.
+    pub(crate) fn current() -> Self {
+        // SAFETY: the shim functions only read boot-time globals (`xen_domain_type`,
+        // `xen_start_flags`); they take no arguments and have no preconditions.
+        let (xen, initial) = unsafe {
+            (
+                bindings::xennet_shim_xen_domain(),
+                bindings::xennet_shim_xen_initial_domain(),
+            )
+        };
+        match (xen, initial) {
+            (false, _) => Self::NotXen,
+            (true, true) => Self::Dom0,
+            (true, false) => Self::DomU,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::NotXen => "not on Xen",
+            Self::Dom0 => "dom0",
+            Self::DomU => "domU",
+        }
+    }
+}
+
+/// True if this is a paravirtualised (PV) Xen domain.
+pub(crate) fn is_pv_domain() -> bool {
+    // SAFETY: reads a boot-time global; no arguments, no preconditions.
+    unsafe { bindings::xennet_shim_xen_pv_domain() }
+}
+
+/// The Xen page size (grant and ring granularity), 4096 on x86.
+pub(crate) fn xen_page_size() -> usize {
+    // SAFETY: returns a compile-time constant of the kernel build.
+    unsafe { bindings::xennet_shim_xen_page_size() as usize }
+}
+
+/// Entries in a shared ring whose entries start `entries_offset` bytes into
+/// the page: the largest power of two that fits, as `__RING_SIZE` in Xen's
+/// `io/ring.h`.
+pub(crate) fn ring_entries(page_size: usize, entries_offset: usize, entry_size: usize) -> usize {
+    let fit = (page_size - entries_offset) / entry_size;
+    if fit == 0 {
+        0
+    } else {
+        1 << fit.ilog2()
+    }
+}
+
+/// Ring sizes of the netif TX and RX rings, computed from the kernel's
+/// `xen/interface/io/netif.h` layout as bindgen sees it.
+pub(crate) fn netif_ring_sizes() -> (usize, usize) {
+    use bindings::{
+        xen_netif_rx_sring, xen_netif_rx_sring_entry, xen_netif_tx_sring,
+        xen_netif_tx_sring_entry,
+    };
+    use core::mem::{offset_of, size_of};
+    let page = xen_page_size();
+    let tx = ring_entries(
+        page,
+        offset_of!(xen_netif_tx_sring, ring),
+        size_of::<xen_netif_tx_sring_entry>(),
+    );
+    let rx = ring_entries(
+        page,
+        offset_of!(xen_netif_rx_sring, ring),
+        size_of::<xen_netif_rx_sring_entry>(),
+    );
+    (tx, rx)
+}
