@@ -30,12 +30,12 @@ impl kernel::Module for NetbackMq {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let domain = DomainKind::current();
         if domain == DomainKind::NotXen {
-            pr_err!("netback_mq: not running on Xen, refusing to load\n");
+            pr_err!("not running on Xen, refusing to load\n");
             return Err(ENODEV);
         }
         let (tx, rx) = xen_sys::netif_ring_sizes();
         pr_info!(
-            "netback_mq: loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
+            "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
             domain.name(),
             if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
             tx,
@@ -47,6 +47,6 @@ impl kernel::Module for NetbackMq {
 
 impl Drop for NetbackMq {
     fn drop(&mut self) {
-        pr_info!("netback_mq: unloaded from {}\n", self.domain.name());
+        pr_info!("unloaded from {}\n", self.domain.name());
     }
 }

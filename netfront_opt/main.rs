@@ -29,12 +29,12 @@ impl kernel::Module for NetfrontOpt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let domain = DomainKind::current();
         if domain == DomainKind::NotXen {
-            pr_err!("netfront_opt: not running on Xen, refusing to load\n");
+            pr_err!("not running on Xen, refusing to load\n");
             return Err(ENODEV);
         }
         let (tx, rx) = xen_sys::netif_ring_sizes();
         pr_info!(
-            "netfront_opt: loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
+            "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
             domain.name(),
             if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
             tx,
@@ -46,6 +46,6 @@ impl kernel::Module for NetfrontOpt {
 
 impl Drop for NetfrontOpt {
     fn drop(&mut self) {
-        pr_info!("netfront_opt: unloaded from {}\n", self.domain.name());
+        pr_info!("unloaded from {}\n", self.domain.name());
     }
 }

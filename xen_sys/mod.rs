@@ -16,9 +16,17 @@
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::undocumented_unsafe_blocks,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::cast_lossless,
+    clippy::as_underscore,
+    clippy::ptr_cast_constness
 )]
 pub(crate) mod bindings {
+    // Kernel types the Xen items refer to; our generated items shadow this glob.
+    pub(crate) use kernel::bindings::*;
+    use pin_init::MaybeZeroable;
     include!("generated/bindings.rs");
 }
 

@@ -6,7 +6,8 @@ G=$GUEST1_IP
 ktap_plan 11
 
 check "guest1 eth0 up" wait_for 10 guest-exec 1 'grep -qx up /sys/class/net/eth0/operstate'
-check "dom0 vif up" sh -c 'ip -o link show | grep -E "vif[0-9]+\.0.*master xenbr0.*state UP"'
+vif_bridged() { ip -o link show | grep -E "vif[0-9]+\.0.*[<,]UP[,>].*master xenbr0"; }
+check "dom0 vif up and bridged" vif_bridged
 check "ping dom0 -> guest" ping -c 3 -W 2 "$G"
 check "ping guest -> dom0" guest-exec 1 "ping -c 3 -W 2 $DOM0_IP"
 check "iperf3 guest rx (dom0 -> guest)" iperf_mbits -c "$G" -t 3
@@ -18,6 +19,6 @@ check "guest eth0 gone after detach" wait_for 10 guest-exec 1 '! test -e /sys/cl
 check "xl network-attach" xl network-attach guest1 "mac=$mac" bridge=xenbr0
 check "guest eth0 back after attach" wait_for 20 guest-exec 1 \
 	"test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up"
-check "ping and iperf3 after re-attach" sh -c \
-	". /rig/selftests/lib.sh; wait_for 10 ping -c 1 -W 1 $G && iperf_mbits -c $G -t 2"
+traffic_again() { wait_for 10 ping -c 1 -W 1 "$G" && iperf_mbits -c "$G" -t 2; }
+check "ping and iperf3 after re-attach" traffic_again
 ktap_exit

@@ -1,1 +1,702 @@
-//! TODO
+//! Control ring (`XEN_NETIF_CTRL_TYPE_*`): hash configuration and static
+//! grant mappings.
+//!
+//! Backend side: [`CtrlBackend`] validates each request (offsets, sizes and
+//! queue indices are range-checked before any table is touched: XSA-270
+//! class) and builds the response. Grant accesses go through [`GrantOps`], so
+//! the same code runs over real grant tables in the kernel and a simulated
+//! hypervisor on the host. Frontend side: [`CtrlFront`] matches responses to
+//! requests.
+
+use super::barrier::Barriers;
+use super::error::{Error, Result};
+use super::ring::{BackRing, CtrlRingKind, FrontRing, SharedRing};
+use super::wire::{
+    CtrlRequest, CtrlResponse, CtrlStatus, CtrlType, GrantRef, Gref, GrefFlags, HashAlgorithm,
+    HashTypes, PAGE_SIZE,
+};
+use core::mem::size_of;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Largest hash key the backend accepts (as Linux netback).
+pub const MAX_HASH_KEY_SIZE: usize = 40;
+/// Largest hash mapping table (as Linux netback).
+pub const MAX_HASH_MAPPING_SIZE: usize = 128;
+/// Gref-mapping entries in one page.
+pub const GREFS_PER_PAGE: usize = PAGE_SIZE / size_of::<Gref>();
+/// Gref-mapping entries processed per grant copy (bounds stack use).
+const GREF_CHUNK: usize = 32;
+
+/// Grant operations the control ring needs from its environment.
+pub trait GrantOps {
+    /// Copies `buf.len()` bytes from the granted page at `offset`.
+    fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> Result<()>;
+    /// Copies `buf` into the granted page at `offset`.
+    fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, buf: &[u8]) -> Result<()>;
+    /// Maps a granted page persistently; returns a handle.
+    fn map_grant(&mut self, gref: GrantRef, readonly: bool) -> Result<u32>;
+    /// Unmaps a handle from `map_grant`.
+    fn unmap_grant(&mut self, handle: u32) -> Result<()>;
+}
+
+/// A persistently mapped grant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrefMapping {
+    /// The grant reference.
+    pub gref: GrantRef,
+    /// Handle from [`GrantOps::map_grant`].
+    pub handle: u32,
+    /// Queue it belongs to.
+    pub queue: u32,
+    /// Mapped read-only.
+    pub readonly: bool,
+    used: bool,
+    pending: bool,
+}
+
+/// Backend control state for one vif; `GREFS` is the gref-mapping capacity.
+#[derive(Debug, Clone)]
+pub struct CtrlBackend<const GREFS: usize> {
+    num_queues: u32,
+    /// Selected algorithm.
+    pub algorithm: HashAlgorithm,
+    /// Enabled hash types.
+    pub hash_types: HashTypes,
+    key: [u8; MAX_HASH_KEY_SIZE],
+    mapping: [u32; MAX_HASH_MAPPING_SIZE],
+    mapping_size: u32,
+    grefs: [GrefMapping; GREFS],
+}
+
+type Outcome = core::result::Result<u32, (CtrlStatus, Error)>;
+
+fn invalid(e: Error) -> (CtrlStatus, Error) {
+    (CtrlStatus::INVALID_PARAMETER, e)
+}
+
+impl<const GREFS: usize> CtrlBackend<GREFS> {
+    /// State for a vif with `num_queues` queues (at least 1).
+    pub fn new(num_queues: u32) -> Self {
+        Self {
+            num_queues: num_queues.max(1),
+            algorithm: HashAlgorithm::NONE,
+            hash_types: HashTypes(0),
+            key: [0; MAX_HASH_KEY_SIZE],
+            mapping: [0; MAX_HASH_MAPPING_SIZE],
+            mapping_size: 0,
+            grefs: [GrefMapping::default(); GREFS],
+        }
+    }
+
+    /// The hash key (zero-padded).
+    pub fn key(&self) -> &[u8; MAX_HASH_KEY_SIZE] {
+        &self.key
+    }
+    /// The mapping table in use.
+    pub fn mapping(&self) -> &[u32] {
+        &self.mapping[..self.mapping_size as usize]
+    }
+    /// Persistently mapped grants.
+    pub fn gref_mappings(&self) -> impl Iterator<Item = &GrefMapping> {
+        self.grefs.iter().filter(|m| m.used)
+    }
+
+    /// Handles one request; returns the response and, if the request was
+    /// rejected, the reason (for the log).
+    pub fn handle<G: GrantOps>(
+        &mut self,
+        req: &CtrlRequest,
+        g: &mut G,
+    ) -> (CtrlResponse, Option<Error>) {
+        let (status, data, err) = match self.dispatch(req, g) {
+            Ok(d) => (CtrlStatus::SUCCESS, d, None),
+            Err((s, e)) => (s, 0, Some(e)),
+        };
+        (CtrlResponse::new(req.id(), req.ty(), status, data), err)
+    }
+
+    fn dispatch<G: GrantOps>(&mut self, req: &CtrlRequest, g: &mut G) -> Outcome {
+        let d = req.data();
+        let reserved = |from: usize| -> core::result::Result<(), (CtrlStatus, Error)> {
+            if d[from..].iter().any(|&w| w != 0) {
+                Err(invalid(Error::CtrlReservedNonZero))
+            } else {
+                Ok(())
+            }
+        };
+        match req.ty() {
+            CtrlType::SET_HASH_ALGORITHM => {
+                reserved(1)?;
+                let alg = HashAlgorithm(d[0]);
+                if alg != HashAlgorithm::NONE && alg != HashAlgorithm::TOEPLITZ {
+                    return Err(invalid(Error::CtrlBadAlgorithm));
+                }
+                self.algorithm = alg;
+                Ok(0)
+            }
+            CtrlType::GET_HASH_FLAGS => {
+                reserved(0)?;
+                if self.algorithm == HashAlgorithm::NONE {
+                    return Err((CtrlStatus::NOT_SUPPORTED, Error::CtrlNoAlgorithm));
+                }
+                Ok(HashTypes::ALL.0)
+            }
+            CtrlType::SET_HASH_FLAGS => {
+                reserved(1)?;
+                let t = HashTypes(d[0]);
+                if t.unknown_bits(HashTypes::ALL).0 != 0 {
+                    return Err(invalid(Error::CtrlBadHashFlags));
+                }
+                if self.algorithm == HashAlgorithm::NONE {
+                    return Err(invalid(Error::CtrlNoAlgorithm));
+                }
+                self.hash_types = t;
+                Ok(0)
+            }
+            CtrlType::SET_HASH_KEY => {
+                reserved(2)?;
+                let len = d[1] as usize;
+                if len > MAX_HASH_KEY_SIZE {
+                    return Err((CtrlStatus::BUFFER_OVERFLOW, Error::CtrlKeyTooLarge));
+                }
+                let mut key = [0u8; MAX_HASH_KEY_SIZE];
+                if len > 0 {
+                    g.copy_from_grant(d[0], 0, &mut key[..len])
+                        .map_err(invalid)?;
+                }
+                self.key = key;
+                Ok(0)
+            }
+            CtrlType::GET_HASH_MAPPING_SIZE => {
+                reserved(0)?;
+                Ok(MAX_HASH_MAPPING_SIZE as u32)
+            }
+            CtrlType::SET_HASH_MAPPING_SIZE => {
+                reserved(1)?;
+                if d[0] as usize > MAX_HASH_MAPPING_SIZE {
+                    return Err(invalid(Error::CtrlMappingSizeTooLarge));
+                }
+                self.mapping_size = d[0];
+                self.mapping = [0; MAX_HASH_MAPPING_SIZE];
+                Ok(0)
+            }
+            CtrlType::SET_HASH_MAPPING => {
+                let (gref, len, off) = (d[0], d[1], d[2]);
+                if len as usize > PAGE_SIZE / size_of::<u32>() {
+                    return Err(invalid(Error::CtrlMappingTooLargeForPage));
+                }
+                match off.checked_add(len) {
+                    Some(end) if end <= self.mapping_size => {}
+                    _ => return Err(invalid(Error::CtrlMappingOutOfRange)),
+                }
+                let (off, len) = (off as usize, len as usize);
+                // len <= mapping_size <= MAX_HASH_MAPPING_SIZE from here on.
+                let mut tmp = [0u32; MAX_HASH_MAPPING_SIZE];
+                let bytes = tmp[..len].as_mut_bytes();
+                g.copy_from_grant(gref, 0, bytes).map_err(invalid)?;
+                if tmp[..len].iter().any(|&q| q >= self.num_queues) {
+                    return Err(invalid(Error::CtrlMappingBadQueue));
+                }
+                self.mapping[off..off + len].copy_from_slice(&tmp[..len]);
+                Ok(0)
+            }
+            CtrlType::GET_GREF_MAPPING_SIZE => {
+                reserved(1)?;
+                self.check_queue(d[0])?;
+                Ok(GREFS as u32)
+            }
+            CtrlType::ADD_GREF_MAPPING => {
+                self.check_queue(d[0])?;
+                let free = self.grefs.iter().filter(|m| !m.used).count();
+                let n = d[2] as usize;
+                if n == 0 || n > GREFS_PER_PAGE || n > free {
+                    return Err(invalid(Error::CtrlGrefListBadSize));
+                }
+                match self.add_grefs(d[0], d[1], n, g) {
+                    Ok(()) => {
+                        for m in self.grefs.iter_mut() {
+                            m.pending = false;
+                        }
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        // All or nothing: undo this request's mappings.
+                        for m in self.grefs.iter_mut().filter(|m| m.pending) {
+                            let _ = g.unmap_grant(m.handle);
+                            *m = GrefMapping::default();
+                        }
+                        Err(invalid(e))
+                    }
+                }
+            }
+            CtrlType::DEL_GREF_MAPPING => {
+                self.check_queue(d[0])?;
+                let n = d[2] as usize;
+                if n == 0 || n > GREFS_PER_PAGE {
+                    return Err(invalid(Error::CtrlGrefListBadSize));
+                }
+                self.del_grefs(d[0], d[1], n, g).map_err(invalid)
+            }
+            _ => Err((CtrlStatus::NOT_SUPPORTED, Error::CtrlBadType)),
+        }
+    }
+
+    fn check_queue(&self, q: u32) -> core::result::Result<(), (CtrlStatus, Error)> {
+        if q >= self.num_queues {
+            Err(invalid(Error::CtrlBadQueue))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn find(&self, queue: u32, gref: GrantRef) -> Option<usize> {
+        self.grefs
+            .iter()
+            .position(|m| m.used && m.queue == queue && m.gref == gref)
+    }
+
+    fn add_grefs<G: GrantOps>(
+        &mut self,
+        queue: u32,
+        list: GrantRef,
+        n: usize,
+        g: &mut G,
+    ) -> Result<()> {
+        let mut done = 0;
+        while done < n {
+            let cnt = (n - done).min(GREF_CHUNK);
+            let mut chunk = [Gref::zeroed(); GREF_CHUNK];
+            g.copy_from_grant(list, done * size_of::<Gref>(), chunk[..cnt].as_mut_bytes())?;
+            for e in &chunk[..cnt] {
+                if e.flags().unknown_bits(GrefFlags::READONLY).0 != 0 {
+                    return Err(Error::CtrlGrefBadFlags);
+                }
+                if self.find(queue, e.gref()).is_some() {
+                    return Err(Error::CtrlGrefAlreadyMapped);
+                }
+                let readonly = e.flags().contains(GrefFlags::READONLY);
+                let slot = self
+                    .grefs
+                    .iter()
+                    .position(|m| !m.used)
+                    .ok_or(Error::CtrlGrefListBadSize)?;
+                let handle = g.map_grant(e.gref(), readonly)?;
+                self.grefs[slot] = GrefMapping {
+                    gref: e.gref(),
+                    handle,
+                    queue,
+                    readonly,
+                    used: true,
+                    pending: true,
+                };
+            }
+            done += cnt;
+        }
+        Ok(())
+    }
+
+    fn del_grefs<G: GrantOps>(
+        &mut self,
+        queue: u32,
+        list: GrantRef,
+        n: usize,
+        g: &mut G,
+    ) -> Result<u32> {
+        let mut removed = 0;
+        let mut done = 0;
+        while done < n {
+            let cnt = (n - done).min(GREF_CHUNK);
+            let mut chunk = [Gref::zeroed(); GREF_CHUNK];
+            let off = done * size_of::<Gref>();
+            g.copy_from_grant(list, off, chunk[..cnt].as_mut_bytes())?;
+            for e in chunk[..cnt].iter_mut() {
+                let st = match self.find(queue, e.gref()) {
+                    Some(i) => {
+                        let _ = g.unmap_grant(self.grefs[i].handle);
+                        self.grefs[i] = GrefMapping::default();
+                        removed += 1;
+                        CtrlStatus::SUCCESS
+                    }
+                    None => CtrlStatus::INVALID_PARAMETER,
+                };
+                *e = Gref::new(e.gref(), e.flags(), st.0 as u16);
+            }
+            g.copy_to_grant(list, off, chunk[..cnt].as_bytes())?;
+            done += cnt;
+        }
+        Ok(removed)
+    }
+}
+
+/// Backend end of a control ring.
+#[derive(Debug)]
+pub struct CtrlBack<B: Barriers, const GREFS: usize> {
+    /// The ring.
+    pub ring: BackRing<CtrlRingKind, B>,
+    /// The control state.
+    pub state: CtrlBackend<GREFS>,
+}
+
+impl<B: Barriers, const GREFS: usize> CtrlBack<B, GREFS> {
+    /// Attaches to a control ring page initialised by the frontend.
+    pub fn attach(sring: SharedRing<CtrlRingKind>, num_queues: u32) -> Result<Self> {
+        Ok(Self {
+            ring: BackRing::attach(sring)?,
+            state: CtrlBackend::new(num_queues),
+        })
+    }
+
+    /// Handles one request, if any, and queues its response. Returns the
+    /// rejection reason for the log (`Some(Some(e))`); `Err` is fatal.
+    pub fn process_one<G: GrantOps>(&mut self, g: &mut G) -> Result<Option<Option<Error>>> {
+        let Some(req) = self.ring.next_request()? else {
+            return Ok(None);
+        };
+        let (rsp, err) = self.state.handle(&req, g);
+        self.ring.push_response(rsp)?;
+        Ok(Some(err))
+    }
+
+    /// Publishes responses; true if the frontend must be notified.
+    pub fn push(&mut self) -> bool {
+        self.ring.push_responses_and_check_notify()
+    }
+}
+
+/// Frontend end of a control ring.
+#[derive(Debug)]
+pub struct CtrlFront<B: Barriers> {
+    /// The ring.
+    pub ring: FrontRing<CtrlRingKind, B>,
+    sent: [(u16, u16); 128],
+    next_id: u16,
+}
+
+impl<B: Barriers> CtrlFront<B> {
+    /// Initialises the control ring page.
+    pub fn new(sring: SharedRing<CtrlRingKind>) -> Self {
+        Self {
+            ring: FrontRing::new(sring),
+            sent: [(0, 0); 128],
+            next_id: 0,
+        }
+    }
+
+    fn slot(&self, idx: u32) -> usize {
+        (idx & (self.ring.size() - 1)) as usize
+    }
+
+    /// Queues and publishes a request; returns (id, notify).
+    pub fn send(&mut self, ty: CtrlType, data: [u32; 3]) -> Result<(u16, bool)> {
+        let id = self.next_id;
+        let s = self.slot(self.ring.req_prod_pvt());
+        self.ring.push_request(CtrlRequest::new(id, ty, data))?;
+        self.sent[s] = (id, ty.0);
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok((id, self.ring.push_requests_and_check_notify()))
+    }
+
+    /// Next response, checked against the request sent in the same slot.
+    pub fn poll(&mut self) -> Result<Option<CtrlResponse>> {
+        let s = self.slot(self.ring.rsp_cons());
+        let Some(rsp) = self.ring.next_response()? else {
+            return Ok(None);
+        };
+        if (rsp.id(), rsp.ty().0) != self.sent[s] {
+            return Err(Error::CtrlResponseMismatch);
+        }
+        if rsp.status().0 > CtrlStatus::BUFFER_OVERFLOW.0 {
+            return Err(Error::CtrlBadStatus);
+        }
+        Ok(Some(rsp))
+    }
+}
+
+/// Toeplitz hash (netif.h reference algorithm).
+pub fn toeplitz_hash(key: &[u8], buf: &[u8]) -> u32 {
+    let k = |i: usize| u64::from(key.get(i).copied().unwrap_or(0));
+    let mut prefix: u64 = 0;
+    let mut keyi = 0;
+    while keyi < 8 {
+        prefix = (prefix << 8) | k(keyi);
+        keyi += 1;
+    }
+    let mut hash: u64 = 0;
+    for &b in buf {
+        let mut byte = b;
+        for _ in 0..8 {
+            if byte & 0x80 != 0 {
+                hash ^= prefix;
+            }
+            prefix <<= 1;
+            byte <<= 1;
+        }
+        prefix |= k(keyi);
+        keyi += 1;
+    }
+    (hash >> 32) as u32
+}
+
+/// Reads a value of `T` from a byte slice (helper for environments).
+pub fn read_wire<T: FromBytes>(bytes: &[u8]) -> Option<T> {
+    T::read_from_prefix(bytes).ok().map(|(v, _)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::vec::Vec;
+
+    /// Grants as a map of 4 KiB pages; map handles count up.
+    #[derive(Default)]
+    struct FakeGrants {
+        pages: HashMap<GrantRef, Vec<u8>>,
+        mapped: HashMap<u32, GrantRef>,
+        next: u32,
+        fail_map: Option<GrantRef>,
+    }
+
+    impl FakeGrants {
+        fn page(&mut self, gref: GrantRef, bytes: &[u8]) {
+            let mut p = std::vec![0u8; PAGE_SIZE];
+            p[..bytes.len()].copy_from_slice(bytes);
+            self.pages.insert(gref, p);
+        }
+    }
+
+    impl GrantOps for FakeGrants {
+        fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> Result<()> {
+            let p = self.pages.get(&gref).ok_or(Error::GrantBad)?;
+            let src = p
+                .get(offset..offset + buf.len())
+                .ok_or(Error::GrantOutOfPage)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, buf: &[u8]) -> Result<()> {
+            let p = self.pages.get_mut(&gref).ok_or(Error::GrantBad)?;
+            let dst = p
+                .get_mut(offset..offset + buf.len())
+                .ok_or(Error::GrantOutOfPage)?;
+            dst.copy_from_slice(buf);
+            Ok(())
+        }
+        fn map_grant(&mut self, gref: GrantRef, _ro: bool) -> Result<u32> {
+            if self.fail_map == Some(gref) {
+                return Err(Error::GrantBad);
+            }
+            self.next += 1;
+            self.mapped.insert(self.next, gref);
+            Ok(self.next)
+        }
+        fn unmap_grant(&mut self, handle: u32) -> Result<()> {
+            self.mapped
+                .remove(&handle)
+                .map(|_| ())
+                .ok_or(Error::GrantBad)
+        }
+    }
+
+    fn req(ty: CtrlType, d: [u32; 3]) -> CtrlRequest {
+        CtrlRequest::new(1, ty, d)
+    }
+
+    fn run(
+        b: &mut CtrlBackend<8>,
+        g: &mut FakeGrants,
+        ty: CtrlType,
+        d: [u32; 3],
+    ) -> (CtrlStatus, u32, Option<Error>) {
+        let (r, e) = b.handle(&req(ty, d), g);
+        assert_eq!((r.id(), r.ty()), (1, ty));
+        (r.status(), r.data(), e)
+    }
+
+    #[test]
+    fn hash_configuration() {
+        let mut b = CtrlBackend::<8>::new(4);
+        let mut g = FakeGrants::default();
+        let inv = CtrlStatus::INVALID_PARAMETER;
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [1, 0, 0]).2,
+            Some(Error::CtrlNoAlgorithm)
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [7, 0, 0]),
+            (inv, 0, Some(Error::CtrlBadAlgorithm))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 1, 0]),
+            (inv, 0, Some(Error::CtrlReservedNonZero))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 0, 0]).0,
+            CtrlStatus::SUCCESS
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::GET_HASH_FLAGS, [0; 3]),
+            (CtrlStatus::SUCCESS, 15, None)
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [16, 0, 0]),
+            (inv, 0, Some(Error::CtrlBadHashFlags))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [3, 0, 0]).0,
+            CtrlStatus::SUCCESS
+        );
+        g.page(10, &[0xaa; 40]);
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 41, 0]),
+            (CtrlStatus::BUFFER_OVERFLOW, 0, Some(Error::CtrlKeyTooLarge))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_KEY, [99, 40, 0]),
+            (inv, 0, Some(Error::GrantBad))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 4, 0]).0,
+            CtrlStatus::SUCCESS
+        );
+        assert_eq!(&b.key()[..5], &[0xaa, 0xaa, 0xaa, 0xaa, 0]);
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType(11), [0; 3]),
+            (CtrlStatus::NOT_SUPPORTED, 0, Some(Error::CtrlBadType))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::INVALID, [0; 3]).2,
+            Some(Error::CtrlBadType)
+        );
+    }
+
+    #[test]
+    fn hash_mapping_ranges_xsa270() {
+        let mut b = CtrlBackend::<8>::new(4);
+        let mut g = FakeGrants::default();
+        let inv = CtrlStatus::INVALID_PARAMETER;
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::GET_HASH_MAPPING_SIZE, [0; 3]).1,
+            128
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING_SIZE, [129, 0, 0]).2,
+            Some(Error::CtrlMappingSizeTooLarge)
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING_SIZE, [64, 0, 0]).0,
+            CtrlStatus::SUCCESS
+        );
+        let table: Vec<u8> = (0..64u32).flat_map(|i| (i % 4).to_ne_bytes()).collect();
+        g.page(20, &table);
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 32, 33]),
+            (inv, 0, Some(Error::CtrlMappingOutOfRange))
+        );
+        assert_eq!(
+            run(
+                &mut b,
+                &mut g,
+                CtrlType::SET_HASH_MAPPING,
+                [20, 2, u32::MAX]
+            ),
+            (inv, 0, Some(Error::CtrlMappingOutOfRange))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 1025, 0]),
+            (inv, 0, Some(Error::CtrlMappingTooLargeForPage))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 32, 32]).0,
+            CtrlStatus::SUCCESS
+        );
+        assert_eq!(b.mapping()[33], 1);
+        g.page(21, &7u32.to_ne_bytes());
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [21, 1, 0]),
+            (inv, 0, Some(Error::CtrlMappingBadQueue))
+        );
+        assert_eq!(b.mapping()[0], 0, "rejected table not applied");
+    }
+
+    fn list(entries: &[(GrantRef, u16)]) -> Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|&(r, f)| Gref::new(r, GrefFlags(f), 0).as_bytes().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn gref_mappings() {
+        let mut b = CtrlBackend::<8>::new(2);
+        let mut g = FakeGrants::default();
+        let inv = CtrlStatus::INVALID_PARAMETER;
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::GET_GREF_MAPPING_SIZE, [0, 0, 0]).1,
+            8
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::GET_GREF_MAPPING_SIZE, [2, 0, 0]).2,
+            Some(Error::CtrlBadQueue)
+        );
+        g.page(30, &list(&[(100, 0), (101, 1), (102, 0)]));
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 9]),
+            (inv, 0, Some(Error::CtrlGrefListBadSize))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 0]).2,
+            Some(Error::CtrlGrefListBadSize)
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [5, 30, 1]).2,
+            Some(Error::CtrlBadQueue)
+        );
+        g.fail_map = Some(102);
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 3]),
+            (inv, 0, Some(Error::GrantBad))
+        );
+        assert_eq!(b.gref_mappings().count(), 0, "all or nothing");
+        assert!(g.mapped.is_empty());
+        g.fail_map = None;
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 3]).0,
+            CtrlStatus::SUCCESS
+        );
+        assert_eq!(b.gref_mappings().count(), 3);
+        assert!(b.gref_mappings().any(|m| m.gref == 101 && m.readonly));
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 1]).2,
+            Some(Error::CtrlGrefAlreadyMapped)
+        );
+        g.page(31, &list(&[(5, 2)]));
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 31, 1]).2,
+            Some(Error::CtrlGrefBadFlags)
+        );
+        g.page(32, &list(&[(100, 0), (555, 0), (102, 0)]));
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::DEL_GREF_MAPPING, [0, 32, 3]),
+            (CtrlStatus::SUCCESS, 2, None)
+        );
+        let st: Vec<u16> = (0..3)
+            .map(|i| read_wire::<Gref>(&g.pages[&32][i * 8..]).unwrap().status())
+            .collect();
+        assert_eq!(st, [0, 2, 0]);
+        assert_eq!(b.gref_mappings().count(), 1);
+        assert_eq!(g.mapped.len(), 1);
+    }
+
+    #[test]
+    fn toeplitz_reference_vector() {
+        // Microsoft RSS verification key and the first IPv4 example.
+        let key = [
+            0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+            0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+            0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+        ];
+        let buf = [66, 9, 149, 187, 161, 142, 100, 80, 10, 234, 6, 230];
+        assert_eq!(toeplitz_hash(&key, &buf), 0x51cc_c178);
+    }
+}

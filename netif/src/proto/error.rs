@@ -24,9 +24,12 @@ pub enum Error {
     // --- request / response ids ---
     /// Local: all ids are in use.
     IdsExhausted,
+    /// Local: claiming an id that is already outstanding.
+    IdInUse,
     /// A response carries an id we never issued (or is out of range).
     UnknownId,
-    /// A response carries an id that was already answered.
+    /// A response carries an id that is not outstanding (already answered,
+    /// or never issued).
     DuplicateResponse,
     /// An RX response id differs from the id posted in the same ring slot.
     RxIdSlotMismatch,
@@ -43,6 +46,8 @@ pub enum Error {
     TxAllZeroLength,
     /// The packet is shorter than an Ethernet header.
     TxPacketTooShort,
+    /// Local: a packet longer than `XEN_NETIF_MAX_TX_SIZE`.
+    TxPacketTooLarge,
     /// An extra-info segment has type NONE or an unknown type.
     ExtraBadType,
     /// Two extra-info segments of the same type in one packet.
@@ -65,14 +70,14 @@ pub enum Error {
     // --- guest RX (frontend parsing backend responses) ---
     /// An RX response status below `NETIF_RSP_DROPPED`.
     RxBadStatus,
+    /// The backend answered an RX slot with ERROR or DROPPED (packet dropped).
+    RxErrorStatus,
     /// An RX response's `offset + size` crosses the end of the page.
     RxCrossesPage,
     /// An RX packet made of more slots than the frontend allows.
     RxChainTooLong,
     /// An RX response for a ring slot with no buffer posted.
     RxNoBufferPosted,
-    /// The total RX packet length overflows the maximum packet size.
-    RxPacketTooLarge,
 
     // --- control ring (backend parsing frontend requests) ---
     /// Unknown or INVALID control request type.
@@ -115,6 +120,8 @@ pub enum Error {
     GrantReadOnly,
     /// A grant copy/map outside the page.
     GrantOutOfPage,
+    /// Local: ending access to a grant the peer still has mapped (XSA-396).
+    GrantStillMapped,
 }
 
 impl Error {
@@ -128,14 +135,16 @@ impl Error {
             RingFull => "ring full",
             BadRingPage => "bad ring page",
             IdsExhausted => "request ids exhausted",
+            IdInUse => "request id already in use",
             UnknownId => "response with unknown id",
-            DuplicateResponse => "duplicate response for id",
+            DuplicateResponse => "response for id not outstanding",
             RxIdSlotMismatch => "rx response id does not match its slot",
             TxTooManySlots => "tx packet has too many slots",
             TxSlotCrossesPage => "tx slot crosses page boundary",
             TxFirstSlotTooSmall => "tx first slot smaller than rest of chain",
             TxAllZeroLength => "tx chain of zero-length slots",
             TxPacketTooShort => "tx packet shorter than ethernet header",
+            TxPacketTooLarge => "tx packet larger than maximum",
             ExtraBadType => "extra info with bad type",
             ExtraDuplicate => "duplicate extra info type",
             ExtraTooMany => "too many extra info segments",
@@ -145,10 +154,10 @@ impl Error {
             HashExtraInvalid => "hash extra with bad type or algorithm",
             TxBadStatus => "tx response with bad status",
             RxBadStatus => "rx response with bad status",
+            RxErrorStatus => "rx response with error status",
             RxCrossesPage => "rx response crosses page boundary",
             RxChainTooLong => "rx response chain too long",
             RxNoBufferPosted => "rx response for slot without buffer",
-            RxPacketTooLarge => "rx packet too large",
             CtrlBadType => "control request with bad type",
             CtrlReservedNonZero => "control request with non-zero reserved data",
             CtrlBadAlgorithm => "control request with bad hash algorithm",
@@ -168,6 +177,7 @@ impl Error {
             GrantBad => "bad grant reference",
             GrantReadOnly => "write to read-only grant",
             GrantOutOfPage => "grant access outside page",
+            GrantStillMapped => "grant still mapped by peer",
         }
     }
 }

@@ -1,1 +1,798 @@
-//! TODO
+//! Xen shared rings (`xen/io/ring.h`) over one shared page, generic over the
+//! request and response types.
+//!
+//! The page is shared with a peer that may write anything at any time, so:
+//! * every access to it is a volatile read or write through a raw pointer;
+//! * a consumer copies each entry out of the page exactly once (one volatile
+//!   read of the whole slot into a local) and only ever validates that copy;
+//! * the peer's producer index is checked before use: it may not move
+//!   backwards or claim more entries than the ring can hold;
+//! * our own indices are kept privately; the copies in the page are only
+//!   written, never trusted.
+
+use super::barrier::Barriers;
+use super::error::{Error, Result};
+use super::wire::{
+    CtrlRequest, CtrlResponse, RxRequest, RxResponse, TxRequest, TxResponse, PAGE_SIZE,
+};
+use super::xen_if;
+use core::marker::PhantomData;
+use core::mem::{align_of, offset_of, size_of};
+use core::ptr::NonNull;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// Offset of the first entry in a shared ring page (`sring->ring`).
+pub const SRING_HEADER_SIZE: usize = offset_of!(xen_if::netif_tx_sring, ring);
+const REQ_PROD: usize = offset_of!(xen_if::netif_tx_sring, req_prod);
+const REQ_EVENT: usize = offset_of!(xen_if::netif_tx_sring, req_event);
+const RSP_PROD: usize = offset_of!(xen_if::netif_tx_sring, rsp_prod);
+const RSP_EVENT: usize = offset_of!(xen_if::netif_tx_sring, rsp_event);
+/// Required alignment of a ring page pointer.
+pub const SRING_ALIGN: usize = 8;
+
+const _: () = assert!(SRING_HEADER_SIZE == 64);
+const _: () = assert!(offset_of!(xen_if::netif_rx_sring, ring) == SRING_HEADER_SIZE);
+const _: () = assert!(offset_of!(xen_if::xen_netif_ctrl_sring, ring) == SRING_HEADER_SIZE);
+const _: () = assert!(offset_of!(xen_if::netif_rx_sring, rsp_event) == RSP_EVENT);
+
+/// The request/response pair carried by one kind of ring.
+pub trait RingKind {
+    /// Request type (frontend -> backend).
+    type Req: FromBytes + IntoBytes + Immutable + Copy;
+    /// Response type (backend -> frontend).
+    type Rsp: FromBytes + IntoBytes + Immutable + Copy;
+    /// Size of one entry: the C `union { req; rsp; }`.
+    const ENTRY_SIZE: usize;
+}
+
+/// Guest TX ring.
+#[derive(Debug)]
+pub enum TxRingKind {}
+/// Guest RX ring.
+#[derive(Debug)]
+pub enum RxRingKind {}
+/// Control ring.
+#[derive(Debug)]
+pub enum CtrlRingKind {}
+
+impl RingKind for TxRingKind {
+    type Req = TxRequest;
+    type Rsp = TxResponse;
+    const ENTRY_SIZE: usize = size_of::<xen_if::netif_tx_sring_entry>();
+}
+impl RingKind for RxRingKind {
+    type Req = RxRequest;
+    type Rsp = RxResponse;
+    const ENTRY_SIZE: usize = size_of::<xen_if::netif_rx_sring_entry>();
+}
+impl RingKind for CtrlRingKind {
+    type Req = CtrlRequest;
+    type Rsp = CtrlResponse;
+    const ENTRY_SIZE: usize = size_of::<xen_if::xen_netif_ctrl_sring_entry>();
+}
+
+/// `__RING_SIZE`: the largest power of two of entries fitting after the header.
+pub const fn ring_size(entry_size: usize, page_size: usize) -> u32 {
+    if page_size < SRING_HEADER_SIZE || entry_size == 0 {
+        return 0;
+    }
+    let n = (page_size - SRING_HEADER_SIZE) / entry_size;
+    if n == 0 {
+        0
+    } else {
+        let mut p: usize = 1;
+        while p * 2 <= n {
+            p *= 2;
+        }
+        p as u32
+    }
+}
+
+/// Entries of a TX ring in one page.
+pub const TX_RING_SIZE: u32 = ring_size(TxRingKind::ENTRY_SIZE, PAGE_SIZE);
+/// Entries of an RX ring in one page.
+pub const RX_RING_SIZE: u32 = ring_size(RxRingKind::ENTRY_SIZE, PAGE_SIZE);
+/// Entries of a control ring in one page.
+pub const CTRL_RING_SIZE: u32 = ring_size(CtrlRingKind::ENTRY_SIZE, PAGE_SIZE);
+const _: () = assert!(TX_RING_SIZE == 256);
+const _: () = assert!(RX_RING_SIZE == 256);
+const _: () = assert!(CTRL_RING_SIZE == 128);
+
+/// Checks a producer index read from the peer against our consumer index.
+/// `limit` is the most entries the peer may legitimately have outstanding.
+#[inline]
+fn check_prod(prod: u32, cons: u32, limit: u32) -> Result<u32> {
+    let avail = prod.wrapping_sub(cons);
+    if avail <= limit {
+        Ok(avail)
+    } else if (avail as i32) < 0 {
+        Err(Error::IndexBackwards)
+    } else {
+        Err(Error::RingOverflow)
+    }
+}
+
+/// Raw access to a shared ring page. All accesses are volatile.
+pub struct SharedRing<K: RingKind> {
+    base: NonNull<u8>,
+    size: u32,
+    _kind: PhantomData<K>,
+}
+
+// SAFETY: `SharedRing` is a pointer to memory that, per the contract of
+// `from_raw`, stays valid for the ring's lifetime and is only accessed with
+// volatile operations that tolerate concurrent modification; nothing in it is
+// tied to the creating thread.
+unsafe impl<K: RingKind> Send for SharedRing<K> {}
+
+impl<K: RingKind> core::fmt::Debug for SharedRing<K> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedRing")
+            .field("base", &self.base)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl<K: RingKind> SharedRing<K> {
+    const ENTRY_ALIGN_OK: () = assert!(
+        K::ENTRY_SIZE % align_of::<K::Req>() == 0
+            && K::ENTRY_SIZE % align_of::<K::Rsp>() == 0
+            && size_of::<K::Req>() <= K::ENTRY_SIZE
+            && size_of::<K::Rsp>() <= K::ENTRY_SIZE
+            && align_of::<K::Req>() <= SRING_ALIGN
+            && align_of::<K::Rsp>() <= SRING_ALIGN
+    );
+
+    /// Wraps a shared ring page of `len` bytes.
+    ///
+    /// Fails with [`Error::BadRingPage`] if `page` is null, not aligned to
+    /// [`SRING_ALIGN`], or `len` holds no entry.
+    ///
+    /// # Safety
+    ///
+    /// For as long as the returned value (or a ring built from it) exists:
+    /// * `page .. page + len` must be valid for reads and writes (mapped, not
+    ///   freed, not unmapped or reused for anything else);
+    /// * no Rust reference (`&`/`&mut`) to that memory may exist; it may only
+    ///   be accessed through this value, by other `SharedRing`s over the same
+    ///   page (as a peer would), or by another domain. Concurrent writes by
+    ///   the peer are expected and tolerated: every access is volatile and
+    ///   every entry type accepts any bit pattern.
+    pub unsafe fn from_raw(page: *mut u8, len: usize) -> Result<Self> {
+        let () = Self::ENTRY_ALIGN_OK;
+        let base = NonNull::new(page).ok_or(Error::BadRingPage)?;
+        if (page as usize) & (SRING_ALIGN - 1) != 0 {
+            return Err(Error::BadRingPage);
+        }
+        let size = ring_size(K::ENTRY_SIZE, len);
+        if size == 0 {
+            return Err(Error::BadRingPage);
+        }
+        Ok(Self {
+            base,
+            size,
+            _kind: PhantomData,
+        })
+    }
+
+    /// Number of entries (a power of two).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    #[inline]
+    fn load_index(&self, off: usize) -> u32 {
+        debug_assert!(off <= RSP_EVENT);
+        let p = self.base.as_ptr().wrapping_add(off).cast::<u32>();
+        // SAFETY: `off` is one of the four index offsets (< 16), inside the
+        // page and 4-aligned since the page is `SRING_ALIGN`-aligned
+        // (`from_raw`); the page is valid for reads (contract of `from_raw`).
+        unsafe { p.read_volatile() }
+    }
+
+    #[inline]
+    fn store_index(&self, off: usize, v: u32) {
+        debug_assert!(off <= RSP_EVENT);
+        let p = self.base.as_ptr().wrapping_add(off).cast::<u32>();
+        // SAFETY: as in `load_index`, and the page is valid for writes.
+        unsafe { p.write_volatile(v) }
+    }
+
+    #[inline]
+    fn slot(&self, idx: u32) -> *mut u8 {
+        let i = (idx & (self.size - 1)) as usize;
+        self.base
+            .as_ptr()
+            .wrapping_add(SRING_HEADER_SIZE + i * K::ENTRY_SIZE)
+    }
+
+    /// Copies request `idx` out of the page: one volatile read of the slot.
+    #[inline]
+    pub fn read_req(&self, idx: u32) -> K::Req {
+        // SAFETY: `slot` is inside the page because `size` entries fit after
+        // the header (`ring_size` over the page length in `from_raw`); it is
+        // aligned for `Req` (page `SRING_ALIGN`-aligned, header 64, entry size a
+        // multiple of the alignment: `ENTRY_ALIGN_OK`). `Req: FromBytes`, so any
+        // bytes the peer wrote form a valid value.
+        unsafe { self.slot(idx).cast::<K::Req>().read_volatile() }
+    }
+
+    /// Copies response `idx` out of the page: one volatile read of the slot.
+    #[inline]
+    pub fn read_rsp(&self, idx: u32) -> K::Rsp {
+        // SAFETY: as in `read_req`, for `Rsp`.
+        unsafe { self.slot(idx).cast::<K::Rsp>().read_volatile() }
+    }
+
+    /// Writes request `idx` with one volatile write.
+    #[inline]
+    pub fn write_req(&self, idx: u32, req: K::Req) {
+        // SAFETY: as in `read_req`; the page is valid for writes.
+        unsafe { self.slot(idx).cast::<K::Req>().write_volatile(req) }
+    }
+
+    /// Writes response `idx` with one volatile write.
+    #[inline]
+    pub fn write_rsp(&self, idx: u32, rsp: K::Rsp) {
+        // SAFETY: as in `read_req`; the page is valid for writes.
+        unsafe { self.slot(idx).cast::<K::Rsp>().write_volatile(rsp) }
+    }
+
+    /// `SHARED_RING_INIT`: indices to 0, events to 1, private area cleared.
+    pub fn init(&self) {
+        self.store_index(REQ_PROD, 0);
+        self.store_index(RSP_PROD, 0);
+        self.store_index(REQ_EVENT, 1);
+        self.store_index(RSP_EVENT, 1);
+        let mut off = RSP_EVENT + 4;
+        while off < SRING_HEADER_SIZE {
+            let p = self.base.as_ptr().wrapping_add(off).cast::<u32>();
+            // SAFETY: `off` is 4-aligned and below the 64-byte header, inside
+            // the page (`from_raw`), which is valid for writes.
+            unsafe { p.write_volatile(0) };
+            off += 4;
+        }
+    }
+
+    /// Peer-visible `req_prod` (raw; not validated).
+    pub fn raw_req_prod(&self) -> u32 {
+        self.load_index(REQ_PROD)
+    }
+    /// Peer-visible `rsp_prod` (raw; not validated).
+    pub fn raw_rsp_prod(&self) -> u32 {
+        self.load_index(RSP_PROD)
+    }
+}
+
+/// Whether to notify the peer after publishing `old..new` given its event index.
+#[inline]
+fn need_notify(new: u32, old: u32, event: u32) -> bool {
+    new.wrapping_sub(event) < new.wrapping_sub(old)
+}
+
+/// The frontend end of a ring: produces requests, consumes responses.
+pub struct FrontRing<K: RingKind, B: Barriers> {
+    sring: SharedRing<K>,
+    req_prod_pvt: u32,
+    req_prod_published: u32,
+    rsp_cons: u32,
+    rsp_prod_seen: u32,
+    _b: PhantomData<B>,
+}
+
+impl<K: RingKind, B: Barriers> core::fmt::Debug for FrontRing<K, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrontRing")
+            .field("req_prod_pvt", &self.req_prod_pvt)
+            .field("rsp_cons", &self.rsp_cons)
+            .finish()
+    }
+}
+
+impl<K: RingKind, B: Barriers> FrontRing<K, B> {
+    /// `SHARED_RING_INIT` + `FRONT_RING_INIT`: initialises the page.
+    pub fn new(sring: SharedRing<K>) -> Self {
+        sring.init();
+        Self {
+            sring,
+            req_prod_pvt: 0,
+            req_prod_published: 0,
+            rsp_cons: 0,
+            rsp_prod_seen: 0,
+            _b: PhantomData,
+        }
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u32 {
+        self.sring.size
+    }
+    /// Index the next request will be written at.
+    pub fn req_prod_pvt(&self) -> u32 {
+        self.req_prod_pvt
+    }
+    /// Index of the next response to consume.
+    pub fn rsp_cons(&self) -> u32 {
+        self.rsp_cons
+    }
+    /// Requests pushed and not yet answered.
+    pub fn outstanding(&self) -> u32 {
+        self.req_prod_pvt.wrapping_sub(self.rsp_cons)
+    }
+    /// `RING_FREE_REQUESTS`.
+    pub fn free_requests(&self) -> u32 {
+        self.size() - self.outstanding()
+    }
+    /// `RING_FULL`.
+    pub fn is_full(&self) -> bool {
+        self.free_requests() == 0
+    }
+
+    /// Writes a request at `req_prod_pvt` (not yet visible to the peer).
+    pub fn push_request(&mut self, req: K::Req) -> Result<()> {
+        if self.is_full() {
+            return Err(Error::RingFull);
+        }
+        self.sring.write_req(self.req_prod_pvt, req);
+        self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
+        Ok(())
+    }
+
+    /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`: publishes the written requests
+    /// and returns whether the backend must be notified.
+    pub fn push_requests_and_check_notify(&mut self) -> bool {
+        let old = self.req_prod_published;
+        let new = self.req_prod_pvt;
+        B::wmb(); // entries before index
+        self.sring.store_index(REQ_PROD, new);
+        self.req_prod_published = new;
+        B::mb(); // index before reading req_event
+        need_notify(new, old, self.sring.load_index(REQ_EVENT))
+    }
+
+    /// `RING_PUSH_REQUESTS`: publishes without an event check.
+    pub fn push_requests(&mut self) {
+        B::wmb();
+        self.sring.store_index(REQ_PROD, self.req_prod_pvt);
+        self.req_prod_published = self.req_prod_pvt;
+    }
+
+    fn load_rsp_prod(&mut self) -> Result<u32> {
+        let prod = self.sring.load_index(RSP_PROD);
+        check_prod(prod, self.rsp_cons, self.outstanding()).map_err(|e| match e {
+            Error::RingOverflow => Error::ResponseOverrun,
+            e => e,
+        })?;
+        // Responses are read only after the index that covers them.
+        B::rmb();
+        self.rsp_prod_seen = prod;
+        Ok(prod)
+    }
+
+    /// `RING_HAS_UNCONSUMED_RESPONSES`, validating the peer's `rsp_prod`.
+    pub fn unconsumed_responses(&mut self) -> Result<u32> {
+        let prod = self.load_rsp_prod()?;
+        Ok(prod.wrapping_sub(self.rsp_cons))
+    }
+
+    /// Consumes the next response, if one is published. The slot is copied
+    /// exactly once. `rsp_cons()` before the call is the slot index.
+    pub fn next_response(&mut self) -> Result<Option<K::Rsp>> {
+        if self.rsp_cons == self.rsp_prod_seen && self.load_rsp_prod()? == self.rsp_cons {
+            return Ok(None);
+        }
+        let rsp = self.sring.read_rsp(self.rsp_cons);
+        self.rsp_cons = self.rsp_cons.wrapping_add(1);
+        Ok(Some(rsp))
+    }
+
+    /// `RING_FINAL_CHECK_FOR_RESPONSES`: true if responses are pending; else
+    /// arms `rsp_event` so the peer notifies on the next one.
+    pub fn final_check_for_responses(&mut self) -> Result<bool> {
+        if self.unconsumed_responses()? > 0 {
+            return Ok(true);
+        }
+        self.sring
+            .store_index(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+        B::mb();
+        Ok(self.unconsumed_responses()? > 0)
+    }
+}
+
+/// The backend end of a ring: consumes requests, produces responses.
+pub struct BackRing<K: RingKind, B: Barriers> {
+    sring: SharedRing<K>,
+    rsp_prod_pvt: u32,
+    rsp_prod_published: u32,
+    req_cons: u32,
+    req_prod_seen: u32,
+    _b: PhantomData<B>,
+}
+
+impl<K: RingKind, B: Barriers> core::fmt::Debug for BackRing<K, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BackRing")
+            .field("rsp_prod_pvt", &self.rsp_prod_pvt)
+            .field("req_cons", &self.req_cons)
+            .finish()
+    }
+}
+
+impl<K: RingKind, B: Barriers> BackRing<K, B> {
+    /// `BACK_RING_ATTACH` to a page the frontend initialised: starts at the
+    /// page's `rsp_prod`, refusing a `req_prod` more than a ring ahead of it.
+    pub fn attach(sring: SharedRing<K>) -> Result<Self> {
+        let rsp_prod = sring.load_index(RSP_PROD);
+        let req_prod = sring.load_index(REQ_PROD);
+        check_prod(req_prod, rsp_prod, sring.size)?;
+        Ok(Self {
+            sring,
+            rsp_prod_pvt: rsp_prod,
+            rsp_prod_published: rsp_prod,
+            req_cons: rsp_prod,
+            req_prod_seen: rsp_prod,
+            _b: PhantomData,
+        })
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u32 {
+        self.sring.size
+    }
+    /// Index of the next request to consume.
+    pub fn req_cons(&self) -> u32 {
+        self.req_cons
+    }
+    /// Index the next response will be written at.
+    pub fn rsp_prod_pvt(&self) -> u32 {
+        self.rsp_prod_pvt
+    }
+    /// Requests consumed and not yet answered.
+    pub fn unanswered(&self) -> u32 {
+        self.req_cons.wrapping_sub(self.rsp_prod_pvt)
+    }
+
+    fn load_req_prod(&mut self) -> Result<u32> {
+        let prod = self.sring.load_index(REQ_PROD);
+        check_prod(prod, self.req_cons, self.size())?;
+        B::rmb();
+        self.req_prod_seen = prod;
+        Ok(prod)
+    }
+
+    /// `RING_HAS_UNCONSUMED_REQUESTS`: requests that may be consumed now
+    /// (bounded by free response slots), validating the peer's `req_prod`.
+    pub fn unconsumed_requests(&mut self) -> Result<u32> {
+        let prod = self.load_req_prod()?;
+        let req = prod.wrapping_sub(self.req_cons);
+        let rsp = self.size() - self.unanswered();
+        Ok(req.min(rsp))
+    }
+
+    /// Consumes the next request, if one is published and a response slot is
+    /// free for it. The slot is copied exactly once.
+    pub fn next_request(&mut self) -> Result<Option<K::Req>> {
+        if self.unanswered() >= self.size() {
+            return Ok(None); // RING_REQUEST_CONS_OVERFLOW
+        }
+        if self.req_cons == self.req_prod_seen && self.load_req_prod()? == self.req_cons {
+            return Ok(None);
+        }
+        let req = self.sring.read_req(self.req_cons);
+        self.req_cons = self.req_cons.wrapping_add(1);
+        Ok(Some(req))
+    }
+
+    /// Writes a response at `rsp_prod_pvt` (not yet visible to the peer).
+    pub fn push_response(&mut self, rsp: K::Rsp) -> Result<()> {
+        if self.unanswered() == 0 {
+            return Err(Error::RingFull);
+        }
+        self.sring.write_rsp(self.rsp_prod_pvt, rsp);
+        self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
+        Ok(())
+    }
+
+    /// `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`: publishes the written
+    /// responses and returns whether the frontend must be notified.
+    pub fn push_responses_and_check_notify(&mut self) -> bool {
+        let old = self.rsp_prod_published;
+        let new = self.rsp_prod_pvt;
+        B::wmb();
+        self.sring.store_index(RSP_PROD, new);
+        self.rsp_prod_published = new;
+        B::mb();
+        need_notify(new, old, self.sring.load_index(RSP_EVENT))
+    }
+
+    /// `RING_PUSH_RESPONSES`: publishes without an event check.
+    pub fn push_responses(&mut self) {
+        B::wmb();
+        self.sring.store_index(RSP_PROD, self.rsp_prod_pvt);
+        self.rsp_prod_published = self.rsp_prod_pvt;
+    }
+
+    /// `RING_FINAL_CHECK_FOR_REQUESTS`: true if requests are pending; else
+    /// arms `req_event` so the peer notifies on the next one.
+    pub fn final_check_for_requests(&mut self) -> Result<bool> {
+        if self.unconsumed_requests()? > 0 {
+            return Ok(true);
+        }
+        self.sring
+            .store_index(REQ_EVENT, self.req_cons.wrapping_add(1));
+        B::mb();
+        Ok(self.unconsumed_requests()? > 0)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::barrier::HostBarriers;
+    use super::super::wire::{RspStatus, TxFlags};
+    use super::*;
+    use std::boxed::Box;
+
+    #[repr(C, align(4096))]
+    pub(crate) struct Page(pub [u8; PAGE_SIZE]);
+
+    pub(crate) fn page() -> *mut u8 {
+        Box::into_raw(Box::new(Page([0; PAGE_SIZE]))).cast()
+    }
+
+    type Front = FrontRing<TxRingKind, HostBarriers>;
+    type Back = BackRing<TxRingKind, HostBarriers>;
+
+    fn pair() -> (Front, Back, *mut u8) {
+        let p = page();
+        // SAFETY: `p` is a leaked, page-aligned 4096-byte allocation never
+        // referenced except through these rings.
+        let (a, b) = unsafe {
+            (
+                SharedRing::from_raw(p, PAGE_SIZE).unwrap(),
+                SharedRing::from_raw(p, PAGE_SIZE).unwrap(),
+            )
+        };
+        let f = Front::new(a);
+        let b = Back::attach(b).unwrap();
+        (f, b, p)
+    }
+
+    fn poke(p: *mut u8, off: usize, v: u32) {
+        // SAFETY: test page from `page()`, `off` is a 4-aligned header offset.
+        unsafe { p.add(off).cast::<u32>().write_volatile(v) }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ring_size(12, 4096), 256);
+        assert_eq!(ring_size(8, 4096), 256);
+        assert_eq!(ring_size(16, 4096), 128);
+        assert_eq!(ring_size(12, 64), 0);
+    }
+
+    #[test]
+    fn request_response_roundtrip_and_notify() {
+        let (mut f, mut b, _p) = pair();
+        for i in 0..3u16 {
+            f.push_request(TxRequest::new(1, 0, TxFlags(0), i, 60))
+                .unwrap();
+        }
+        // req_event starts at 1: the first publish must notify.
+        assert!(f.push_requests_and_check_notify());
+        assert_eq!(b.unconsumed_requests(), Ok(3));
+        for i in 0..3u16 {
+            let r = b.next_request().unwrap().unwrap();
+            assert_eq!(r.id(), i);
+            b.push_response(TxResponse::new(i, RspStatus::OKAY))
+                .unwrap();
+        }
+        assert_eq!(b.next_request(), Ok(None));
+        assert!(!b.final_check_for_requests().unwrap());
+        assert!(b.push_responses_and_check_notify());
+        for i in 0..3u16 {
+            assert_eq!(f.next_response().unwrap().unwrap().id(), i);
+        }
+        assert_eq!(f.next_response(), Ok(None));
+        // Backend armed req_event = req_cons + 1, so the next push notifies...
+        f.push_request(TxRequest::zeroed()).unwrap();
+        assert!(f.push_requests_and_check_notify());
+        // ...but a second batch before the backend re-arms does not.
+        f.push_request(TxRequest::zeroed()).unwrap();
+        assert!(!f.push_requests_and_check_notify());
+    }
+
+    #[test]
+    fn ring_full_and_wrap() {
+        let (mut f, mut b, _p) = pair();
+        for round in 0..5u32 {
+            for i in 0..256 {
+                f.push_request(TxRequest::new(round, 0, TxFlags(0), i as u16, 1))
+                    .unwrap();
+            }
+            assert_eq!(f.push_request(TxRequest::zeroed()), Err(Error::RingFull));
+            f.push_requests();
+            while let Some(r) = b.next_request().unwrap() {
+                assert_eq!(r.gref(), round);
+                b.push_response(TxResponse::new(r.id(), RspStatus::OKAY))
+                    .unwrap();
+            }
+            assert_eq!(b.push_response(TxResponse::zeroed()), Err(Error::RingFull));
+            b.push_responses();
+            let mut n = 0;
+            while f.next_response().unwrap().is_some() {
+                n += 1;
+            }
+            assert_eq!(n, 256);
+        }
+    }
+
+    #[test]
+    fn hostile_req_prod() {
+        let (_f, mut b, p) = pair();
+        poke(p, REQ_PROD, 257);
+        assert_eq!(b.unconsumed_requests(), Err(Error::RingOverflow));
+        assert_eq!(b.next_request(), Err(Error::RingOverflow));
+        poke(p, REQ_PROD, u32::MAX);
+        assert_eq!(b.next_request(), Err(Error::IndexBackwards));
+        poke(p, REQ_PROD, 256);
+        assert_eq!(b.unconsumed_requests(), Ok(256));
+    }
+
+    #[test]
+    fn attach_refuses_overflowed_page() {
+        let p = page();
+        poke(p, REQ_PROD, 1000);
+        // SAFETY: test page from `page()`.
+        let s = unsafe { SharedRing::<TxRingKind>::from_raw(p, PAGE_SIZE).unwrap() };
+        assert_eq!(
+            BackRing::<TxRingKind, HostBarriers>::attach(s).err(),
+            Some(Error::RingOverflow)
+        );
+    }
+
+    #[test]
+    fn hostile_rsp_prod() {
+        let (mut f, _b, p) = pair();
+        f.push_request(TxRequest::zeroed()).unwrap();
+        f.push_requests();
+        poke(p, RSP_PROD, 2);
+        assert_eq!(f.next_response(), Err(Error::ResponseOverrun));
+        poke(p, RSP_PROD, u32::MAX - 3);
+        assert_eq!(f.next_response(), Err(Error::IndexBackwards));
+        poke(p, RSP_PROD, 1);
+        assert!(f.next_response().unwrap().is_some());
+    }
+
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Push(u8),
+        Publish,
+        Consume(u8),
+        Respond(u8),
+        PublishRsp,
+        Reap(u8),
+        FinalCheckReq,
+        FinalCheckRsp,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1u8..40).prop_map(Op::Push),
+            Just(Op::Publish),
+            (1u8..40).prop_map(Op::Consume),
+            (1u8..40).prop_map(Op::Respond),
+            Just(Op::PublishRsp),
+            (1u8..40).prop_map(Op::Reap),
+            Just(Op::FinalCheckReq),
+            Just(Op::FinalCheckRsp),
+        ]
+    }
+
+    proptest! {
+        /// Random interleavings against a FIFO model: every request is
+        /// consumed once and in order, every response reaped once and in
+        /// order, and no wakeup is lost: once a side armed its event index
+        /// and went idle, the peer's next publish says "notify".
+        #[test]
+        fn ring_matches_model(ops in prop::collection::vec(op(), 1..400)) {
+            let (mut f, mut b, _p) = pair();
+            let mut next_id = 0u16;
+            let mut unpublished = 0u32;
+            let mut reqs: VecDeque<u16> = VecDeque::new(); // published, unconsumed
+            let mut pend: VecDeque<u16> = VecDeque::new(); // consumed, unanswered
+            let mut rsps: VecDeque<u16> = VecDeque::new(); // answered (published or not)
+            let mut rsp_unpublished = 0usize;
+            let mut back_sleeping = false;
+            let mut front_sleeping = false;
+            for op in ops {
+                match op {
+                    Op::Push(n) => for _ in 0..n {
+                        if f.push_request(TxRequest::new(0, 0, TxFlags(0), next_id, 1)).is_err() {
+                            prop_assert_eq!(f.outstanding(), 256);
+                            break;
+                        }
+                        next_id = next_id.wrapping_add(1);
+                        unpublished += 1;
+                    },
+                    Op::Publish => {
+                        let notify = f.push_requests_and_check_notify();
+                        if back_sleeping && unpublished > 0 {
+                            prop_assert!(notify, "lost wakeup of the backend");
+                            back_sleeping = false;
+                        }
+                        let first = next_id.wrapping_sub(unpublished as u16);
+                        for k in 0..unpublished as u16 {
+                            reqs.push_back(first.wrapping_add(k));
+                        }
+                        unpublished = 0;
+                    }
+                    Op::Consume(n) => for _ in 0..n {
+                        match b.next_request().unwrap() {
+                            Some(r) => {
+                                prop_assert_eq!(Some(r.id()), reqs.pop_front());
+                                pend.push_back(r.id());
+                            }
+                            None => {
+                                prop_assert!(reqs.is_empty() || b.unanswered() == 256);
+                                break;
+                            }
+                        }
+                    },
+                    Op::Respond(n) => for _ in 0..n {
+                        let Some(id) = pend.pop_front() else { break };
+                        b.push_response(TxResponse::new(id, RspStatus::OKAY)).unwrap();
+                        rsps.push_back(id);
+                        rsp_unpublished += 1;
+                    },
+                    Op::PublishRsp => {
+                        let notify = b.push_responses_and_check_notify();
+                        if front_sleeping && rsp_unpublished > 0 {
+                            prop_assert!(notify, "lost wakeup of the frontend");
+                            front_sleeping = false;
+                        }
+                        rsp_unpublished = 0;
+                    }
+                    Op::Reap(n) => for _ in 0..n {
+                        let published = rsps.len() - rsp_unpublished;
+                        match f.next_response().unwrap() {
+                            Some(r) => {
+                                prop_assert!(published > 0);
+                                prop_assert_eq!(Some(r.id()), rsps.pop_front());
+                            }
+                            None => {
+                                prop_assert_eq!(published, 0);
+                                break;
+                            }
+                        }
+                    },
+                    Op::FinalCheckReq => {
+                        let more = b.final_check_for_requests().unwrap();
+                        let can = !reqs.is_empty() && b.unanswered() < 256;
+                        prop_assert_eq!(more, can);
+                        back_sleeping = !more;
+                    }
+                    Op::FinalCheckRsp => {
+                        let more = f.final_check_for_responses().unwrap();
+                        prop_assert_eq!(more, rsps.len() > rsp_unpublished);
+                        front_sleeping = !more;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_pages() {
+        // SAFETY: the calls fail before any access.
+        unsafe {
+            assert!(SharedRing::<TxRingKind>::from_raw(core::ptr::null_mut(), 4096).is_err());
+            let p = page();
+            assert!(SharedRing::<TxRingKind>::from_raw(p.add(4), 4000).is_err());
+            assert!(SharedRing::<TxRingKind>::from_raw(p, 70).is_err());
+        }
+    }
+}

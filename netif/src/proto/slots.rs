@@ -22,8 +22,7 @@ impl<const N: usize> IdPool<N> {
 
     /// All ids free.
     pub fn new() -> Self {
-        #[allow(clippy::let_unit_value)]
-        let _ = Self::FITS;
+        let () = Self::FITS;
         let mut free = [0u16; N];
         let mut i = 0;
         while i < N {
@@ -56,7 +55,7 @@ impl<const N: usize> IdPool<N> {
             return Err(Error::UnknownId);
         }
         if self.outstanding[i] {
-            return Err(Error::IdsExhausted);
+            return Err(Error::IdInUse);
         }
         match self.free[..self.nr_free].iter().position(|&f| f == id) {
             Some(pos) => {
@@ -87,7 +86,10 @@ impl<const N: usize> IdPool<N> {
 
     /// True if `id` is outstanding.
     pub fn is_outstanding(&self, id: u16) -> bool {
-        self.outstanding.get(usize::from(id)).copied().unwrap_or(false)
+        self.outstanding
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Number of outstanding ids.
@@ -126,7 +128,7 @@ mod tests {
     fn claim_specific() {
         let mut p = IdPool::<4>::new();
         p.claim(2).unwrap();
-        assert_eq!(p.claim(2), Err(Error::IdsExhausted));
+        assert_eq!(p.claim(2), Err(Error::IdInUse));
         assert!(p.is_outstanding(2));
         assert_eq!(p.alloc().unwrap(), 0);
         assert_eq!(p.alloc().unwrap(), 1);

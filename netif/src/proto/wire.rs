@@ -526,7 +526,11 @@ impl ExtraInfo {
     /// A hash extra.
     pub fn hash(h: HashExtra, flags: ExtraFlags) -> Self {
         let v = h.value.to_ne_bytes();
-        Self::new(ExtraType::HASH, flags, [h.ty, h.algorithm, v[0], v[1], v[2], v[3]])
+        Self::new(
+            ExtraType::HASH,
+            flags,
+            [h.ty, h.algorithm, v[0], v[1], v[2], v[3]],
+        )
     }
     /// Type.
     pub fn ty(&self) -> ExtraType {
@@ -637,10 +641,26 @@ assert_off!(xen_if::netif_extra_info, type_, 0);
 assert_off!(xen_if::netif_extra_info, flags, 1);
 assert_off!(xen_if::netif_extra_info, u, 2);
 assert_size!(xen_if::netif_extra_info__bindgen_ty_1, 6);
-assert_off!(xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1, size, 0);
-assert_off!(xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1, type_, 2);
-assert_off!(xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1, features, 4);
-assert_off!(xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_3, value, 2);
+assert_off!(
+    xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1,
+    size,
+    0
+);
+assert_off!(
+    xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1,
+    type_,
+    2
+);
+assert_off!(
+    xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_1,
+    features,
+    4
+);
+assert_off!(
+    xen_if::netif_extra_info__bindgen_ty_1__bindgen_ty_3,
+    value,
+    2
+);
 assert_size!(xen_if::xen_netif_ctrl_request, 16);
 assert_off!(xen_if::xen_netif_ctrl_request, id, 0);
 assert_off!(xen_if::xen_netif_ctrl_request, type_, 2);
@@ -714,7 +734,10 @@ mod tests {
                 ExtraFlags(0),
             )
         };
-        assert_eq!(validate_extra(&gso(1448, GsoType::TCPV6), &mut seen), Ok(()));
+        assert_eq!(
+            validate_extra(&gso(1448, GsoType::TCPV6), &mut seen),
+            Ok(())
+        );
         assert_eq!(
             validate_extra(&gso(1448, GsoType::TCPV6), &mut seen),
             Err(super::super::error::Error::ExtraDuplicate)

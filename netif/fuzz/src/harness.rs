@@ -1,0 +1,233 @@
+//! Fuzz harnesses shared by the cargo-fuzz targets and the stable-toolchain
+//! random-input tests (`netif/tests/fuzz_harness.rs` includes this file).
+//!
+//! The input drives a hostile peer that controls the shared ring page: it
+//! writes entries and indices between polls AND inside every read barrier
+//! of the ring code (through [`FuzzBarriers`]), i.e. between the moment the
+//! consumer reads an index and the moment it copies the entries. The side
+//! under test must never panic, and whatever it accepts must be valid.
+
+use netif::{
+    Barriers, RspStatus, RxEvent, RxFront, SharedRing, TxBack, TxEvent, NR_SLOTS_MIN, PAGE_SIZE,
+};
+use std::cell::RefCell;
+use std::sync::atomic::{fence, Ordering};
+
+#[repr(C, align(4096))]
+struct PageBuf([u8; PAGE_SIZE]);
+
+struct Peer {
+    page: *mut u8,
+    input: Vec<u8>,
+    pos: usize,
+    /// Offset of the producer index the peer writes (0: req_prod, 8: rsp_prod).
+    prod_off: usize,
+    entry_size: usize,
+}
+
+thread_local! {
+    static PEER: RefCell<Option<Peer>> = const { RefCell::new(None) };
+}
+
+impl Peer {
+    fn byte(&mut self) -> Option<u8> {
+        let b = self.input.get(self.pos).copied();
+        self.pos += 1;
+        b
+    }
+    fn poke(&self, off: usize, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let o = (off + i) % PAGE_SIZE;
+            // SAFETY: `page` is the live harness page (set by `with_peer`),
+            // `o < PAGE_SIZE`; byte writes are always aligned.
+            unsafe { self.page.add(o).write_volatile(*b) };
+        }
+    }
+    fn peek_u32(&self, off: usize) -> u32 {
+        // SAFETY: as in `poke`; `off` is one of the 4-aligned header indices.
+        unsafe { self.page.add(off).cast::<u32>().read_volatile() }
+    }
+    /// Applies one hostile action; returns false when the input is used up,
+    /// and `Some(true)` in `poll` if the action asks the driver to poll.
+    fn act(&mut self) -> Option<bool> {
+        let op = self.byte()?;
+        match op % 6 {
+            0 => {
+                let slot = self.byte()? as usize;
+                let mut e = [0u8; 16];
+                for b in e.iter_mut().take(self.entry_size) {
+                    *b = self.byte()?;
+                }
+                self.poke(64 + slot * self.entry_size, &e[..self.entry_size]);
+            }
+            1 => {
+                let p = self
+                    .peek_u32(self.prod_off)
+                    .wrapping_add(u32::from(self.byte()? % 32));
+                self.poke(self.prod_off, &p.to_ne_bytes());
+            }
+            2 => {
+                let v = [self.byte()?, self.byte()?, self.byte()?, self.byte()?];
+                self.poke(self.prod_off, &v);
+            }
+            3 => {
+                let off = usize::from(u16::from_ne_bytes([self.byte()?, self.byte()?]));
+                let v = self.byte()?;
+                self.poke(off, &[v]);
+            }
+            _ => return Some(true),
+        }
+        Some(false)
+    }
+}
+
+fn with_peer<R>(f: impl FnOnce(&mut Peer) -> R) -> Option<R> {
+    PEER.with(|p| p.borrow_mut().as_mut().map(f))
+}
+
+/// Barriers that let the hostile peer act inside every barrier.
+pub struct FuzzBarriers;
+
+impl Barriers for FuzzBarriers {
+    fn rmb() {
+        fence(Ordering::Acquire);
+        with_peer(|p| p.act());
+    }
+    fn wmb() {
+        fence(Ordering::Release);
+    }
+    fn mb() {
+        fence(Ordering::SeqCst);
+        with_peer(|p| p.act());
+    }
+}
+
+fn setup(input: &[u8], prod_off: usize, entry_size: usize) -> *mut u8 {
+    let page = Box::into_raw(Box::new(PageBuf([0; PAGE_SIZE]))).cast::<u8>();
+    PEER.with(|p| {
+        *p.borrow_mut() = Some(Peer {
+            page,
+            input: input.to_vec(),
+            pos: 0,
+            prod_off,
+            entry_size,
+        })
+    });
+    page
+}
+
+fn teardown(page: *mut u8) {
+    PEER.with(|p| *p.borrow_mut() = None);
+    // SAFETY: `page` came from `Box::into_raw` in `setup`; all rings over it
+    // are dropped by the caller before teardown.
+    drop(unsafe { Box::from_raw(page.cast::<PageBuf>()) });
+}
+
+/// Backend parsing a TX ring written by a hostile frontend.
+pub fn backend_tx(input: &[u8]) -> u64 {
+    let page = setup(input, 0, 12);
+    let mut accepted = 0u64;
+    {
+        // The frontend initialises the page (well-behaved so far).
+        // SAFETY: `page` is a live, page-aligned 4096-byte allocation used only
+        // via rings and the peer's volatile writes until `teardown`.
+        let front = unsafe { SharedRing::<netif::TxRingKind>::from_raw(page, PAGE_SIZE) }.unwrap();
+        front.init();
+        // SAFETY: as above.
+        let sring = unsafe { SharedRing::from_raw(page, PAGE_SIZE) }.unwrap();
+        let mut back = match TxBack::<FuzzBarriers>::attach(sring) {
+            Ok(b) => b,
+            Err(_) => {
+                teardown(page);
+                return 0;
+            }
+        };
+        'outer: while let Some(poll) = with_peer(|p| p.act()).flatten() {
+            if !poll {
+                continue;
+            }
+            for _ in 0..64 {
+                match back.poll() {
+                    Ok(None) => break,
+                    Ok(Some(TxEvent::Packet(p))) => {
+                        assert!(p.nr_frags() >= 1 && p.nr_frags() <= NR_SLOTS_MIN);
+                        assert!(p.len() >= 14);
+                        let sum: usize = p.frags().map(|f| usize::from(f.len)).sum();
+                        assert_eq!(sum, p.len());
+                        for f in p.frags() {
+                            assert!(usize::from(f.offset) + usize::from(f.len) <= PAGE_SIZE);
+                        }
+                        if let Some(g) = p.gso {
+                            assert!(g.size > 0);
+                        }
+                        accepted += 1;
+                        let _ = back.respond(&p, RspStatus::OKAY);
+                        back.push();
+                    }
+                    Ok(Some(TxEvent::Dropped(p, _))) => {
+                        let _ = back.respond(&p, RspStatus::ERROR);
+                        back.push();
+                    }
+                    Err(e) => {
+                        assert_eq!(back.poll().unwrap_err(), e, "errors are sticky");
+                        break 'outer;
+                    }
+                }
+            }
+            let _ = back.ring.final_check_for_requests();
+        }
+    }
+    teardown(page);
+    accepted
+}
+
+/// Frontend parsing an RX ring answered by a hostile backend.
+pub fn frontend_rx(input: &[u8]) -> u64 {
+    let page = setup(input, 8, 8);
+    let mut accepted = 0u64;
+    {
+        // SAFETY: as in `backend_tx`.
+        let sring = unsafe { SharedRing::from_raw(page, PAGE_SIZE) }.unwrap();
+        let mut front = RxFront::<FuzzBarriers>::new(sring, NR_SLOTS_MIN);
+        for i in 0..256 {
+            front.post(1000 + i).unwrap();
+        }
+        front.push();
+        'outer: while let Some(poll) = with_peer(|p| p.act()).flatten() {
+            if !poll {
+                continue;
+            }
+            for _ in 0..64 {
+                match front.poll() {
+                    Ok(None) => break,
+                    Ok(Some(RxEvent::Packet(p))) => {
+                        assert!(p.frags().len() <= NR_SLOTS_MIN);
+                        assert!(p.ring_slots as usize >= p.frags().len());
+                        for f in p.frags() {
+                            assert!(usize::from(f.offset) + usize::from(f.len) <= PAGE_SIZE);
+                            assert_eq!(f.gref, 1000 + (f.idx & 255));
+                        }
+                        accepted += 1;
+                        for _ in 0..p.ring_slots {
+                            let _ = front.post(1000 + (front.ring.req_prod_pvt() & 255));
+                        }
+                        front.push();
+                    }
+                    Ok(Some(RxEvent::Dropped(p, _))) => {
+                        for _ in 0..p.ring_slots {
+                            let _ = front.post(1000 + (front.ring.req_prod_pvt() & 255));
+                        }
+                        front.push();
+                    }
+                    Err(e) => {
+                        assert_eq!(front.poll().unwrap_err(), e, "errors are sticky");
+                        break 'outer;
+                    }
+                }
+            }
+            let _ = front.ring.final_check_for_responses();
+        }
+    }
+    teardown(page);
+    accepted
+}

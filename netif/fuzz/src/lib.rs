@@ -1,0 +1,2 @@
+//! Fuzz harnesses for the netif protocol core.
+pub mod harness;
