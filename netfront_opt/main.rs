@@ -8,6 +8,10 @@
 
 use kernel::prelude::*;
 
+// The netif protocol core, shared with the host tests (see netif/).
+#[path = "../netif/src/proto/mod.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports)]
+mod netif;
 #[path = "../xen_sys/mod.rs"]
 mod xen_sys;
 
@@ -33,6 +37,18 @@ impl kernel::Module for NetfrontOpt {
             return Err(ENODEV);
         }
         let (tx, rx) = xen_sys::netif_ring_sizes();
+        // Our protocol core (from Xen's canonical header) and the kernel's
+        // header must agree on the ring layout.
+        if (tx, rx) != (netif::TX_RING_SIZE as usize, netif::RX_RING_SIZE as usize) {
+            pr_err!(
+                "netif ring layout mismatch: kernel tx {} rx {}, protocol core tx {} rx {}\n",
+                tx,
+                rx,
+                netif::TX_RING_SIZE,
+                netif::RX_RING_SIZE
+            );
+            return Err(EINVAL);
+        }
         pr_info!(
             "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
             domain.name(),

@@ -30,6 +30,8 @@ pub(crate) mod bindings {
     include!("generated/bindings.rs");
 }
 
+pub(crate) mod barrier;
+
 /// What kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum DomainKind {

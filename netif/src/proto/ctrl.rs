@@ -24,6 +24,8 @@ pub const MAX_HASH_KEY_SIZE: usize = 40;
 pub const MAX_HASH_MAPPING_SIZE: usize = 128;
 /// Gref-mapping entries in one page.
 pub const GREFS_PER_PAGE: usize = PAGE_SIZE / size_of::<Gref>();
+/// Control ring entries (one page).
+const CTRL_SLOTS: usize = super::ring::CTRL_RING_SIZE as usize;
 /// Gref-mapping entries processed per grant copy (bounds stack use).
 const GREF_CHUNK: usize = 32;
 
@@ -192,8 +194,10 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                 let (off, len) = (off as usize, len as usize);
                 // len <= mapping_size <= MAX_HASH_MAPPING_SIZE from here on.
                 let mut tmp = [0u32; MAX_HASH_MAPPING_SIZE];
-                let bytes = tmp[..len].as_mut_bytes();
-                g.copy_from_grant(gref, 0, bytes).map_err(invalid)?;
+                if len > 0 {
+                    let bytes = tmp[..len].as_mut_bytes();
+                    g.copy_from_grant(gref, 0, bytes).map_err(invalid)?;
+                }
                 if tmp[..len].iter().any(|&q| q >= self.num_queues) {
                     return Err(invalid(Error::CtrlMappingBadQueue));
                 }
@@ -368,7 +372,7 @@ impl<B: Barriers, const GREFS: usize> CtrlBack<B, GREFS> {
 pub struct CtrlFront<B: Barriers> {
     /// The ring.
     pub ring: FrontRing<CtrlRingKind, B>,
-    sent: [(u16, u16); 128],
+    sent: [(u16, u16); CTRL_SLOTS],
     next_id: u16,
 }
 
@@ -377,7 +381,7 @@ impl<B: Barriers> CtrlFront<B> {
     pub fn new(sring: SharedRing<CtrlRingKind>) -> Self {
         Self {
             ring: FrontRing::new(sring),
-            sent: [(0, 0); 128],
+            sent: [(0, 0); CTRL_SLOTS],
             next_id: 0,
         }
     }

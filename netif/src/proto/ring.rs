@@ -144,10 +144,12 @@ impl<K: RingKind> SharedRing<K> {
             && align_of::<K::Rsp>() <= SRING_ALIGN
     );
 
-    /// Wraps a shared ring page of `len` bytes.
+    /// Wraps a shared ring page of `len` bytes (netif rings are one page:
+    /// `len` is at most [`PAGE_SIZE`], so a ring never has more entries than
+    /// [`TX_RING_SIZE`]/[`RX_RING_SIZE`]/[`CTRL_RING_SIZE`]).
     ///
     /// Fails with [`Error::BadRingPage`] if `page` is null, not aligned to
-    /// [`SRING_ALIGN`], or `len` holds no entry.
+    /// [`SRING_ALIGN`], `len` is larger than a page or holds no entry.
     ///
     /// # Safety
     ///
@@ -166,7 +168,7 @@ impl<K: RingKind> SharedRing<K> {
             return Err(Error::BadRingPage);
         }
         let size = ring_size(K::ENTRY_SIZE, len);
-        if size == 0 {
+        if size == 0 || len > PAGE_SIZE {
             return Err(Error::BadRingPage);
         }
         Ok(Self {
@@ -793,6 +795,7 @@ pub(crate) mod tests {
             let p = page();
             assert!(SharedRing::<TxRingKind>::from_raw(p.add(4), 4000).is_err());
             assert!(SharedRing::<TxRingKind>::from_raw(p, 70).is_err());
+            assert!(SharedRing::<TxRingKind>::from_raw(p, 8192).is_err());
         }
     }
 }

@@ -16,7 +16,7 @@ use super::wire::{
 };
 
 /// Ring slots per RX ring page.
-const SLOTS: usize = 256;
+const SLOTS: usize = super::ring::RX_RING_SIZE as usize;
 
 /// One received fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -313,7 +313,7 @@ pub struct TxFront<B: Barriers> {
     /// The ring.
     pub ring: FrontRing<TxRingKind, B>,
     /// Outstanding request ids (one per data slot).
-    pub ids: IdPool<256>,
+    pub ids: IdPool<{ super::ring::TX_RING_SIZE as usize }>,
 }
 
 impl<B: Barriers> TxFront<B> {
