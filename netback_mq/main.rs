@@ -13,7 +13,9 @@ use kernel::prelude::*;
 #[path = "../netif/src/proto/mod.rs"]
 #[allow(dead_code, unreachable_pub, unused_imports)]
 mod netif;
+// The kernel Xen/net layer, shared by both modules: each uses part of it.
 #[path = "../xen_sys/mod.rs"]
+#[allow(dead_code)]
 mod xen_sys;
 
 use xen_sys::DomainKind;

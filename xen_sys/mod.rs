@@ -31,6 +31,9 @@ pub(crate) mod bindings {
 }
 
 pub(crate) mod barrier;
+pub(crate) mod evtchn;
+pub(crate) mod grant;
+pub(crate) mod xenbus;
 
 /// What kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -2,16 +2,61 @@
 /*
  * Thin C shim: static inline functions and macros of the kernel's Xen and
  * networking headers that Rust cannot call, as real functions. No driver
- * logic lives here.
+ * logic lives here: each function is one inline or macro, or sets fields
+ * of a C structure.
  */
 #ifndef XENNET_SHIM_H
 #define XENNET_SHIM_H
 
 #include <linux/types.h>
 
+struct net_device;
+struct net_device_ops;
+struct napi_struct;
+struct page;
+struct sk_buff;
+struct xenbus_device;
+struct xenbus_driver;
+
+/* xen/xen.h, xen/page.h */
 bool xennet_shim_xen_domain(void);
 bool xennet_shim_xen_initial_domain(void);
 bool xennet_shim_xen_pv_domain(void);
 unsigned long xennet_shim_xen_page_size(void);
+unsigned long xennet_shim_page_to_gfn(struct page *page);
+
+/* xen/xenbus.h */
+int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv);
+void xennet_shim_xenbus_dev_fatal(struct xenbus_device *dev, int err, const char *msg);
+void xennet_shim_set_drvdata(struct xenbus_device *dev, void *data);
+void *xennet_shim_get_drvdata(struct xenbus_device *dev);
+const char *xennet_shim_xenbus_nodename(struct xenbus_device *dev);
+const char *xennet_shim_xenbus_otherend(struct xenbus_device *dev);
+int xennet_shim_xenbus_otherend_id(struct xenbus_device *dev);
+int xennet_shim_xenbus_state(struct xenbus_device *dev);
+
+/* linux/gfp.h, linux/mm.h */
+struct page *xennet_shim_alloc_zeroed_page(void);
+void xennet_shim_free_page(struct page *page);
+void *xennet_shim_page_address(struct page *page);
+
+/* linux/netdevice.h, linux/etherdevice.h, linux/skbuff.h */
+struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv);
+void *xennet_shim_netdev_priv(struct net_device *dev);
+void xennet_shim_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
+			     struct xenbus_device *parent, const u8 *mac);
+const char *xennet_shim_netdev_name(struct net_device *dev);
+void xennet_shim_napi_add(struct net_device *dev, struct napi_struct *napi,
+			  int (*poll)(struct napi_struct *, int));
+struct net_device *xennet_shim_napi_dev(struct napi_struct *napi);
+void xennet_shim_napi_schedule(struct napi_struct *napi);
+void xennet_shim_netif_stop_queue(struct net_device *dev);
+void xennet_shim_netif_wake_queue(struct net_device *dev);
+void xennet_shim_netif_start_queue(struct net_device *dev);
+bool xennet_shim_netif_queue_stopped(struct net_device *dev);
+unsigned int xennet_shim_skb_len(struct sk_buff *skb);
+void xennet_shim_skb_put_data(struct sk_buff *skb, const void *data, unsigned int len);
+void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);
+void xennet_shim_kfree_skb_any(struct sk_buff *skb);
 
 #endif

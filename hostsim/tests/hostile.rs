@@ -240,3 +240,70 @@ fn grant_lifetime_and_bad_refs() {
     let mut buf = [0u8; 8];
     assert_eq!(g.copy_from_grant(r, 0, &mut buf), Err(Error::GrantBad));
 }
+
+fn connected() -> (hostsim::Frontend, Backend, GrantTable) {
+    let gt = GrantTable::new();
+    let (fe, info) = hostsim::Frontend::new(gt.clone(), EventChannel::new(), EventChannel::new());
+    let be = Backend::connect(gt.clone(), info, EventChannel::new(), EventChannel::new()).unwrap();
+    (fe, be, gt)
+}
+
+/// XSA-362: TX requests naming grants that do not exist (or are not granted
+/// to the backend) are answered with an error status; the vif keeps working.
+#[test]
+fn tx_with_bogus_grants_is_answered_not_fatal() {
+    let (mut fe, mut be, gt) = connected();
+    let other = Page::new();
+    let not_ours = gt.grant(FRONTEND, 7, &other, true); // granted to another domain
+    for gref in [9999, not_ours] {
+        let frag = [netif::TxFrag {
+            gref,
+            offset: 0,
+            len: 60,
+        }];
+        let mut ids = [0u16; 1];
+        fe.tx
+            .queue_packet(&frag, TxFlags(0), None, &mut ids)
+            .unwrap();
+        fe.tx.push();
+        be.poll_tx().unwrap();
+        let c = fe.tx.next_completion().unwrap().unwrap();
+        assert_eq!((c.id, c.status), (ids[0], netif::RspStatus::ERROR));
+    }
+    assert_eq!(be.stats.tx_dropped, [Error::GrantBad, Error::GrantBad]);
+    // A good packet still goes through.
+    assert!(fe.send(&hostsim::TxSpec::simple(vec![1; 100])).unwrap());
+    be.poll_tx().unwrap();
+    let mut done = Vec::new();
+    fe.poll_tx(&mut done).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].1, netif::RspStatus::OKAY);
+}
+
+/// XSA-392: a guest that never posts RX buffers cannot make the backend
+/// queue packets without bound.
+#[test]
+fn rx_queue_bounded_when_guest_posts_no_buffers() {
+    let (mut fe, mut be, _gt) = connected();
+    be.rx_queue_max = 8;
+    let mut done = Vec::new();
+    for i in 0..40u8 {
+        while !fe.send(&hostsim::TxSpec::simple(vec![i; 64])).unwrap() {
+            be.poll_tx().unwrap();
+            be.flush_rx().unwrap();
+            fe.poll_tx(&mut done).unwrap();
+        }
+    }
+    be.poll_tx().unwrap();
+    be.flush_rx().unwrap();
+    fe.poll_tx(&mut done).unwrap();
+    assert_eq!(done.len(), 40, "every TX request answered");
+    assert_eq!(be.rx_queued(), 8);
+    // Once buffers arrive, the queued packets are delivered.
+    fe.fill_rx().unwrap();
+    be.flush_rx().unwrap();
+    let (mut got, mut gso, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+    fe.poll_rx(&mut got, &mut gso, &mut dropped).unwrap();
+    assert_eq!(got.len(), 8);
+    assert_eq!(be.rx_queued(), 0);
+}

@@ -31,30 +31,32 @@ fn check(specs: Vec<TxSpec>) {
 
 /// A packet of `len` bytes split into fragments at random offsets.
 fn spec() -> impl Strategy<Value = TxSpec> {
-    (14usize..=20000, any::<u64>(), any::<bool>())
-        .prop_map(|(len, seed, gso)| {
-            let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed) as u8).collect();
-            let mut frags = Vec::new();
-            let mut left = len;
-            let mut s = seed;
-            while left > 0 {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let off = ((s >> 33) % 2048) as usize;
-                let max = (PAGE_SIZE - off).min(left);
-                let n = 1 + ((s >> 17) as usize % max);
-                frags.push((off as u16, n as u16));
-                left -= n;
-            }
-            let gso = gso.then_some(Gso {
-                size: 1448,
-                ty: GsoType::TCPV4,
-                features: 0,
-            });
-            TxSpec { data, frags, gso }
-        })
-        .prop_filter("at most 18 slots", |s| s.frags.len() <= 18)
+    (14usize..=20000, any::<u64>(), any::<bool>()).prop_map(|(len, seed, gso)| {
+        let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed) as u8).collect();
+        let mut frags = Vec::new();
+        let mut left = len;
+        let mut s = seed;
+        while left > 0 {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let off = ((s >> 33) % 2048) as usize;
+            let max = (PAGE_SIZE - off).min(left);
+            // Every later slot holds at least 2048 bytes (offset < 2048):
+            // take enough now that the packet fits in 18 slots.
+            let later = (17 - frags.len()) * 2048;
+            let n = (1 + ((s >> 17) as usize % max)).max(left.saturating_sub(later));
+            frags.push((off as u16, n as u16));
+            left -= n;
+        }
+        let gso = gso.then_some(Gso {
+            size: 1448,
+            ty: GsoType::TCPV4,
+            features: 0,
+        });
+        assert!(frags.len() <= 18);
+        TxSpec { data, frags, gso }
+    })
 }
 
 proptest! {

@@ -18,6 +18,11 @@ proptest! {
     fn frontend_rx_parse(data in prop::collection::vec(any::<u8>(), 0..2048)) {
         harness::frontend_rx(&data);
     }
+
+    #[test]
+    fn backend_ctrl_parse(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        harness::backend_ctrl(&data);
+    }
 }
 
 /// Structured inputs that reach deep states: valid-looking chains.

@@ -281,7 +281,11 @@ impl<B: Barriers> RxFront<B> {
                         return Err(Error::RxBadStatus);
                     }
                     self.add_frag(&mut pkt, idx, &rsp, &mut err);
-                    if rsp.flags().contains(RxFlags::MORE_DATA) {
+                    // An over-long chain ends here: waiting for its end could
+                    // stall (no buffers left to answer); what follows is
+                    // parsed as new packets, as Linux netfront does.
+                    let too_long = err == Some(Error::RxChainTooLong);
+                    if rsp.flags().contains(RxFlags::MORE_DATA) && !too_long {
                         self.state = State::Frags(pkt, err);
                     } else {
                         return Ok(Some(self.finish(pkt, err)));
@@ -530,7 +534,24 @@ mod tests {
         let RxEvent::Dropped(p, Error::RxChainTooLong) = f.poll().unwrap().unwrap() else {
             panic!()
         };
-        assert_eq!(p.ring_slots, 30);
+        assert_eq!(p.ring_slots as usize, NR_SLOTS_MIN + 1);
+        // The tail is parsed as a new packet; every slot is accounted for.
+        let RxEvent::Packet(p2) = f.poll().unwrap().unwrap() else {
+            panic!()
+        };
+        assert_eq!(p2.first_idx, p.first_idx + p.ring_slots);
+        assert_eq!(p.ring_slots + p2.ring_slots, 30);
+        // A chain that never ends cannot stall the frontend.
+        let (mut f, mut b) = rig();
+        let rs: std::vec::Vec<RxResponse> =
+            (0..256u16).map(|i| RxResponse::new(i, 0, M, 10)).collect();
+        answer(&mut b, &rs);
+        let mut slots = 0;
+        while let Some(ev) = f.poll().unwrap() {
+            let (RxEvent::Packet(p) | RxEvent::Dropped(p, _)) = ev;
+            slots += p.ring_slots;
+        }
+        assert_eq!(slots as usize, 256 - 256 % (NR_SLOTS_MIN + 1));
         // bad extra type
         let (mut f, mut b) = rig();
         let bad = ExtraInfo::new(ExtraType(9), ExtraFlags(0), [0; 6]);

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pages granted to another domain.
+
+use super::bindings as b;
+use kernel::prelude::*;
+
+/// A zeroed page of ours that another domain may access through a grant.
+///
+/// Dropping it ends the grant. If the peer still uses the grant (a buggy or
+/// hostile backend keeping a mapping, XSA-396), the page is handed to the
+/// grant layer, which frees it only once the peer lets go: the page is never
+/// reused while the peer can reach it.
+pub(crate) struct GrantedPage {
+    page: *mut b::page,
+    gref: u32,
+}
+
+// SAFETY: the page is plain memory owned by this value.
+unsafe impl Send for GrantedPage {}
+
+impl GrantedPage {
+    /// Allocates a zeroed page and grants `domid` access to it.
+    pub(crate) fn new(domid: u16, readonly: bool) -> Result<Self> {
+        // SAFETY: plain page allocation, no preconditions.
+        let page = unsafe { b::xennet_shim_alloc_zeroed_page() };
+        if page.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `page` is a valid page we own.
+        let gfn = unsafe { b::xennet_shim_page_to_gfn(page) };
+        // SAFETY: granting a page we own; the grant layer validates `domid`.
+        let rc = unsafe { b::gnttab_grant_foreign_access(domid, gfn, i32::from(readonly)) };
+        if rc < 0 {
+            // SAFETY: the page was never granted; it is ours to free.
+            unsafe { b::xennet_shim_free_page(page) };
+            return Err(Error::from_errno(rc));
+        }
+        Ok(Self {
+            page,
+            gref: rc as u32,
+        })
+    }
+
+    pub(crate) fn gref(&self) -> u32 {
+        self.gref
+    }
+
+    /// The page's kernel address. The peer may write the page at any time
+    /// (unless granted read-only): access it only with copies, never through
+    /// references that assume the contents are stable.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: `page` is a valid lowmem page we own.
+        unsafe { b::xennet_shim_page_address(self.page).cast() }
+    }
+}
+
+impl Drop for GrantedPage {
+    fn drop(&mut self) {
+        // SAFETY: `gref` is our live grant of `page`; ended exactly once here.
+        if unsafe { b::gnttab_try_end_foreign_access(self.gref) } != 0 {
+            // SAFETY: the grant is gone, the page is ours again.
+            unsafe { b::xennet_shim_free_page(self.page) };
+        } else {
+            pr_warn!("grant {} still in use by the backend: page freed when released\n", self.gref);
+            // SAFETY: hands both the grant and the page to the grant layer,
+            // which frees the page once the peer unmaps it.
+            unsafe { b::gnttab_end_foreign_access(self.gref, self.page) };
+        }
+    }
+}

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over xenbus: devices, xenstore access, state switches,
+//! shared ring pages and event channel allocation.
+
+use super::bindings as b;
+use kernel::prelude::*;
+use kernel::str::CString;
+
+/// Xenbus states (`enum xenbus_state`), as plain integers.
+pub(crate) mod state {
+    pub(crate) const INITIALISING: u32 = 1;
+    pub(crate) const INIT_WAIT: u32 = 2;
+    pub(crate) const INITIALISED: u32 = 3;
+    pub(crate) const CONNECTED: u32 = 4;
+    pub(crate) const CLOSING: u32 = 5;
+    pub(crate) const CLOSED: u32 = 6;
+    pub(crate) const RECONFIGURING: u32 = 7;
+    pub(crate) const RECONFIGURED: u32 = 8;
+
+    /// Name of a state for log lines.
+    pub(crate) fn name(s: u32) -> &'static str {
+        match s {
+            INITIALISING => "Initialising",
+            INIT_WAIT => "InitWait",
+            INITIALISED => "Initialised",
+            CONNECTED => "Connected",
+            CLOSING => "Closing",
+            CLOSED => "Closed",
+            RECONFIGURING => "Reconfiguring",
+            RECONFIGURED => "Reconfigured",
+            _ => "Unknown",
+        }
+    }
+}
+
+/// A xenbus device handed to a driver callback.
+///
+/// # Invariants
+///
+/// The pointer is a live `struct xenbus_device` for as long as the driver is
+/// bound to it (between `probe` and the end of `remove`).
+#[derive(Clone, Copy)]
+pub(crate) struct Device(*mut b::xenbus_device);
+
+// SAFETY: a xenbus device may be used from any thread; the xenbus functions
+// wrapped here do their own locking.
+unsafe impl Send for Device {}
+// SAFETY: as above.
+unsafe impl Sync for Device {}
+
+fn cstr<'a>(p: *const kernel::ffi::c_char) -> &'a CStr {
+    // SAFETY: callers pass strings owned by a live xenbus device, which the
+    // xenbus core keeps NUL-terminated and allocated while the device exists.
+    unsafe { CStr::from_char_ptr(p) }
+}
+
+impl Device {
+    /// # Safety
+    ///
+    /// `dev` must be a live xenbus device bound to the calling driver, and
+    /// stay so while the returned value is used.
+    pub(crate) unsafe fn from_raw(dev: *mut b::xenbus_device) -> Self {
+        Self(dev)
+    }
+
+    pub(crate) fn as_raw(self) -> *mut b::xenbus_device {
+        self.0
+    }
+
+    /// Our xenstore directory, e.g. `device/vif/0`.
+    pub(crate) fn nodename(&self) -> &CStr {
+        // SAFETY: `self.0` is live (type invariant).
+        cstr(unsafe { b::xennet_shim_xenbus_nodename(self.0) })
+    }
+
+    /// The other end's xenstore directory.
+    pub(crate) fn otherend(&self) -> &CStr {
+        // SAFETY: `self.0` is live (type invariant).
+        cstr(unsafe { b::xennet_shim_xenbus_otherend(self.0) })
+    }
+
+    /// The other end's domain id.
+    pub(crate) fn otherend_id(&self) -> u16 {
+        // SAFETY: `self.0` is live (type invariant).
+        unsafe { b::xennet_shim_xenbus_otherend_id(self.0) as u16 }
+    }
+
+    /// Our own xenbus state.
+    pub(crate) fn state(&self) -> u32 {
+        // SAFETY: `self.0` is live (type invariant).
+        unsafe { b::xennet_shim_xenbus_state(self.0) as u32 }
+    }
+
+    /// Publishes our state in xenstore.
+    pub(crate) fn switch_state(&self, s: u32) -> Result {
+        // SAFETY: `self.0` is live (type invariant).
+        to_result(unsafe { b::xenbus_switch_state(self.0, s as b::xenbus_state) })
+    }
+
+    /// The frontend is closed: `xenbus_frontend_closed`.
+    pub(crate) fn frontend_closed(&self) {
+        // SAFETY: `self.0` is live (type invariant).
+        unsafe { b::xenbus_frontend_closed(self.0) };
+    }
+
+    /// Reports a fatal error: logs it, records it in xenstore and closes the
+    /// device.
+    pub(crate) fn fatal(&self, err: Error, msg: &CStr) {
+        // SAFETY: `self.0` is live; `msg` is NUL-terminated and printed with "%s".
+        unsafe { b::xennet_shim_xenbus_dev_fatal(self.0, err.to_errno(), msg.as_char_ptr()) };
+    }
+
+    /// Reads `dir/node` as an unsigned integer; `default` if missing or malformed.
+    pub(crate) fn read_unsigned(dir: &CStr, node: &CStr, default: u32) -> u32 {
+        // SAFETY: both strings are NUL-terminated; xenbus_read_unsigned copies them.
+        unsafe { b::xenbus_read_unsigned(dir.as_char_ptr(), node.as_char_ptr(), default) }
+    }
+
+    /// Reads `dir/node` into `buf`; returns the value's length. Values longer
+    /// than `buf` are an error (`EINVAL`): xenstore is the peer's input.
+    pub(crate) fn read_into(dir: &CStr, node: &CStr, buf: &mut [u8]) -> Result<usize> {
+        let mut len: kernel::ffi::c_uint = 0;
+        let nil = b::xenbus_transaction { id: 0 };
+        // SAFETY: the strings are NUL-terminated; `len` is a valid out-pointer.
+        let p = kernel::error::from_err_ptr(unsafe {
+            b::xenbus_read(nil, dir.as_char_ptr(), node.as_char_ptr(), &mut len)
+        })?;
+        let len = len as usize;
+        let r = if len <= buf.len() {
+            // SAFETY: xenbus_read returned a kmalloc'ed buffer of `len` bytes.
+            let src = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) };
+            buf[..len].copy_from_slice(src);
+            Ok(len)
+        } else {
+            Err(EINVAL)
+        };
+        // SAFETY: `p` was allocated by xenbus_read with kmalloc and is ours to free.
+        unsafe { b::kfree(p) };
+        r
+    }
+
+    /// Allocates an unbound event channel for the other end.
+    pub(crate) fn alloc_evtchn(&self) -> Result<u32> {
+        let mut port: b::evtchn_port_t = 0;
+        // SAFETY: `self.0` is live; `port` is a valid out-pointer.
+        to_result(unsafe { b::xenbus_alloc_evtchn(self.0, &mut port) })?;
+        Ok(port)
+    }
+
+    /// Frees an event channel from [`Device::alloc_evtchn`] that was never bound.
+    pub(crate) fn free_evtchn(&self, port: u32) {
+        // SAFETY: `self.0` is live; the port was allocated for this device.
+        unsafe { b::xenbus_free_evtchn(self.0, port) };
+    }
+}
+
+fn to_result(rc: kernel::ffi::c_int) -> Result {
+    if rc < 0 {
+        Err(Error::from_errno(rc))
+    } else {
+        Ok(())
+    }
+}
+
+/// One page shared with the other end, granted to it: a ring page from
+/// `xenbus_setup_ring`. Teardown ends the grant and frees the page (the grant
+/// layer defers the free while the peer still maps it).
+pub(crate) struct RingPage {
+    vaddr: *mut kernel::ffi::c_void,
+    gref: b::grant_ref_t,
+}
+
+// SAFETY: the page is plain memory owned by this value.
+unsafe impl Send for RingPage {}
+
+impl RingPage {
+    /// Allocates a zeroed page and grants the other end of `dev` access to it.
+    pub(crate) fn new(dev: &Device) -> Result<Self> {
+        let mut vaddr: *mut kernel::ffi::c_void = core::ptr::null_mut();
+        let mut gref: b::grant_ref_t = 0;
+        // SAFETY: `dev` is live; out-pointers are valid; one page is requested
+        // and `gref` has room for one reference.
+        to_result(unsafe {
+            b::xenbus_setup_ring(dev.as_raw(), b::GFP_KERNEL, &mut vaddr, 1, &mut gref)
+        })?;
+        Ok(Self { vaddr, gref })
+    }
+
+    pub(crate) fn gref(&self) -> u32 {
+        self.gref
+    }
+
+    /// The page's address, for the shared ring built over it.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.vaddr.cast()
+    }
+}
+
+impl Drop for RingPage {
+    fn drop(&mut self) {
+        // SAFETY: `vaddr`/`gref` came from xenbus_setup_ring for one page and
+        // are released exactly once, here.
+        unsafe { b::xenbus_teardown_ring(&mut self.vaddr, 1, &mut self.gref) };
+    }
+}
+
+/// A xenstore transaction.
+pub(crate) struct Transaction(u32);
+
+impl Transaction {
+    pub(crate) fn start() -> Result<Self> {
+        let mut t = b::xenbus_transaction { id: 0 };
+        // SAFETY: `t` is a valid out-pointer.
+        to_result(unsafe { b::xenbus_transaction_start(&mut t) })?;
+        Ok(Self(t.id))
+    }
+
+    fn raw(&self) -> b::xenbus_transaction {
+        b::xenbus_transaction { id: self.0 }
+    }
+
+    /// Writes `dir/node` = `value`.
+    pub(crate) fn write(&self, dir: &CStr, node: &CStr, value: &CStr) -> Result {
+        // SAFETY: all strings are NUL-terminated; xenbus_write copies them.
+        to_result(unsafe {
+            b::xenbus_write(self.raw(), dir.as_char_ptr(), node.as_char_ptr(), value.as_char_ptr())
+        })
+    }
+
+    /// Writes `dir/node` = decimal `value`.
+    pub(crate) fn write_u32(&self, dir: &CStr, node: &CStr, value: u32) -> Result {
+        let s = CString::try_from_fmt(fmt!("{}", value))?;
+        self.write(dir, node, &s)
+    }
+
+    /// Commits (or aborts) the transaction; `EAGAIN` means retry it.
+    pub(crate) fn end(self, abort: bool) -> Result {
+        // SAFETY: `self.0` is a started transaction, ended exactly once here.
+        to_result(unsafe { b::xenbus_transaction_end(self.raw(), abort) })
+    }
+}
