@@ -2,11 +2,16 @@
 
 //! netfront_opt: Xen paravirtual network frontend (guest side).
 //!
-//! Talks to the backend's `netback` over Xen's netif protocol. Later stages add batched
-//! notification, buffer recycling, GRO and multi-queue; this crate root
-//! stays thin and wires the pieces together.
+//! Registers a xenbus driver for `vif` devices and serves each with a net
+//! device that talks to the backend's `netback` over Xen's netif protocol,
+//! negotiated through the standard xenstore keys, so it works against the
+//! stock C `xen-netback`. Later stages add batched notification, GRO and
+//! multi-queue; this crate root stays thin and wires the pieces together.
 
 use kernel::prelude::*;
+
+mod device;
+mod queue;
 
 // The netif protocol core, shared with the host tests (see netif/).
 #[path = "../netif/src/proto/mod.rs"]
@@ -17,6 +22,9 @@ mod netif;
 #[allow(dead_code)]
 mod xen_sys;
 
+use device::Frontend;
+use xen_sys::bindings as b;
+use xen_sys::xenbus::{device_id, Device, FrontendDriver};
 use xen_sys::DomainKind;
 
 module! {
@@ -27,8 +35,46 @@ module! {
     license: "GPL",
 }
 
+/// The xenbus device types we drive, zero-terminated.
+static IDS: [b::xenbus_device_id; 2] = [device_id(b"vif"), device_id(b"")];
+
+/// xenbus `probe`.
+///
+/// # Safety
+///
+/// Called by xenbus with a live device.
+unsafe extern "C" fn probe(dev: *mut b::xenbus_device, _id: *const b::xenbus_device_id) -> i32 {
+    // SAFETY: xenbus calls probe with a live device, bound to us from now on.
+    let dev = unsafe { Device::from_raw(dev) };
+    match Frontend::probe(dev) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// xenbus `otherend_changed`.
+///
+/// # Safety
+///
+/// Called by xenbus for a device probed successfully and not yet removed.
+unsafe extern "C" fn otherend_changed(dev: *mut b::xenbus_device, backend_state: b::xenbus_state) {
+    // SAFETY: called only for devices we probed successfully, before remove.
+    let fe = unsafe { Frontend::from_xenbus(Device::from_raw(dev)) };
+    fe.backend_changed(backend_state);
+}
+
+/// xenbus `remove`.
+///
+/// # Safety
+///
+/// Called by xenbus once, for a device probed successfully.
+unsafe extern "C" fn remove(dev: *mut b::xenbus_device) {
+    // SAFETY: called once, for a device we probed successfully.
+    unsafe { Frontend::remove(Device::from_raw(dev)) };
+}
+
 struct NetfrontOpt {
-    domain: DomainKind,
+    _driver: FrontendDriver,
 }
 
 impl kernel::Module for NetfrontOpt {
@@ -51,19 +97,25 @@ impl kernel::Module for NetfrontOpt {
             );
             return Err(EINVAL);
         }
+        // Named differently from the C driver ("vif") so both can be loaded.
+        let driver = FrontendDriver::register(c"netfront_opt", &IDS, probe, otherend_changed, remove)
+            .inspect_err(|e| pr_err!("registering the xenbus driver failed: {:?}
+", e))?;
         pr_info!(
-            "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
+            "loaded in {} ({}), {}: tx {} slots, rx {} slots\n",
             domain.name(),
             if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
+            "netif rings",
             tx,
             rx
         );
-        Ok(NetfrontOpt { domain })
+        Ok(NetfrontOpt { _driver: driver })
     }
 }
 
 impl Drop for NetfrontOpt {
     fn drop(&mut self) {
-        pr_info!("unloaded from {}\n", self.domain.name());
+        // `_driver` is unregistered after this, removing every device.
+        pr_info!("unloaded from {}\n", DomainKind::current().name());
     }
 }

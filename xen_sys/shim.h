@@ -58,5 +58,6 @@ unsigned int xennet_shim_skb_len(struct sk_buff *skb);
 void xennet_shim_skb_put_data(struct sk_buff *skb, const void *data, unsigned int len);
 void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);
 void xennet_shim_kfree_skb_any(struct sk_buff *skb);
+void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb);
 
 #endif

@@ -240,3 +240,69 @@ impl Transaction {
         to_result(unsafe { b::xenbus_transaction_end(self.raw(), abort) })
     }
 }
+
+/// Callbacks of a xenbus frontend driver.
+pub(crate) type ProbeFn =
+    unsafe extern "C" fn(*mut b::xenbus_device, *const b::xenbus_device_id) -> kernel::ffi::c_int;
+pub(crate) type OtherendChangedFn = unsafe extern "C" fn(*mut b::xenbus_device, b::xenbus_state);
+pub(crate) type RemoveFn = unsafe extern "C" fn(*mut b::xenbus_device);
+
+/// A xenbus device-type table entry from a name such as `b"vif"`.
+pub(crate) const fn device_id(name: &[u8]) -> b::xenbus_device_id {
+    let mut devicetype = [0; 32];
+    let mut i = 0;
+    while i < name.len() && i < 31 {
+        devicetype[i] = name[i] as kernel::ffi::c_char;
+        i += 1;
+    }
+    b::xenbus_device_id { devicetype }
+}
+
+/// A registered xenbus frontend driver; unregistered (removing every bound
+/// device) when dropped.
+pub(crate) struct FrontendDriver {
+    drv: Pin<KBox<kernel::types::Opaque<b::xenbus_driver>>>,
+}
+
+// SAFETY: after registration the driver structure belongs to the driver core,
+// which serialises access to it; we only pass its address to unregister.
+unsafe impl Send for FrontendDriver {}
+// SAFETY: as above; `&FrontendDriver` gives no access to the structure.
+unsafe impl Sync for FrontendDriver {}
+
+impl FrontendDriver {
+    /// Registers a frontend driver named `name` for the device types in
+    /// `ids` (terminated by an all-zero entry).
+    pub(crate) fn register(
+        name: &'static CStr,
+        ids: &'static [b::xenbus_device_id],
+        probe: ProbeFn,
+        otherend_changed: OtherendChangedFn,
+        remove: RemoveFn,
+    ) -> Result<Self> {
+        if ids.last().is_none_or(|id| id.devicetype[0] != 0) {
+            return Err(EINVAL);
+        }
+        let drv = KBox::pin(kernel::types::Opaque::<b::xenbus_driver>::zeroed(), GFP_KERNEL)?;
+        let p = drv.get();
+        // SAFETY: `p` is a zeroed driver structure we own, pinned until
+        // unregistered in `drop`; the name and table are 'static and the table
+        // is terminated; the callbacks have xenbus's signatures.
+        to_result(unsafe {
+            (*p).name = name.as_char_ptr();
+            (*p).ids = ids.as_ptr();
+            (*p).probe = Some(probe);
+            (*p).otherend_changed = Some(otherend_changed);
+            (*p).remove = Some(remove);
+            b::xennet_shim_xenbus_register_frontend(p)
+        })?;
+        Ok(Self { drv })
+    }
+}
+
+impl Drop for FrontendDriver {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`, unregistered once here.
+        unsafe { b::xenbus_unregister_driver(self.drv.get()) };
+    }
+}

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One `vif` device: the net device, the xenbus state machine towards the
+//! backend, and the net device and NAPI callbacks.
+
+use core::ffi::c_int;
+use kernel::prelude::*;
+use kernel::sync::SpinLock;
+use kernel::types::Opaque;
+
+use crate::queue::{Connection, RxBatch, Stats};
+use crate::xen_sys::bindings as b;
+use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
+
+/// Lock-protected state of the (single) queue.
+pub(crate) struct Queue {
+    conn: Option<KBox<Connection>>,
+    stats: Stats,
+}
+
+/// A netfront device. Lives in a pinned box from probe to remove; the net
+/// device's private area holds a pointer to it.
+#[pin_data]
+pub(crate) struct Frontend {
+    xbdev: Device,
+    netdev: *mut b::net_device,
+    #[pin]
+    napi: Opaque<b::napi_struct>,
+    #[pin]
+    queue: SpinLock<Queue>,
+}
+
+// SAFETY: the raw pointers are a net device and a xenbus device that outlive
+// the frontend; all mutable state is behind the spinlock.
+unsafe impl Send for Frontend {}
+// SAFETY: as above.
+unsafe impl Sync for Frontend {}
+
+static NETDEV_OPS: b::net_device_ops = {
+    // SAFETY: all-zero is a valid `net_device_ops` (every callback `None`).
+    let mut ops: b::net_device_ops = unsafe { core::mem::zeroed() };
+    ops.ndo_open = Some(ndo_open);
+    ops.ndo_stop = Some(ndo_stop);
+    ops.ndo_start_xmit = Some(ndo_start_xmit);
+    ops.ndo_get_stats64 = Some(ndo_get_stats64);
+    ops
+};
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+fn parse_mac(s: &[u8]) -> Option<[u8; 6]> {
+    if s.len() != 17 {
+        return None;
+    }
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut mac = [0u8; 6];
+    for (i, byte) in mac.iter_mut().enumerate() {
+        let p = &s[i * 3..i * 3 + 2];
+        if i < 5 && s[i * 3 + 2] != b':' {
+            return None;
+        }
+        *byte = hex(p[0])? << 4 | hex(p[1])?;
+    }
+    Some(mac)
+}
+
+impl Frontend {
+    /// Creates the net device for `xbdev` (xenbus probe).
+    pub(crate) fn probe(xbdev: Device) -> Result {
+        let mut buf = [0u8; 32];
+        let len = Device::read_into(xbdev.nodename(), c"mac", &mut buf).inspect_err(|_| {
+            xbdev.fatal(EINVAL, c"netfront_opt: cannot read the vif's mac from xenstore");
+        })?;
+        let Some(mac) = parse_mac(&buf[..len]) else {
+            xbdev.fatal(EINVAL, c"netfront_opt: malformed mac in xenstore");
+            return Err(EINVAL);
+        };
+
+        // SAFETY: plain allocation; the private area holds one pointer.
+        let netdev =
+            unsafe { b::xennet_shim_alloc_etherdev(size_of::<*const Frontend>() as c_int) };
+        if netdev.is_null() {
+            return Err(ENOMEM);
+        }
+        let fe = KBox::pin_init(
+            try_pin_init!(Frontend {
+                xbdev,
+                netdev,
+                napi: Opaque::zeroed(),
+                queue <- kernel::new_spinlock!(Queue { conn: None, stats: Stats::default() }, "netfront_opt_queue"),
+            }),
+            GFP_KERNEL,
+        );
+        let fe = match fe {
+            Ok(fe) => fe,
+            Err(e) => {
+                // SAFETY: `netdev` was allocated above and never registered.
+                unsafe { b::free_netdev(netdev) };
+                return Err(e);
+            }
+        };
+        // SAFETY: the frontend is never moved out of its box until remove.
+        let fe: *const Frontend = KBox::into_raw(unsafe { Pin::into_inner_unchecked(fe) });
+        // SAFETY: `netdev` is ours and not registered; its private area holds
+        // one pointer; `fe` stays valid until remove frees the net device
+        // first; `NETDEV_OPS` is static; `xbdev` is live.
+        let rc = unsafe {
+            b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>().write(fe);
+            b::xennet_shim_netdev_init(netdev, &NETDEV_OPS, xbdev.as_raw(), mac.as_ptr());
+            b::xennet_shim_napi_add(netdev, (*fe).napi.get(), Some(napi_poll));
+            b::netif_carrier_off(netdev);
+            b::register_netdev(netdev)
+        };
+        if rc < 0 {
+            // SAFETY: not registered: free the net device (and its NAPI), then
+            // the frontend, which nothing else references.
+            unsafe {
+                b::free_netdev(netdev);
+                drop(KBox::from_raw(fe.cast_mut()));
+            }
+            return Err(Error::from_errno(rc));
+        }
+        // SAFETY: `xbdev` is live; the pointer is taken back in `remove`.
+        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), fe.cast_mut().cast()) };
+        pr_info!("{}: vif {} ready, waiting for the backend\n", (*fe_ref(fe)).name(), xbdev.nodename().to_str().unwrap_or("?"));
+        Ok(())
+    }
+
+    /// The frontend of a bound xenbus device.
+    ///
+    /// # Safety
+    ///
+    /// `xbdev` must have been probed successfully and not yet removed.
+    pub(crate) unsafe fn from_xenbus<'a>(xbdev: Device) -> &'a Frontend {
+        // SAFETY: probe stored a valid frontend pointer (caller's contract).
+        unsafe { &*b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Frontend>() }
+    }
+
+    /// # Safety
+    ///
+    /// `netdev` must be a net device created by `probe` and not yet freed.
+    unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Frontend {
+        // SAFETY: probe stored the frontend pointer in the private area.
+        unsafe { &**b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>() }
+    }
+
+    fn name(&self) -> &str {
+        // SAFETY: `netdev` is live; its name is NUL-terminated.
+        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
+        name.to_str().unwrap_or("?")
+    }
+
+    fn napi(&self) -> *mut b::napi_struct {
+        self.napi.get()
+    }
+
+    /// Backend state changed (xenbus `otherend_changed`).
+    pub(crate) fn backend_changed(&self, backend_state: u32) {
+        let ours = self.xbdev.state();
+        pr_debug!(
+            "{}: backend {} (we are {})\n",
+            self.name(),
+            state::name(backend_state),
+            state::name(ours)
+        );
+        match backend_state {
+            state::INIT_WAIT if ours == state::INITIALISING => {
+                if let Err(e) = self.connect() {
+                    pr_err!("{}: connecting to the backend failed: {:?}\n", self.name(), e);
+                    self.disconnect();
+                    self.xbdev.fatal(e, c"netfront_opt: connecting to the backend");
+                }
+            }
+            state::CLOSED if ours == state::CLOSED => {}
+            state::CLOSING | state::CLOSED => {
+                self.disconnect();
+                self.xbdev.frontend_closed();
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets up rings, buffers and the event channel, publishes them in
+    /// xenstore and switches to Connected.
+    fn connect(&self) -> Result {
+        let domid = self.xbdev.otherend_id();
+        let tx_ring = RingPage::new(&self.xbdev)?;
+        let rx_ring = RingPage::new(&self.xbdev)?;
+        let port = self.xbdev.alloc_evtchn()?;
+        // SAFETY: the handler gets `self`, which outlives the binding: the
+        // connection (owner of the binding) is dropped in `disconnect`, which
+        // `remove` runs before freeing the frontend.
+        let irq = unsafe {
+            EventIrq::bind(
+                port,
+                interrupt,
+                c"netfront_opt",
+                core::ptr::from_ref(self).cast_mut().cast(),
+            )
+        }
+        .inspect_err(|_| self.xbdev.free_evtchn(port))?;
+        let (tx_ref, rx_ref) = (tx_ring.gref(), rx_ring.gref());
+        let conn = Connection::new(tx_ring, rx_ring, irq, domid)?;
+        self.publish(tx_ref, rx_ref, port)?;
+        self.queue.lock().conn = Some(conn);
+        self.xbdev.switch_state(state::CONNECTED)?;
+        // SAFETY: `netdev` is live and registered.
+        unsafe { b::netif_carrier_on(self.netdev) };
+        // Process anything already pending (no-op while the device is down).
+        // SAFETY: the NAPI context was added in probe.
+        unsafe { b::xennet_shim_napi_schedule(self.napi()) };
+        pr_info!("{}: connected to backend domain {}\n", self.name(), domid);
+        Ok(())
+    }
+
+    /// Writes our ring references, event channel and features.
+    fn publish(&self, tx_ref: u32, rx_ref: u32, port: u32) -> Result {
+        let dir = self.xbdev.nodename();
+        loop {
+            let t = Transaction::start()?;
+            let written = (|| -> Result {
+                t.write_u32(dir, c"tx-ring-ref", tx_ref)?;
+                t.write_u32(dir, c"rx-ring-ref", rx_ref)?;
+                t.write_u32(dir, c"event-channel", port)?;
+                t.write(dir, c"request-rx-copy", c"1")?;
+                t.write(dir, c"feature-rx-notify", c"1")?;
+                // Not offered yet: scatter-gather, GSO, checksum offload.
+                t.write(dir, c"feature-sg", c"0")?;
+                t.write(dir, c"feature-gso-tcpv4", c"0")?;
+                t.write(dir, c"feature-gso-tcpv6", c"0")?;
+                t.write(dir, c"feature-no-csum-offload", c"1")?;
+                t.write(dir, c"feature-ipv6-csum-offload", c"0")
+            })();
+            if let Err(e) = written {
+                let _ = t.end(true);
+                return Err(e);
+            }
+            match t.end(false) {
+                Err(e) if e == EAGAIN => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Drops the connection: carrier off, event channel unbound, grants
+    /// ended, pages freed. Process context only (unbinding may sleep).
+    fn disconnect(&self) {
+        // SAFETY: `netdev` is live.
+        unsafe { b::netif_carrier_off(self.netdev) };
+        let conn = self.queue.lock().conn.take();
+        drop(conn);
+    }
+
+    /// Unbinds from the xenbus device (xenbus `remove`) and frees everything.
+    ///
+    /// # Safety
+    ///
+    /// `xbdev` must have been probed successfully; called once.
+    pub(crate) unsafe fn remove(xbdev: Device) {
+        // SAFETY: probe stored this pointer (caller's contract); it is taken
+        // back exactly once, here.
+        let fe = unsafe { b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Frontend>() };
+        // SAFETY: as above; live until the box is dropped below.
+        let netdev = unsafe { (*fe).netdev };
+        // SAFETY: registered in probe; unregistering stops the device (and NAPI).
+        unsafe { b::unregister_netdev(netdev) };
+        // SAFETY: `fe` is live.
+        unsafe { (*fe).disconnect() };
+        // SAFETY: unregistered; freeing also deletes the NAPI context, after
+        // an RCU grace period, before the frontend holding it is freed.
+        unsafe {
+            b::free_netdev(netdev);
+            b::xennet_shim_set_drvdata(xbdev.as_raw(), core::ptr::null_mut());
+            drop(KBox::from_raw(fe));
+        }
+    }
+
+    fn poll(&self, budget: usize) -> usize {
+        let mut done = 0;
+        let mut work = false;
+        let mut failed = None;
+        loop {
+            let mut batch = RxBatch::new();
+            let tx_room = {
+                let mut q = self.queue.lock();
+                let Queue { conn, stats } = &mut *q;
+                let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
+                    break;
+                };
+                let r = c.reap_tx(stats).and_then(|tx| {
+                    work |= tx;
+                    c.receive(self.napi(), self.netdev, budget - done, &mut batch, stats)
+                });
+                match r {
+                    Ok(rx) => work |= rx,
+                    Err(e) => {
+                        c.broken = Some(e);
+                        failed = Some(e);
+                    }
+                }
+                c.tx_has_room()
+            };
+            for &skb in batch.skbs() {
+                // SAFETY: each skb was built for this device in this poll.
+                unsafe { b::xennet_shim_napi_gro_receive(self.napi(), skb) };
+            }
+            done += batch.len();
+            // SAFETY: `netdev` is live.
+            if tx_room && unsafe { b::xennet_shim_netif_queue_stopped(self.netdev) } {
+                // SAFETY: as above.
+                unsafe { b::xennet_shim_netif_wake_queue(self.netdev) };
+            }
+            if failed.is_some() || done >= budget || batch.len() < RxBatch::MAX {
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            pr_err!("{}: backend protocol error: {}; disabling the device\n", self.name(), e.as_str());
+            // SAFETY: `netdev` is live.
+            unsafe { b::netif_carrier_off(self.netdev) };
+        }
+        if done >= budget {
+            return budget;
+        }
+        // SAFETY: we are this NAPI context's poll function.
+        if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
+            let mut q = self.queue.lock();
+            if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
+                match c.final_check() {
+                    // SAFETY: the NAPI context is live.
+                    Ok(true) => unsafe { b::xennet_shim_napi_schedule(self.napi()) },
+                    Ok(false) => {}
+                    Err(e) => c.broken = Some(e),
+                }
+                c.irq.lateeoi(!work);
+            }
+        }
+        done
+    }
+
+    fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
+        // SAFETY: the stack hands us a live skb.
+        let len = unsafe { b::xennet_shim_skb_len(skb) } as usize;
+        let mut q = self.queue.lock();
+        let Queue { conn, stats } = &mut *q;
+        let conn = conn.as_mut().filter(|c| c.broken.is_none());
+        let sent = match conn {
+            Some(c) if (ETH_HLEN..=crate::netif::PAGE_SIZE).contains(&len) => {
+                if let Err(e) = c.reap_tx(stats) {
+                    c.broken = Some(e);
+                }
+                if c.transmit(skb, len, stats).is_err() {
+                    // SAFETY: `netdev` is live.
+                    unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
+                    return b::netdev_tx_NETDEV_TX_BUSY;
+                }
+                if !c.tx_has_room() {
+                    // SAFETY: `netdev` is live.
+                    unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
+                }
+                true
+            }
+            _ => {
+                stats.tx_dropped += 1;
+                false
+            }
+        };
+        drop(q);
+        let _ = sent;
+        // SAFETY: copied (or dropped): the skb is ours to free.
+        unsafe { b::xennet_shim_kfree_skb_any(skb) };
+        b::netdev_tx_NETDEV_TX_OK
+    }
+}
+
+const ETH_HLEN: usize = 14;
+
+fn fe_ref<'a>(fe: *const Frontend) -> &'a Frontend {
+    // SAFETY: only used in probe on the frontend it just created.
+    unsafe { &*fe }
+}
+
+/// Event channel handler.
+///
+/// # Safety
+///
+/// `dev_id` must be the frontend given to `EventIrq::bind`, still bound.
+unsafe extern "C" fn interrupt(_irq: c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: `dev_id` is the frontend passed to `EventIrq::bind`, live while bound.
+    let fe = unsafe { &*dev_id.cast::<Frontend>() };
+    // SAFETY: the NAPI context lives as long as the frontend.
+    unsafe { b::xennet_shim_napi_schedule(fe.napi()) };
+    b::irqreturn::IRQ_HANDLED
+}
+
+/// NAPI poll callback.
+///
+/// # Safety
+///
+/// `napi` must be the NAPI context of a net device created by `probe`.
+unsafe extern "C" fn napi_poll(napi: *mut b::napi_struct, budget: c_int) -> c_int {
+    // SAFETY: our NAPI context belongs to a net device created by probe.
+    let fe = unsafe { Frontend::from_netdev(b::xennet_shim_napi_dev(napi)) };
+    fe.poll(budget.max(0) as usize) as c_int
+}
+
+/// `ndo_open`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `probe`.
+unsafe extern "C" fn ndo_open(netdev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    // SAFETY: the NAPI context was added in probe and is disabled while down.
+    unsafe {
+        b::napi_enable(fe.napi());
+        b::xennet_shim_netif_start_queue(netdev);
+        b::xennet_shim_napi_schedule(fe.napi());
+    }
+    0
+}
+
+/// `ndo_stop`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `probe`.
+unsafe extern "C" fn ndo_stop(netdev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    // SAFETY: enabled in `ndo_open`.
+    unsafe {
+        b::xennet_shim_netif_stop_queue(netdev);
+        b::napi_disable(fe.napi());
+    }
+    0
+}
+
+/// `ndo_start_xmit`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `probe`; `skb` a live skb.
+unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_device) -> b::netdev_tx_t {
+    // SAFETY: the stack calls us with our live net device.
+    unsafe { Frontend::from_netdev(netdev) }.xmit(skb)
+}
+
+/// `ndo_get_stats64`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `probe`; `out` writable.
+unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    let s = fe.queue.lock().stats;
+    // SAFETY: `out` is a valid stats structure to fill.
+    let out = unsafe { &mut *out };
+    out.rx_packets = s.rx_packets;
+    out.rx_bytes = s.rx_bytes;
+    out.rx_errors = s.rx_errors;
+    out.rx_dropped = s.rx_dropped;
+    out.tx_packets = s.tx_packets;
+    out.tx_bytes = s.tx_bytes;
+    out.tx_errors = s.tx_errors;
+    out.tx_dropped = s.tx_dropped;
+}
