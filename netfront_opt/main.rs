@@ -84,6 +84,7 @@ impl kernel::Module for NetfrontOpt {
             pr_err!("not running on Xen, refusing to load\n");
             return Err(ENODEV);
         }
+        xen_sys::check_layouts()?;
         let (tx, rx) = xen_sys::netif_ring_sizes();
         // Our protocol core (from Xen's canonical header) and the kernel's
         // header must agree on the ring layout.

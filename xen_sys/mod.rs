@@ -35,6 +35,29 @@ pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod xenbus;
 
+/// Checks that the structures bindgen laid out for us have the C compiler's
+/// sizes: a mismatch would make the kernel read or write past our objects.
+pub(crate) fn check_layouts() -> kernel::error::Result {
+    use core::mem::size_of;
+    // SAFETY: the shim functions return compile-time constants.
+    let c = unsafe {
+        [
+            ("xenbus_driver", bindings::xennet_shim_sizeof_xenbus_driver(), size_of::<bindings::xenbus_driver>()),
+            ("net_device_ops", bindings::xennet_shim_sizeof_net_device_ops(), size_of::<bindings::net_device_ops>()),
+            ("rtnl_link_stats64", bindings::xennet_shim_sizeof_rtnl_link_stats64(), size_of::<bindings::rtnl_link_stats64>()),
+            ("xenbus_device", bindings::xennet_shim_sizeof_xenbus_device(), size_of::<bindings::xenbus_device>()),
+            ("napi_struct", bindings::xennet_shim_sizeof_napi_struct(), size_of::<bindings::napi_struct>()),
+        ]
+    };
+    for (name, c_size, rust_size) in c {
+        if c_size != rust_size {
+            kernel::pr_err!("layout mismatch: struct {} is {} bytes in C, {} in our bindings\n", name, c_size, rust_size);
+            return Err(kernel::error::code::EINVAL);
+        }
+    }
+    Ok(())
+}
+
 /// What kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum DomainKind {

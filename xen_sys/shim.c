@@ -180,3 +180,28 @@ void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb)
 {
 	napi_gro_receive(napi, skb);
 }
+
+unsigned long xennet_shim_sizeof_xenbus_driver(void)
+{
+	return sizeof(struct xenbus_driver);
+}
+
+unsigned long xennet_shim_sizeof_net_device_ops(void)
+{
+	return sizeof(struct net_device_ops);
+}
+
+unsigned long xennet_shim_sizeof_rtnl_link_stats64(void)
+{
+	return sizeof(struct rtnl_link_stats64);
+}
+
+unsigned long xennet_shim_sizeof_xenbus_device(void)
+{
+	return sizeof(struct xenbus_device);
+}
+
+unsigned long xennet_shim_sizeof_napi_struct(void)
+{
+	return sizeof(struct napi_struct);
+}

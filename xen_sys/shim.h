@@ -60,4 +60,11 @@ void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);
 void xennet_shim_kfree_skb_any(struct sk_buff *skb);
 void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb);
 
+/* Sizes of the C structures our generated bindings lay out (checked at load). */
+unsigned long xennet_shim_sizeof_xenbus_driver(void);
+unsigned long xennet_shim_sizeof_net_device_ops(void);
+unsigned long xennet_shim_sizeof_rtnl_link_stats64(void);
+unsigned long xennet_shim_sizeof_xenbus_device(void);
+unsigned long xennet_shim_sizeof_napi_struct(void);
+
 #endif
