@@ -122,7 +122,13 @@ impl Frontend {
         }
         // SAFETY: `xbdev` is live; the pointer is taken back in `remove`.
         unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), fe.cast_mut().cast()) };
-        pr_info!("{}: vif {} ready, waiting for the backend\n", (*fe_ref(fe)).name(), xbdev.nodename().to_str().unwrap_or("?"));
+        // SAFETY: `fe` is live (just created, owned by the xenbus device now).
+        let fe = unsafe { &*fe };
+        pr_info!(
+            "{}: {} ready, waiting for the backend\n",
+            fe.name(),
+            xbdev.nodename().to_str().unwrap_or("?")
+        );
         Ok(())
     }
 
@@ -344,7 +350,7 @@ impl Frontend {
         let mut q = self.queue.lock();
         let Queue { conn, stats } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
-        let sent = match conn {
+        match conn {
             Some(c) if (ETH_HLEN..=crate::netif::PAGE_SIZE).contains(&len) => {
                 if let Err(e) = c.reap_tx(stats) {
                     c.broken = Some(e);
@@ -358,15 +364,10 @@ impl Frontend {
                     // SAFETY: `netdev` is live.
                     unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
                 }
-                true
             }
-            _ => {
-                stats.tx_dropped += 1;
-                false
-            }
-        };
+            _ => stats.tx_dropped += 1,
+        }
         drop(q);
-        let _ = sent;
         // SAFETY: copied (or dropped): the skb is ours to free.
         unsafe { b::xennet_shim_kfree_skb_any(skb) };
         b::netdev_tx_NETDEV_TX_OK
@@ -374,11 +375,6 @@ impl Frontend {
 }
 
 const ETH_HLEN: usize = 14;
-
-fn fe_ref<'a>(fe: *const Frontend) -> &'a Frontend {
-    // SAFETY: only used in probe on the frontend it just created.
-    unsafe { &*fe }
-}
 
 /// Event channel handler.
 ///

@@ -1,0 +1,68 @@
+#!/bin/sh
+# netfront suite: run with the Rust frontend in the guests (scripts/rig
+# --frontend rust). Driver binding, counters, 20 detach/attach cycles with
+# traffic, unbind + rmmod + insmod under traffic, clean logs.
+. /rig/selftests/lib.sh
+G=$GUEST1_IP
+CYCLES=${NETFRONT_CYCLES:-20}
+ktap_plan 9
+
+dom0_log_start=$(($(dmesg | wc -l) + 1))
+guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+
+check "netfront_opt bound to vif-0" guest-exec 1 'test -e /sys/bus/xen/drivers/netfront_opt/vif-0'
+
+counters_move() {
+	before=$(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' ')
+	iperf_mbits -c "$G" -t 2 || return 1
+	after=$(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' ')
+	echo "rx tx packets before: $before after: $after"
+	set -- $before $after
+	[ "$3" -gt "$1" ] && [ "$4" -gt "$2" ]
+}
+check "rx/tx counters move with traffic" counters_move
+
+reattach() {
+	mac=$1
+	xl network-detach guest1 0 || return 1
+	wait_for 20 guest-exec 1 '! test -e /sys/class/net/eth0' || { echo "eth0 still there"; return 1; }
+	xl network-attach guest1 "mac=$mac" bridge=xenbr0 || return 1
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up" ||
+		{ echo "eth0 did not come back"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no ping after attach"; return 1; }
+}
+cycles() {
+	mac=$(xl network-list guest1 | awk 'NR == 2 { print $3 }')
+	i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		# traffic in flight while the vif goes away
+		iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
+		usleep 500000
+		reattach "$mac" || { echo "cycle $i failed"; kill $! 2>/dev/null; return 1; }
+		kill $! 2>/dev/null; wait $! 2>/dev/null
+	done
+	echo "$CYCLES cycles"
+}
+check "$CYCLES detach/attach cycles with traffic" cycles
+check "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
+
+unload_reload() {
+	iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
+	usleep 500000
+	guest-exec 1 'echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind && rmmod netfront_opt' ||
+		{ kill $!; return 1; }
+	kill $! 2>/dev/null; wait $! 2>/dev/null
+	guest-exec 1 'insmod /rig/modules/netfront_opt.ko' || return 1
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up" ||
+		{ echo "eth0 did not come back"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G"
+}
+check "unbind + rmmod under traffic, insmod, traffic again" unload_reload
+check "iperf3 after the reload" iperf_mbits -c "$G" -t 2
+check "no grant left in use (no deferred frees logged)" sh -c "! guest-exec 1 'dmesg | grep -q \"still in use\"'"
+guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
+dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
+check "guest dmesg clean" guest_clean
+check "dom0 dmesg clean" dom0_clean
+ktap_exit
