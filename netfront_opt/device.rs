@@ -8,15 +8,25 @@ use kernel::prelude::*;
 use kernel::sync::SpinLock;
 use kernel::types::Opaque;
 
-use crate::queue::{Connection, RxBatch, Stats};
+use crate::netif::{Gso, GsoType, TxFlags, MAX_TX_SIZE};
+use crate::queue::{Connection, RxBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
+
+/// Transmit offloads the backend accepts (its `feature-*` keys).
+#[derive(Clone, Copy, Default)]
+struct BackendCaps {
+    sg: bool,
+    tso4: bool,
+    tso6: bool,
+}
 
 /// Lock-protected state of the (single) queue.
 pub(crate) struct Queue {
     conn: Option<KBox<Connection>>,
     stats: Stats,
+    caps: BackendCaps,
 }
 
 /// A netfront device. Lives in a pinned box from probe to remove; the net
@@ -44,6 +54,7 @@ static NETDEV_OPS: b::net_device_ops = {
     ops.ndo_stop = Some(ndo_stop);
     ops.ndo_start_xmit = Some(ndo_start_xmit);
     ops.ndo_get_stats64 = Some(ndo_get_stats64);
+    ops.ndo_fix_features = Some(ndo_fix_features);
     ops
 };
 
@@ -87,7 +98,10 @@ impl Frontend {
                 xbdev,
                 netdev,
                 napi: Opaque::zeroed(),
-                queue <- kernel::new_spinlock!(Queue { conn: None, stats: Stats::default() }, "netfront_opt_queue"),
+                queue <- kernel::new_spinlock!(
+                    Queue { conn: None, stats: Stats::default(), caps: BackendCaps::default() },
+                    "netfront_opt_queue"
+                ),
             }),
             GFP_KERNEL,
         );
@@ -108,6 +122,9 @@ impl Frontend {
             b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>().write(fe);
             b::xennet_shim_netdev_init(netdev, &NETDEV_OPS, xbdev.as_raw(), mac.as_ptr());
             b::xennet_shim_napi_add(netdev, (*fe).napi.get(), Some(napi_poll));
+            // Offered offloads; `ndo_fix_features` trims them to what the
+            // backend accepts once connected.
+            b::xennet_shim_netdev_set_hw_features(netdev, b::xennet_shim_offload_features());
             b::netif_carrier_off(netdev);
             b::register_netdev(netdev)
         };
@@ -124,6 +141,13 @@ impl Frontend {
         unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), fe.cast_mut().cast()) };
         // SAFETY: `fe` is live (just created, owned by the xenbus device now).
         let fe = unsafe { &*fe };
+        // Rebound after an unbind, the device is still Closed: announce a
+        // fresh start so the backend returns to InitWait.
+        if xbdev.state() != state::INITIALISING {
+            if let Err(e) = xbdev.switch_state(state::INITIALISING) {
+                pr_warn!("{}: cannot restart the handshake: {:?}\n", fe.name(), e);
+            }
+        }
         pr_info!(
             "{}: {} ready, waiting for the backend\n",
             fe.name(),
@@ -177,8 +201,11 @@ impl Frontend {
                     self.xbdev.fatal(e, c"netfront_opt: connecting to the backend");
                 }
             }
-            state::CLOSED if ours == state::CLOSED => {}
-            state::CLOSING | state::CLOSED => {
+            // While we (re)initialise, a closed backend is the old
+            // connection's: wait for it to come back to InitWait.
+            state::CLOSING | state::CLOSED
+                if ours != state::INITIALISING && ours != state::CLOSED =>
+            {
                 self.disconnect();
                 self.xbdev.frontend_closed();
             }
@@ -206,9 +233,26 @@ impl Frontend {
         }
         .inspect_err(|_| self.xbdev.free_evtchn(port))?;
         let (tx_ref, rx_ref) = (tx_ring.gref(), rx_ring.gref());
+        let be = self.xbdev.otherend();
+        let caps = BackendCaps {
+            sg: Device::read_unsigned(be, c"feature-sg", 0) == 1,
+            tso4: Device::read_unsigned(be, c"feature-gso-tcpv4", 0) == 1,
+            tso6: Device::read_unsigned(be, c"feature-gso-tcpv6", 0) == 1,
+        };
         let conn = Connection::new(tx_ring, rx_ring, irq, domid)?;
         self.publish(tx_ref, rx_ref, port)?;
-        self.queue.lock().conn = Some(conn);
+        {
+            let mut q = self.queue.lock();
+            q.conn = Some(conn);
+            q.caps = caps;
+        }
+        // Jumbo frames need multi-slot transmit.
+        let max_mtu = if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 };
+        // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
+        unsafe {
+            b::xennet_shim_netdev_set_max_mtu(self.netdev, max_mtu as u32);
+            b::xennet_shim_netdev_update_features(self.netdev);
+        }
         self.xbdev.switch_state(state::CONNECTED)?;
         // SAFETY: `netdev` is live and registered.
         unsafe { b::netif_carrier_on(self.netdev) };
@@ -230,12 +274,13 @@ impl Frontend {
                 t.write_u32(dir, c"event-channel", port)?;
                 t.write(dir, c"request-rx-copy", c"1")?;
                 t.write(dir, c"feature-rx-notify", c"1")?;
-                // Not offered yet: scatter-gather, GSO, checksum offload.
-                t.write(dir, c"feature-sg", c"0")?;
-                t.write(dir, c"feature-gso-tcpv4", c"0")?;
-                t.write(dir, c"feature-gso-tcpv6", c"0")?;
-                t.write(dir, c"feature-no-csum-offload", c"1")?;
-                t.write(dir, c"feature-ipv6-csum-offload", c"0")
+                // Receive side: multi-slot and GSO packets; checksums may
+                // arrive partial or pre-validated.
+                t.write(dir, c"feature-sg", c"1")?;
+                t.write(dir, c"feature-gso-tcpv4", c"1")?;
+                t.write(dir, c"feature-gso-tcpv6", c"1")?;
+                t.write(dir, c"feature-no-csum-offload", c"0")?;
+                t.write(dir, c"feature-ipv6-csum-offload", c"1")
             })();
             if let Err(e) = written {
                 let _ = t.end(true);
@@ -257,6 +302,29 @@ impl Frontend {
         drop(conn);
     }
 
+    /// When unbound while connected (module unload, sysfs unbind), closes
+    /// with the backend before our pages go, so it can unmap them first:
+    /// Closing, wait for the backend to close, Closed, wait again. A backend
+    /// that does not answer within the timeouts is not waited for: pages it
+    /// still maps are then freed only once it lets go (see `GrantedPage`).
+    fn close_handshake(&self) {
+        if self.xbdev.state() != state::CONNECTED {
+            return;
+        }
+        let gone = |s| matches!(s, state::CLOSING | state::CLOSED | state::UNKNOWN);
+        let _ = self.xbdev.switch_state(state::CLOSING);
+        self.xbdev.wait_otherend(5000, gone);
+        let _ = self.xbdev.switch_state(state::CLOSED);
+        let s = self.xbdev.wait_otherend(5000, |s| matches!(s, state::CLOSED | state::UNKNOWN));
+        if !matches!(s, state::CLOSED | state::UNKNOWN) {
+            pr_warn!(
+                "{}: backend did not close (state {}); going on\n",
+                self.name(),
+                state::name(s)
+            );
+        }
+    }
+
     /// Unbinds from the xenbus device (xenbus `remove`) and frees everything.
     ///
     /// # Safety
@@ -270,6 +338,8 @@ impl Frontend {
         let netdev = unsafe { (*fe).netdev };
         // SAFETY: registered in probe; unregistering stops the device (and NAPI).
         unsafe { b::unregister_netdev(netdev) };
+        // SAFETY: `fe` is live.
+        unsafe { (*fe).close_handshake() };
         // SAFETY: `fe` is live.
         unsafe { (*fe).disconnect() };
         // SAFETY: unregistered; freeing also deletes the NAPI context, after
@@ -289,7 +359,7 @@ impl Frontend {
             let mut batch = RxBatch::new();
             let tx_room = {
                 let mut q = self.queue.lock();
-                let Queue { conn, stats } = &mut *q;
+                let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
@@ -348,14 +418,15 @@ impl Frontend {
         // SAFETY: the stack hands us a live skb.
         let len = unsafe { b::xennet_shim_skb_len(skb) } as usize;
         let mut q = self.queue.lock();
-        let Queue { conn, stats } = &mut *q;
+        let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
         match conn {
-            Some(c) if (ETH_HLEN..=crate::netif::PAGE_SIZE).contains(&len) => {
+            Some(c) if (ETH_HLEN..=MAX_TX_SIZE).contains(&len) => {
                 if let Err(e) = c.reap_tx(stats) {
                     c.broken = Some(e);
                 }
-                if c.transmit(skb, len, stats).is_err() {
+                let (flags, gso) = tx_offloads(skb);
+                if c.transmit(skb, len, flags, gso, stats).is_err() {
                     // SAFETY: `netdev` is live.
                     unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
                     return b::netdev_tx_NETDEV_TX_BUSY;
@@ -375,6 +446,29 @@ impl Frontend {
 }
 
 const ETH_HLEN: usize = 14;
+
+/// The netif flags and GSO request for an outgoing skb.
+fn tx_offloads(skb: *mut b::sk_buff) -> (TxFlags, Option<Gso>) {
+    // SAFETY: `skb` is a live skb handed to `ndo_start_xmit`.
+    let (summed, gso_size, v6) = unsafe {
+        (
+            b::xennet_shim_skb_ip_summed(skb),
+            b::xennet_shim_skb_gso_size(skb),
+            b::xennet_shim_skb_gso_is_tcpv6(skb),
+        )
+    };
+    let flags = match summed {
+        CHECKSUM_PARTIAL => TxFlags::CSUM_BLANK.with(TxFlags::DATA_VALIDATED),
+        CHECKSUM_UNNECESSARY => TxFlags::DATA_VALIDATED,
+        _ => TxFlags(0),
+    };
+    let gso = (gso_size > 0).then_some(Gso {
+        size: gso_size as u16,
+        ty: if v6 { GsoType::TCPV6 } else { GsoType::TCPV4 },
+        features: 0,
+    });
+    (flags, gso)
+}
 
 /// Event channel handler.
 ///
@@ -462,4 +556,26 @@ unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rt
     out.tx_bytes = s.tx_bytes;
     out.tx_errors = s.tx_errors;
     out.tx_dropped = s.tx_dropped;
+}
+
+/// `ndo_fix_features`: keeps only the offloads the backend accepts.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `probe`.
+unsafe extern "C" fn ndo_fix_features(
+    netdev: *mut b::net_device,
+    features: b::netdev_features_t,
+) -> b::netdev_features_t {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    let caps = fe.queue.lock().caps;
+    // SAFETY: pure functions returning feature masks.
+    let (offered, allowed) = unsafe {
+        (
+            b::xennet_shim_offload_features(),
+            b::xennet_shim_allowed_features(caps.sg, caps.tso4, caps.tso6),
+        )
+    };
+    (features & !offered) | (features & allowed)
 }

@@ -13,8 +13,8 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    Error as NetifError, RxEvent, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag, TxFront,
-    TxRingKind, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
+    Error as NetifError, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
+    TxFront, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::bindings as b;
@@ -23,6 +23,13 @@ use crate::xen_sys::grant::GrantedPage;
 use crate::xen_sys::xenbus::RingPage;
 
 const ETH_HLEN: usize = 14;
+/// `skb->ip_summed` values.
+pub(crate) const CHECKSUM_UNNECESSARY: u8 = 1;
+pub(crate) const CHECKSUM_PARTIAL: u8 = 3;
+/// Bytes of a received packet copied into the skb's linear area (headers).
+const RX_COPY_HDR: usize = 256;
+/// Ring slots the largest packet takes: data slots plus a GSO extra.
+const MAX_PACKET_SLOTS: usize = NR_SLOTS_MIN + 1;
 const TX_SLOTS: usize = TX_RING_SIZE as usize;
 const RX_SLOTS: usize = RX_RING_SIZE as usize;
 
@@ -118,8 +125,8 @@ impl Connection {
             Connection {
                 irq,
                 tx: TxFront::new(tx_sring),
-                // One data slot per packet: we offer no scatter-gather.
-                rx: RxFront::new(rx_sring, 1),
+                // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
+                rx: RxFront::new(rx_sring, NR_SLOTS_MIN),
                 tx_buf_of_id: [0; TX_SLOTS],
                 tx_free,
                 rx_buf_of_slot: [0; RX_SLOTS],
@@ -144,39 +151,66 @@ impl Connection {
         Ok(())
     }
 
-    /// Copies `skb` into a free TX buffer and queues it. `Err(())`: no room
-    /// (the caller stops the queue and returns the skb to the stack).
+    /// Copies `skb` (`len` bytes, at most `NR_SLOTS_MIN` pages) into free
+    /// TX buffers, one page per slot, and queues it with `flags` and `gso`.
+    /// `Err(())`: no room (the caller stops the queue and returns the skb).
     pub(crate) fn transmit(
         &mut self,
         skb: *mut b::sk_buff,
         len: usize,
+        flags: TxFlags,
+        gso: Option<Gso>,
         stats: &mut Stats,
     ) -> core::result::Result<(), ()> {
-        let Some(buf) = self.tx_free.pop() else {
-            return Err(());
-        };
-        let page = &self.tx_bufs[usize::from(buf)];
-        // SAFETY: `skb` is a live skb of `len` bytes (`len` <= PAGE_SIZE was
-        // checked by the caller); the page is ours and `PAGE_SIZE` long; the
-        // backend only reads it (read-only grant).
-        let rc = unsafe { b::skb_copy_bits(skb, 0, page.as_ptr().cast(), len as i32) };
-        if rc < 0 {
-            // Unreachable for a well-formed skb; drop it rather than send garbage.
-            let _ = self.tx_free.push(buf, GFP_ATOMIC);
+        let nslots = len.div_ceil(PAGE_SIZE);
+        if nslots > NR_SLOTS_MIN {
             stats.tx_dropped += 1;
             return Ok(());
         }
-        let frag = TxFrag {
-            gref: page.gref(),
-            offset: 0,
-            len: len as u16,
-        };
-        let mut ids = [0u16; 1];
-        if self.tx.queue_packet(&[frag], TxFlags(0), None, &mut ids).is_err() {
-            let _ = self.tx_free.push(buf, GFP_ATOMIC);
+        if self.tx_free.len() < nslots
+            || (self.tx.ring.free_requests() as usize) < nslots + usize::from(gso.is_some())
+        {
             return Err(());
         }
-        self.tx_buf_of_id[usize::from(ids[0])] = buf;
+        let mut frags = [TxFrag {
+            gref: 0,
+            offset: 0,
+            len: 0,
+        }; NR_SLOTS_MIN];
+        let mut bufs = [0u16; NR_SLOTS_MIN];
+        let mut copied = 0;
+        for (frag, buf) in frags.iter_mut().zip(bufs.iter_mut()).take(nslots) {
+            // Cannot fail: `nslots` buffers were checked to be free.
+            *buf = self.tx_free.pop().unwrap_or(0);
+            let page = &self.tx_bufs[usize::from(*buf)];
+            let chunk = (len - copied).min(PAGE_SIZE);
+            // SAFETY: `skb` is a live skb of `len` bytes; `copied + chunk <=
+            // len`; the page is ours and `PAGE_SIZE >= chunk` long; the backend
+            // only reads it (read-only grant).
+            let rc = unsafe {
+                b::skb_copy_bits(skb, copied as i32, page.as_ptr().cast(), chunk as i32)
+            };
+            if rc < 0 {
+                // Unreachable for a well-formed skb: drop it rather than send garbage.
+                self.return_tx_bufs(&bufs[..nslots]);
+                stats.tx_dropped += 1;
+                return Ok(());
+            }
+            *frag = TxFrag {
+                gref: page.gref(),
+                offset: 0,
+                len: chunk as u16,
+            };
+            copied += chunk;
+        }
+        let mut ids = [0u16; NR_SLOTS_MIN];
+        if self.tx.queue_packet(&frags[..nslots], flags, gso, &mut ids).is_err() {
+            self.return_tx_bufs(&bufs[..nslots]);
+            return Err(());
+        }
+        for (id, buf) in ids.iter().zip(bufs.iter()).take(nslots) {
+            self.tx_buf_of_id[usize::from(*id)] = *buf;
+        }
         if self.tx.push() {
             self.irq.notify();
         }
@@ -185,9 +219,17 @@ impl Connection {
         Ok(())
     }
 
-    /// True while another single-slot packet fits.
+    fn return_tx_bufs(&mut self, bufs: &[u16]) {
+        for &buf in bufs {
+            // Cannot fail: capacity for every buffer was reserved at connect.
+            let _ = self.tx_free.push(buf, GFP_ATOMIC);
+        }
+    }
+
+    /// True while the largest packet still fits.
     pub(crate) fn tx_has_room(&self) -> bool {
-        !self.tx_free.is_empty() && self.tx.ring.free_requests() > 0
+        self.tx_free.len() >= NR_SLOTS_MIN
+            && self.tx.ring.free_requests() as usize >= MAX_PACKET_SLOTS
     }
 
     /// Collects TX completions; returns whether any were found.
@@ -251,42 +293,126 @@ impl Connection {
         Ok(any)
     }
 
+    /// Builds an skb from a validated packet: up to `RX_COPY_HDR` bytes in
+    /// the linear area, the rest packed densely into fresh pages; each byte
+    /// is copied out of the shared buffers exactly once.
     fn deliver(
         &self,
-        pkt: &crate::netif::RxPacket,
+        pkt: &RxPacket,
         napi: *mut b::napi_struct,
         netdev: *mut b::net_device,
         batch: &mut RxBatch,
         stats: &mut Stats,
     ) {
-        let [frag] = pkt.frags() else {
-            stats.rx_errors += 1;
-            return;
-        };
-        let len = usize::from(frag.len);
-        if len < ETH_HLEN {
+        let total = pkt.len();
+        if total < ETH_HLEN {
             stats.rx_errors += 1;
             return;
         }
-        let page = &self.rx_bufs[usize::from(self.rx_buf_of_slot[frag.idx as usize % RX_SLOTS])];
+        let hdr = total.min(RX_COPY_HDR);
         // SAFETY: `napi` is this device's live NAPI context (we run in its poll).
-        let skb = unsafe { b::napi_alloc_skb(napi, len as u32) };
+        let skb = unsafe { b::napi_alloc_skb(napi, hdr as u32) };
         if skb.is_null() {
             stats.rx_dropped += 1;
             return;
         }
-        // SAFETY: `offset + len <= PAGE_SIZE` was validated by `RxFront`; the
-        // page is ours; `skb` has room for `len` bytes. The backend may still
-        // write the page: this single copy is all we read of it.
+        if self.copy_into(skb, pkt, hdr).is_err() {
+            // SAFETY: the skb is ours and not handed on.
+            unsafe { b::xennet_shim_kfree_skb_any(skb) };
+            stats.rx_dropped += 1;
+            return;
+        }
+        // SAFETY: `skb` is ours and holds at least an Ethernet header.
         unsafe {
-            let src = page.as_ptr().add(usize::from(frag.offset));
-            b::xennet_shim_skb_put_data(skb, src.cast(), len as u32);
             b::xennet_shim_skb_set_protocol(skb, b::eth_type_trans(skb, netdev));
+            b::xennet_shim_skb_reset_network_header(skb);
+        }
+        // A GSO packet, or a partial checksum (the sender offloaded it):
+        // locate the checksum field from the headers, as the C driver does;
+        // a packet whose headers do not parse is dropped.
+        let partial = pkt.flags.contains(RxFlags::CSUM_BLANK);
+        if let Some(gso) = pkt.gso {
+            // SAFETY: `skb` is ours; `RxFront` validated size and type.
+            unsafe { b::xennet_shim_skb_set_gso(skb, gso.size, gso.ty == GsoType::TCPV6) };
+        }
+        if partial || pkt.gso.is_some() {
+            // SAFETY: `skb` is ours, its headers are in the linear area.
+            let rc = unsafe {
+                b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_PARTIAL);
+                b::skb_checksum_setup(skb, !partial)
+            };
+            if rc < 0 {
+                // SAFETY: the skb is ours and not handed on.
+                unsafe { b::xennet_shim_kfree_skb_any(skb) };
+                stats.rx_errors += 1;
+                return;
+            }
+        } else if pkt.flags.contains(RxFlags::DATA_VALIDATED) {
+            // SAFETY: `skb` is ours.
+            unsafe { b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_UNNECESSARY) };
         }
         batch.skbs[batch.len] = skb;
         batch.len += 1;
         stats.rx_packets += 1;
-        stats.rx_bytes += len as u64;
+        stats.rx_bytes += total as u64;
+    }
+
+    /// Copies the packet's fragments into `skb`: `hdr` bytes into the linear
+    /// area, the rest into freshly allocated pages attached as fragments.
+    fn copy_into(&self, skb: *mut b::sk_buff, pkt: &RxPacket, hdr: usize) -> Result {
+        let mut linear_left = hdr;
+        let mut page: *mut b::page = core::ptr::null_mut();
+        let mut page_used = 0;
+        let mut nr_frags = 0;
+        // Attaches the page being filled to the skb.
+        let flush = |page: &mut *mut b::page, used: usize, nr: &mut i32| {
+            if !page.is_null() {
+                // SAFETY: `page` is a fresh page of ours holding `used` bytes;
+                // the skb takes it over.
+                unsafe { b::xennet_shim_skb_add_rx_frag(skb, *nr, *page, 0, used as i32) };
+                *nr += 1;
+                *page = core::ptr::null_mut();
+            }
+        };
+        for frag in pkt.frags() {
+            let buf = &self.rx_bufs[usize::from(self.rx_buf_of_slot[frag.idx as usize % RX_SLOTS])];
+            // SAFETY: `offset + len <= PAGE_SIZE` was validated by `RxFront`.
+            let mut src = unsafe { buf.as_ptr().add(usize::from(frag.offset)) };
+            let mut left = usize::from(frag.len);
+            while left > 0 {
+                let n;
+                if linear_left > 0 {
+                    n = left.min(linear_left);
+                    // SAFETY: `src..src+n` is inside our buffer page; the skb
+                    // has `linear_left >= n` bytes of room.
+                    unsafe { b::xennet_shim_skb_put_data(skb, src.cast(), n as u32) };
+                    linear_left -= n;
+                } else {
+                    if page.is_null() || page_used == PAGE_SIZE {
+                        flush(&mut page, page_used, &mut nr_frags);
+                        // SAFETY: atomic page allocation, no preconditions.
+                        page = unsafe { b::xennet_shim_alloc_page_atomic() };
+                        if page.is_null() {
+                            return Err(ENOMEM);
+                        }
+                        page_used = 0;
+                    }
+                    n = left.min(PAGE_SIZE - page_used);
+                    // SAFETY: `page` is ours with `PAGE_SIZE - page_used >= n`
+                    // bytes free; `src..src+n` is inside our buffer page.
+                    unsafe {
+                        let dst = b::xennet_shim_page_address(page).cast::<u8>().add(page_used);
+                        b::xennet_shim_copy_from_shared(dst.cast(), src.cast(), n);
+                    }
+                    page_used += n;
+                }
+                // SAFETY: stays within the fragment (`n <= left`).
+                src = unsafe { src.add(n) };
+                left -= n;
+            }
+        }
+        flush(&mut page, page_used, &mut nr_frags);
+        Ok(())
     }
 
     /// `RING_FINAL_CHECK_FOR_RESPONSES` on both rings: true if responses

@@ -8,6 +8,7 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
 #include <xen/page.h>
 #include <xen/xen.h>
@@ -204,4 +205,88 @@ unsigned long xennet_shim_sizeof_xenbus_device(void)
 unsigned long xennet_shim_sizeof_napi_struct(void)
 {
 	return sizeof(struct napi_struct);
+}
+
+u8 xennet_shim_skb_ip_summed(struct sk_buff *skb)
+{
+	return skb->ip_summed;
+}
+
+void xennet_shim_skb_set_ip_summed(struct sk_buff *skb, u8 ip_summed)
+{
+	skb->ip_summed = ip_summed;
+}
+
+void xennet_shim_skb_reset_network_header(struct sk_buff *skb)
+{
+	skb_reset_network_header(skb);
+}
+
+unsigned int xennet_shim_skb_gso_size(struct sk_buff *skb)
+{
+	return skb_is_gso(skb) ? skb_shinfo(skb)->gso_size : 0;
+}
+
+bool xennet_shim_skb_gso_is_tcpv6(struct sk_buff *skb)
+{
+	return skb_shinfo(skb)->gso_type & SKB_GSO_TCPV6;
+}
+
+u64 xennet_shim_offload_features(void)
+{
+	return NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM | NETIF_F_SG | NETIF_F_TSO | NETIF_F_TSO6;
+}
+
+u64 xennet_shim_allowed_features(bool sg, bool tso4, bool tso6)
+{
+	u64 f = NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
+
+	if (sg)
+		f |= NETIF_F_SG;
+	if (sg && tso4)
+		f |= NETIF_F_TSO;
+	if (sg && tso6)
+		f |= NETIF_F_TSO6;
+	return f;
+}
+
+void xennet_shim_netdev_set_hw_features(struct net_device *dev, u64 features)
+{
+	dev->hw_features = features;
+	dev->features = features;
+}
+
+void xennet_shim_netdev_update_features(struct net_device *dev)
+{
+	rtnl_lock();
+	netdev_update_features(dev);
+	rtnl_unlock();
+}
+
+void xennet_shim_skb_set_gso(struct sk_buff *skb, u16 gso_size, bool tcpv6)
+{
+	skb_shinfo(skb)->gso_size = gso_size;
+	/* The peer's headers must be checked and gso_segs computed. */
+	skb_shinfo(skb)->gso_type = (tcpv6 ? SKB_GSO_TCPV6 : SKB_GSO_TCPV4) | SKB_GSO_DODGY;
+	skb_shinfo(skb)->gso_segs = 0;
+}
+
+struct page *xennet_shim_alloc_page_atomic(void)
+{
+	return alloc_page(GFP_ATOMIC);
+}
+
+void xennet_shim_copy_from_shared(void *dst, const void *src, size_t len)
+{
+	memcpy(dst, src, len);
+}
+
+void xennet_shim_netdev_set_max_mtu(struct net_device *dev, unsigned int mtu)
+{
+	dev->max_mtu = mtu;
+}
+
+void xennet_shim_skb_add_rx_frag(struct sk_buff *skb, int i, struct page *page, int off, int size)
+{
+	skb_add_rx_frag(skb, i, page, off, size, PAGE_SIZE);
 }

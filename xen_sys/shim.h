@@ -59,6 +59,21 @@ void xennet_shim_skb_put_data(struct sk_buff *skb, const void *data, unsigned in
 void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);
 void xennet_shim_kfree_skb_any(struct sk_buff *skb);
 void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb);
+u8 xennet_shim_skb_ip_summed(struct sk_buff *skb);
+void xennet_shim_skb_set_gso(struct sk_buff *skb, u16 gso_size, bool tcpv6);
+struct page *xennet_shim_alloc_page_atomic(void);
+void xennet_shim_skb_add_rx_frag(struct sk_buff *skb, int i, struct page *page, int off, int size);
+void xennet_shim_copy_from_shared(void *dst, const void *src, size_t len);
+void xennet_shim_netdev_set_max_mtu(struct net_device *dev, unsigned int mtu);
+void xennet_shim_skb_set_ip_summed(struct sk_buff *skb, u8 ip_summed);
+void xennet_shim_skb_reset_network_header(struct sk_buff *skb);
+unsigned int xennet_shim_skb_gso_size(struct sk_buff *skb);
+bool xennet_shim_skb_gso_is_tcpv6(struct sk_buff *skb);
+/* NETIF_F_* masks: every offload we can offer, and those a backend allows. */
+u64 xennet_shim_offload_features(void);
+u64 xennet_shim_allowed_features(bool sg, bool tso4, bool tso6);
+void xennet_shim_netdev_set_hw_features(struct net_device *dev, u64 features);
+void xennet_shim_netdev_update_features(struct net_device *dev);
 
 /* Sizes of the C structures our generated bindings lay out (checked at load). */
 unsigned long xennet_shim_sizeof_xenbus_driver(void);

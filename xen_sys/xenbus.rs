@@ -9,6 +9,7 @@ use kernel::str::CString;
 
 /// Xenbus states (`enum xenbus_state`), as plain integers.
 pub(crate) mod state {
+    pub(crate) const UNKNOWN: u32 = 0;
     pub(crate) const INITIALISING: u32 = 1;
     pub(crate) const INIT_WAIT: u32 = 2;
     pub(crate) const INITIALISED: u32 = 3;
@@ -84,6 +85,28 @@ impl Device {
     pub(crate) fn otherend_id(&self) -> u16 {
         // SAFETY: `self.0` is live (type invariant).
         unsafe { b::xennet_shim_xenbus_otherend_id(self.0) as u16 }
+    }
+
+    /// The other end's state, read from xenstore now (not from a watch).
+    pub(crate) fn otherend_state(&self) -> u32 {
+        // SAFETY: `self.0` is live; `otherend` is a NUL-terminated path it owns.
+        unsafe { b::xenbus_read_driver_state(self.0, self.otherend().as_char_ptr()) }
+    }
+
+    /// Polls the other end's state until `done` accepts it or `timeout_ms`
+    /// passes; returns the last state seen. Usable from the xenwatch thread,
+    /// which cannot wait for its own watch callbacks.
+    pub(crate) fn wait_otherend(&self, timeout_ms: u32, done: impl Fn(u32) -> bool) -> u32 {
+        let mut waited = 0;
+        loop {
+            let s = self.otherend_state();
+            if done(s) || waited >= timeout_ms {
+                return s;
+            }
+            // SAFETY: sleeping is allowed: callers run in process context.
+            unsafe { b::msleep(10) };
+            waited += 10;
+        }
     }
 
     /// Our own xenbus state.
