@@ -34,32 +34,7 @@ struct NetbackMq {
 
 impl kernel::Module for NetbackMq {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let domain = DomainKind::current();
-        if domain == DomainKind::NotXen {
-            pr_err!("not running on Xen, refusing to load\n");
-            return Err(ENODEV);
-        }
-        xen_sys::check_layouts()?;
-        let (tx, rx) = xen_sys::netif_ring_sizes();
-        // Our protocol core (from Xen's canonical header) and the kernel's
-        // header must agree on the ring layout.
-        if (tx, rx) != (netif::TX_RING_SIZE as usize, netif::RX_RING_SIZE as usize) {
-            pr_err!(
-                "netif ring layout mismatch: kernel tx {} rx {}, protocol core tx {} rx {}\n",
-                tx,
-                rx,
-                netif::TX_RING_SIZE,
-                netif::RX_RING_SIZE
-            );
-            return Err(EINVAL);
-        }
-        pr_info!(
-            "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
-            domain.name(),
-            if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
-            tx,
-            rx
-        );
+        let domain = xen_sys::check_environment()?;
         Ok(NetbackMq { domain })
     }
 }

@@ -74,49 +74,26 @@ unsafe extern "C" fn remove(dev: *mut b::xenbus_device) {
 }
 
 struct NetfrontOpt {
+    domain: DomainKind,
     _driver: FrontendDriver,
 }
 
 impl kernel::Module for NetfrontOpt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let domain = DomainKind::current();
-        if domain == DomainKind::NotXen {
-            pr_err!("not running on Xen, refusing to load\n");
-            return Err(ENODEV);
-        }
-        xen_sys::check_layouts()?;
-        let (tx, rx) = xen_sys::netif_ring_sizes();
-        // Our protocol core (from Xen's canonical header) and the kernel's
-        // header must agree on the ring layout.
-        if (tx, rx) != (netif::TX_RING_SIZE as usize, netif::RX_RING_SIZE as usize) {
-            pr_err!(
-                "netif ring layout mismatch: kernel tx {} rx {}, protocol core tx {} rx {}\n",
-                tx,
-                rx,
-                netif::TX_RING_SIZE,
-                netif::RX_RING_SIZE
-            );
-            return Err(EINVAL);
-        }
+        let domain = xen_sys::check_environment()?;
         // Named differently from the C driver ("vif") so both can be loaded.
         let driver = FrontendDriver::register(c"netfront_opt", &IDS, probe, otherend_changed, remove)
-            .inspect_err(|e| pr_err!("registering the xenbus driver failed: {:?}
-", e))?;
-        pr_info!(
-            "loaded in {} ({}), {}: tx {} slots, rx {} slots\n",
-            domain.name(),
-            if xen_sys::is_pv_domain() { "PV" } else { "HVM/PVH" },
-            "netif rings",
-            tx,
-            rx
-        );
-        Ok(NetfrontOpt { _driver: driver })
+            .inspect_err(|e| pr_err!("registering the xenbus driver failed: {:?}\n", e))?;
+        Ok(NetfrontOpt {
+            domain,
+            _driver: driver,
+        })
     }
 }
 
 impl Drop for NetfrontOpt {
     fn drop(&mut self) {
         // `_driver` is unregistered after this, removing every device.
-        pr_info!("unloaded from {}\n", DomainKind::current().name());
+        pr_info!("unloaded from {}\n", self.domain.name());
     }
 }

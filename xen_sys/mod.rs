@@ -58,6 +58,39 @@ pub(crate) fn check_layouts() -> kernel::error::Result {
     Ok(())
 }
 
+/// The checks every module runs at load: on Xen, our bindings' layouts
+/// match the C compiler's, and the protocol core (from Xen's canonical
+/// header) agrees with the kernel's header on the ring sizes. Logs what it
+/// found and returns the domain kind.
+pub(crate) fn check_environment() -> kernel::error::Result<DomainKind> {
+    let domain = DomainKind::current();
+    if domain == DomainKind::NotXen {
+        kernel::pr_err!("not running on Xen, refusing to load\n");
+        return Err(kernel::error::code::ENODEV);
+    }
+    check_layouts()?;
+    let (tx, rx) = netif_ring_sizes();
+    let core = (crate::netif::TX_RING_SIZE as usize, crate::netif::RX_RING_SIZE as usize);
+    if (tx, rx) != core {
+        kernel::pr_err!(
+            "netif ring layout mismatch: kernel tx {} rx {}, protocol core tx {} rx {}\n",
+            tx,
+            rx,
+            core.0,
+            core.1
+        );
+        return Err(kernel::error::code::EINVAL);
+    }
+    kernel::pr_info!(
+        "loaded in {} ({}), netif rings: tx {} slots, rx {} slots\n",
+        domain.name(),
+        if is_pv_domain() { "PV" } else { "HVM/PVH" },
+        tx,
+        rx
+    );
+    Ok(domain)
+}
+
 /// What kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum DomainKind {
