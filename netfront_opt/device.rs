@@ -6,6 +6,7 @@
 use core::ffi::c_int;
 use kernel::prelude::*;
 use kernel::sync::SpinLock;
+use kernel::str::CString;
 use kernel::types::Opaque;
 
 use crate::netif::{Gso, GsoType, TxFlags, MAX_TX_SIZE};
@@ -14,20 +15,53 @@ use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
 
-/// Transmit offloads the backend accepts (its `feature-*` keys).
+/// What the backend offers: transmit offloads (its `feature-*` keys) and
+/// the number of queues in use.
 #[derive(Clone, Copy, Default)]
 struct BackendCaps {
     sg: bool,
     tso4: bool,
     tso6: bool,
+    queues: usize,
 }
 
-/// Lock-protected state of the (single) queue.
+/// Lock-protected state of one queue.
 pub(crate) struct Queue {
     conn: Option<KBox<Connection>>,
     stats: Stats,
-    caps: BackendCaps,
 }
+
+/// Most queues a device uses (more are never requested from the backend).
+const MAX_QUEUES: usize = 8;
+
+/// Event channel names, one per queue (they show in /proc/interrupts).
+static IRQ_NAMES: [&CStr; MAX_QUEUES] = [
+    c"netfront_opt-q0",
+    c"netfront_opt-q1",
+    c"netfront_opt-q2",
+    c"netfront_opt-q3",
+    c"netfront_opt-q4",
+    c"netfront_opt-q5",
+    c"netfront_opt-q6",
+    c"netfront_opt-q7",
+];
+
+/// One queue: a NAPI context and its lock-protected rings. Pinned: the
+/// event channel handler and the NAPI poll reach it by address.
+#[pin_data]
+pub(crate) struct QueueCtx {
+    index: usize,
+    netdev: *mut b::net_device,
+    #[pin]
+    napi: Opaque<b::napi_struct>,
+    #[pin]
+    state: SpinLock<Queue>,
+}
+
+// SAFETY: the net device outlives the queue; mutable state is behind the lock.
+unsafe impl Send for QueueCtx {}
+// SAFETY: as above.
+unsafe impl Sync for QueueCtx {}
 
 /// A netfront device. Lives in a pinned box from probe to remove; the net
 /// device's private area holds a pointer to it.
@@ -35,14 +69,15 @@ pub(crate) struct Queue {
 pub(crate) struct Frontend {
     xbdev: Device,
     netdev: *mut b::net_device,
+    /// Allocated at probe (up to the vCPU count and `max_queues`); the first
+    /// `nr_active` of them are connected.
+    queues: KVec<Pin<KBox<QueueCtx>>>,
     #[pin]
-    napi: Opaque<b::napi_struct>,
-    #[pin]
-    queue: SpinLock<Queue>,
+    caps: SpinLock<BackendCaps>,
 }
 
 // SAFETY: the raw pointers are a net device and a xenbus device that outlive
-// the frontend; all mutable state is behind the spinlock.
+// the frontend; all mutable state is behind spinlocks.
 unsafe impl Send for Frontend {}
 // SAFETY: as above.
 unsafe impl Sync for Frontend {}
@@ -76,6 +111,36 @@ fn parse_mac(s: &[u8]) -> Option<[u8; 6]> {
 }
 
 impl Frontend {
+    fn new_pinned(xbdev: Device, netdev: *mut b::net_device, nq: usize) -> Result<Pin<KBox<Self>>> {
+        let mut queues = KVec::with_capacity(nq, GFP_KERNEL)?;
+        for index in 0..nq {
+            queues.push(
+                KBox::pin_init(
+                    try_pin_init!(QueueCtx {
+                        index,
+                        netdev,
+                        napi: Opaque::zeroed(),
+                        state <- kernel::new_spinlock!(
+                            Queue { conn: None, stats: Stats::default() },
+                            "netfront_opt_queue"
+                        ),
+                    }),
+                    GFP_KERNEL,
+                )?,
+                GFP_KERNEL,
+            )?;
+        }
+        KBox::pin_init(
+            try_pin_init!(Frontend {
+                xbdev,
+                netdev,
+                queues,
+                caps <- kernel::new_spinlock!(BackendCaps::default(), "netfront_opt_caps"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
     /// Creates the net device for `xbdev` (xenbus probe).
     pub(crate) fn probe(xbdev: Device) -> Result {
         let mut buf = [0u8; 32];
@@ -87,24 +152,16 @@ impl Frontend {
             return Err(EINVAL);
         };
 
+        // SAFETY: returns a plain count.
+        let cpus = unsafe { b::xennet_shim_num_online_cpus() } as usize;
+        let nq = cpus.clamp(1, (crate::max_queues() as usize).clamp(1, MAX_QUEUES));
         // SAFETY: plain allocation; the private area holds one pointer.
         let netdev =
-            unsafe { b::xennet_shim_alloc_etherdev(size_of::<*const Frontend>() as c_int) };
+            unsafe { b::xennet_shim_alloc_etherdev(size_of::<*const Frontend>() as c_int, nq as u32) };
         if netdev.is_null() {
             return Err(ENOMEM);
         }
-        let fe = KBox::pin_init(
-            try_pin_init!(Frontend {
-                xbdev,
-                netdev,
-                napi: Opaque::zeroed(),
-                queue <- kernel::new_spinlock!(
-                    Queue { conn: None, stats: Stats::default(), caps: BackendCaps::default() },
-                    "netfront_opt_queue"
-                ),
-            }),
-            GFP_KERNEL,
-        );
+        let fe = Self::new_pinned(xbdev, netdev, nq);
         let fe = match fe {
             Ok(fe) => fe,
             Err(e) => {
@@ -121,7 +178,9 @@ impl Frontend {
         let rc = unsafe {
             b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>().write(fe);
             b::xennet_shim_netdev_init(netdev, &NETDEV_OPS, xbdev.as_raw(), mac.as_ptr());
-            b::xennet_shim_napi_add(netdev, (*fe).napi.get(), Some(napi_poll));
+            for q in (*fe).queues.iter() {
+                b::xennet_shim_napi_add(netdev, q.napi.get(), Some(napi_poll));
+            }
             // Offered offloads; `ndo_fix_features` trims them to what the
             // backend accepts once connected.
             b::xennet_shim_netdev_set_hw_features(netdev, b::xennet_shim_offload_features());
@@ -180,8 +239,10 @@ impl Frontend {
         name.to_str().unwrap_or("?")
     }
 
-    fn napi(&self) -> *mut b::napi_struct {
-        self.napi.get()
+    /// Queues connected to the backend.
+    fn active_queues(&self) -> &[Pin<KBox<QueueCtx>>] {
+        let n = self.caps.lock().queues.min(self.queues.len());
+        &self.queues[..n]
     }
 
     /// Backend state changed (xenbus `otherend_changed`).
@@ -213,39 +274,50 @@ impl Frontend {
         }
     }
 
-    /// Sets up rings, buffers and the event channel, publishes them in
-    /// xenstore and switches to Connected.
+    /// Sets up each queue's rings, buffers and event channel, publishes them
+    /// in xenstore and switches to Connected.
     fn connect(&self) -> Result {
         let domid = self.xbdev.otherend_id();
-        let tx_ring = RingPage::new(&self.xbdev)?;
-        let rx_ring = RingPage::new(&self.xbdev)?;
-        let port = self.xbdev.alloc_evtchn()?;
-        // SAFETY: the handler gets `self`, which outlives the binding: the
-        // connection (owner of the binding) is dropped in `disconnect`, which
-        // `remove` runs before freeing the frontend.
-        let irq = unsafe {
-            EventIrq::bind(
-                port,
-                interrupt,
-                c"netfront_opt",
-                core::ptr::from_ref(self).cast_mut().cast(),
-            )
-        }
-        .inspect_err(|_| self.xbdev.free_evtchn(port))?;
-        let (tx_ref, rx_ref) = (tx_ring.gref(), rx_ring.gref());
         let be = self.xbdev.otherend();
+        let offered = Device::read_unsigned(be, c"multi-queue-max-queues", 1).max(1) as usize;
+        let n = offered.min(self.queues.len());
         let caps = BackendCaps {
             sg: Device::read_unsigned(be, c"feature-sg", 0) == 1,
             tso4: Device::read_unsigned(be, c"feature-gso-tcpv4", 0) == 1,
             tso6: Device::read_unsigned(be, c"feature-gso-tcpv6", 0) == 1,
+            queues: n,
         };
-        let conn = Connection::new(tx_ring, rx_ring, irq, domid)?;
-        self.publish(tx_ref, rx_ref, port)?;
-        {
-            let mut q = self.queue.lock();
-            q.conn = Some(conn);
-            q.caps = caps;
+        let mut conns = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut keys = [(0u32, 0u32, 0u32); MAX_QUEUES];
+        for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
+            let tx_ring = RingPage::new(&self.xbdev)?;
+            let rx_ring = RingPage::new(&self.xbdev)?;
+            let port = self.xbdev.alloc_evtchn()?;
+            // SAFETY: the handler gets the queue, which outlives the binding:
+            // the connection (owner of the binding) is dropped in
+            // `disconnect`, which `remove` runs before freeing the queues.
+            let irq = unsafe {
+                EventIrq::bind(
+                    port,
+                    interrupt,
+                    IRQ_NAMES[q.index],
+                    core::ptr::from_ref::<QueueCtx>(q).cast_mut().cast(),
+                )
+            }
+            .inspect_err(|_| self.xbdev.free_evtchn(port))?;
+            *key = (tx_ring.gref(), rx_ring.gref(), port);
+            conns.push(Connection::new(tx_ring, rx_ring, irq, domid)?, GFP_KERNEL)?;
         }
+        self.publish(&keys[..n])?;
+        // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
+        let rc = unsafe { b::xennet_shim_set_real_num_queues(self.netdev, n as u32) };
+        if rc < 0 {
+            return Err(Error::from_errno(rc));
+        }
+        for (q, conn) in self.queues.iter().zip(conns.drain_all()) {
+            q.state.lock().conn = Some(conn);
+        }
+        *self.caps.lock() = caps;
         // Jumbo frames need multi-slot transmit.
         let max_mtu = if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 };
         // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
@@ -257,21 +329,39 @@ impl Frontend {
         // SAFETY: `netdev` is live and registered.
         unsafe { b::netif_carrier_on(self.netdev) };
         // Process anything already pending (no-op while the device is down).
-        // SAFETY: the NAPI context was added in probe.
-        unsafe { b::xennet_shim_napi_schedule(self.napi()) };
-        pr_info!("{}: connected to backend domain {}\n", self.name(), domid);
+        for q in self.active_queues() {
+            // SAFETY: the NAPI context was added in probe.
+            unsafe { b::xennet_shim_napi_schedule(q.napi()) };
+        }
+        pr_info!("{}: connected to backend domain {} with {} queue(s)\n", self.name(), domid, n);
         Ok(())
     }
 
-    /// Writes our ring references, event channel and features.
-    fn publish(&self, tx_ref: u32, rx_ref: u32, port: u32) -> Result {
+    /// Writes our ring references, event channels and features. One queue
+    /// uses the flat layout every backend understands; several use
+    /// `multi-queue-num-queues` and a `queue-N/` directory each.
+    fn publish(&self, keys: &[(u32, u32, u32)]) -> Result {
         let dir = self.xbdev.nodename();
+        let mut qdirs = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
+        for i in 0..keys.len() {
+            let path = CString::try_from_fmt(fmt!("{}/queue-{}", dir.to_str().map_err(|_| EINVAL)?, i))?;
+            qdirs.push(path, GFP_KERNEL)?;
+        }
         loop {
             let t = Transaction::start()?;
             let written = (|| -> Result {
-                t.write_u32(dir, c"tx-ring-ref", tx_ref)?;
-                t.write_u32(dir, c"rx-ring-ref", rx_ref)?;
-                t.write_u32(dir, c"event-channel", port)?;
+                if let [(tx_ref, rx_ref, port)] = keys {
+                    t.write_u32(dir, c"tx-ring-ref", *tx_ref)?;
+                    t.write_u32(dir, c"rx-ring-ref", *rx_ref)?;
+                    t.write_u32(dir, c"event-channel", *port)?;
+                } else {
+                    t.write_u32(dir, c"multi-queue-num-queues", keys.len() as u32)?;
+                    for ((tx_ref, rx_ref, port), qdir) in keys.iter().zip(qdirs.iter()) {
+                        t.write_u32(qdir, c"tx-ring-ref", *tx_ref)?;
+                        t.write_u32(qdir, c"rx-ring-ref", *rx_ref)?;
+                        t.write_u32(qdir, c"event-channel", *port)?;
+                    }
+                }
                 t.write(dir, c"request-rx-copy", c"1")?;
                 t.write(dir, c"feature-rx-notify", c"1")?;
                 // Receive side: multi-slot and GSO packets; checksums may
@@ -298,8 +388,10 @@ impl Frontend {
     fn disconnect(&self) {
         // SAFETY: `netdev` is live.
         unsafe { b::netif_carrier_off(self.netdev) };
-        let conn = self.queue.lock().conn.take();
-        drop(conn);
+        for q in self.queues.iter() {
+            let conn = q.state.lock().conn.take();
+            drop(conn);
+        }
     }
 
     /// When unbound while connected (module unload, sysfs unbind), closes
@@ -351,6 +443,19 @@ impl Frontend {
         }
     }
 
+}
+
+impl QueueCtx {
+    fn napi(&self) -> *mut b::napi_struct {
+        self.napi.get()
+    }
+
+    fn name(&self) -> &str {
+        // SAFETY: `netdev` is live; its name is NUL-terminated.
+        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
+        name.to_str().unwrap_or("?")
+    }
+
     fn poll(&self, budget: usize) -> usize {
         let mut done = 0;
         let mut work = false;
@@ -358,7 +463,7 @@ impl Frontend {
         loop {
             let mut batch = RxBatch::new();
             let tx_room = {
-                let mut q = self.queue.lock();
+                let mut q = self.state.lock();
                 let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
@@ -382,16 +487,21 @@ impl Frontend {
             }
             done += batch.len();
             // SAFETY: `netdev` is live.
-            if tx_room && unsafe { b::xennet_shim_netif_queue_stopped(self.netdev) } {
-                // SAFETY: as above.
-                unsafe { b::xennet_shim_netif_wake_queue(self.netdev) };
+            if tx_room && unsafe { b::xennet_shim_netif_subqueue_stopped(self.netdev, self.index as u16) } {
+                // SAFETY: as above; `index` is below the device's queue count.
+                unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
             }
             if failed.is_some() || done >= budget || batch.len() < RxBatch::MAX {
                 break;
             }
         }
         if let Some(e) = failed {
-            pr_err!("{}: backend protocol error: {}; disabling the device\n", self.name(), e.as_str());
+            pr_err!(
+                "{}: queue {}: backend protocol error: {}; disabling the device\n",
+                self.name(),
+                self.index,
+                e.as_str()
+            );
             // SAFETY: `netdev` is live.
             unsafe { b::netif_carrier_off(self.netdev) };
         }
@@ -400,7 +510,7 @@ impl Frontend {
         }
         // SAFETY: we are this NAPI context's poll function.
         if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
-            let mut q = self.queue.lock();
+            let mut q = self.state.lock();
             if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
                 match c.final_check() {
                     // SAFETY: the NAPI context is live.
@@ -417,7 +527,7 @@ impl Frontend {
     fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
         // SAFETY: the stack hands us a live skb.
         let len = unsafe { b::xennet_shim_skb_len(skb) } as usize;
-        let mut q = self.queue.lock();
+        let mut q = self.state.lock();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
         match conn {
@@ -428,12 +538,12 @@ impl Frontend {
                 let (flags, gso) = tx_offloads(skb);
                 if c.transmit(skb, len, flags, gso, stats).is_err() {
                     // SAFETY: `netdev` is live.
-                    unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
+                    unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
                     return b::netdev_tx_NETDEV_TX_BUSY;
                 }
                 if !c.tx_has_room() {
                     // SAFETY: `netdev` is live.
-                    unsafe { b::xennet_shim_netif_stop_queue(self.netdev) };
+                    unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
                 }
             }
             _ => stats.tx_dropped += 1,
@@ -470,16 +580,16 @@ fn tx_offloads(skb: *mut b::sk_buff) -> (TxFlags, Option<Gso>) {
     (flags, gso)
 }
 
-/// Event channel handler.
+/// Event channel handler of one queue.
 ///
 /// # Safety
 ///
-/// `dev_id` must be the frontend given to `EventIrq::bind`, still bound.
+/// `dev_id` must be the queue given to `EventIrq::bind`, still bound.
 unsafe extern "C" fn interrupt(_irq: c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
-    // SAFETY: `dev_id` is the frontend passed to `EventIrq::bind`, live while bound.
-    let fe = unsafe { &*dev_id.cast::<Frontend>() };
-    // SAFETY: the NAPI context lives as long as the frontend.
-    unsafe { b::xennet_shim_napi_schedule(fe.napi()) };
+    // SAFETY: `dev_id` is the queue passed to `EventIrq::bind`, live while bound.
+    let q = unsafe { &*dev_id.cast::<QueueCtx>() };
+    // SAFETY: the NAPI context lives as long as the queue.
+    unsafe { b::xennet_shim_napi_schedule(q.napi()) };
     b::irqreturn::IRQ_HANDLED
 }
 
@@ -487,11 +597,17 @@ unsafe extern "C" fn interrupt(_irq: c_int, dev_id: *mut kernel::ffi::c_void) ->
 ///
 /// # Safety
 ///
-/// `napi` must be the NAPI context of a net device created by `probe`.
+/// `napi` must be the NAPI context inside a `QueueCtx` created by `probe`.
 unsafe extern "C" fn napi_poll(napi: *mut b::napi_struct, budget: c_int) -> c_int {
-    // SAFETY: our NAPI context belongs to a net device created by probe.
-    let fe = unsafe { Frontend::from_netdev(b::xennet_shim_napi_dev(napi)) };
-    fe.poll(budget.max(0) as usize) as c_int
+    // SAFETY: our NAPI contexts are the `napi` field of a live `QueueCtx`
+    // (`Opaque` holds its value at the field's address).
+    let q = unsafe {
+        &*napi
+            .cast::<u8>()
+            .sub(core::mem::offset_of!(QueueCtx, napi))
+            .cast::<QueueCtx>()
+    };
+    q.poll(budget.max(0) as usize) as c_int
 }
 
 /// `ndo_open`.
@@ -502,11 +618,15 @@ unsafe extern "C" fn napi_poll(napi: *mut b::napi_struct, budget: c_int) -> c_in
 unsafe extern "C" fn ndo_open(netdev: *mut b::net_device) -> c_int {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    // SAFETY: the NAPI context was added in probe and is disabled while down.
-    unsafe {
-        b::napi_enable(fe.napi());
-        b::xennet_shim_netif_start_queue(netdev);
-        b::xennet_shim_napi_schedule(fe.napi());
+    for q in fe.queues.iter() {
+        // SAFETY: the NAPI context was added in probe and is disabled while down.
+        unsafe { b::napi_enable(q.napi()) };
+    }
+    // SAFETY: `netdev` is live.
+    unsafe { b::xennet_shim_netif_tx_start_all_queues(netdev) };
+    for q in fe.queues.iter() {
+        // SAFETY: enabled above.
+        unsafe { b::xennet_shim_napi_schedule(q.napi()) };
     }
     0
 }
@@ -519,22 +639,30 @@ unsafe extern "C" fn ndo_open(netdev: *mut b::net_device) -> c_int {
 unsafe extern "C" fn ndo_stop(netdev: *mut b::net_device) -> c_int {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    // SAFETY: enabled in `ndo_open`.
-    unsafe {
-        b::xennet_shim_netif_stop_queue(netdev);
-        b::napi_disable(fe.napi());
+    // SAFETY: `netdev` is live.
+    unsafe { b::xennet_shim_netif_tx_stop_all_queues(netdev) };
+    for q in fe.queues.iter() {
+        // SAFETY: enabled in `ndo_open`.
+        unsafe { b::napi_disable(q.napi()) };
     }
     0
 }
 
-/// `ndo_start_xmit`.
+/// `ndo_start_xmit`: the stack picked the queue (flow hash).
 ///
 /// # Safety
 ///
 /// `netdev` must be a live net device created by `probe`; `skb` a live skb.
 unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_device) -> b::netdev_tx_t {
-    // SAFETY: the stack calls us with our live net device.
-    unsafe { Frontend::from_netdev(netdev) }.xmit(skb)
+    // SAFETY: the stack calls us with our live net device and a live skb.
+    let (fe, index) = unsafe {
+        (
+            Frontend::from_netdev(netdev),
+            b::xennet_shim_skb_get_queue_mapping(skb) as usize,
+        )
+    };
+    // The stack never picks a queue beyond `real_num_tx_queues`.
+    fe.queues[index.min(fe.queues.len() - 1)].xmit(skb)
 }
 
 /// `ndo_get_stats64`.
@@ -545,7 +673,10 @@ unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_de
 unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let s = fe.queue.lock().stats;
+    let mut s = Stats::default();
+    for q in fe.queues.iter() {
+        s.add(&q.state.lock().stats);
+    }
     // SAFETY: `out` is a valid stats structure to fill.
     let out = unsafe { &mut *out };
     out.rx_packets = s.rx_packets;
@@ -569,7 +700,7 @@ unsafe extern "C" fn ndo_fix_features(
 ) -> b::netdev_features_t {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let caps = fe.queue.lock().caps;
+    let caps = *fe.caps.lock();
     // SAFETY: pure functions returning feature masks.
     let (offered, allowed) = unsafe {
         (

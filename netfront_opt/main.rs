@@ -33,6 +33,17 @@ module! {
     authors: ["xen-rust-net developers"],
     description: "Xen paravirtual network frontend in Rust (batched, multi-queue)",
     license: "GPL",
+    params: {
+        max_queues: u32 {
+            default: 8,
+            description: "Maximum queues per device (also capped by the vCPUs and the backend)",
+        },
+    },
+}
+
+/// The `max_queues` module parameter.
+pub(crate) fn max_queues() -> u32 {
+    module_parameters::max_queues.value()
 }
 
 /// The xenbus device types we drive, zero-terminated.

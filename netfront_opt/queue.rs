@@ -46,6 +46,20 @@ pub(crate) struct Stats {
     pub(crate) tx_dropped: u64,
 }
 
+impl Stats {
+    /// Adds another queue's counters.
+    pub(crate) fn add(&mut self, o: &Stats) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.rx_errors += o.rx_errors;
+        self.rx_dropped += o.rx_dropped;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_errors += o.tx_errors;
+        self.tx_dropped += o.tx_dropped;
+    }
+}
+
 /// Skbs received under the queue lock, handed to the stack after it is
 /// released (the stack may transmit in reply, which takes the lock).
 pub(crate) struct RxBatch {

@@ -96,9 +96,9 @@ void *xennet_shim_page_address(struct page *page)
 	return page_address(page);
 }
 
-struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv)
+struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv, unsigned int queues)
 {
-	return alloc_etherdev(sizeof_priv);
+	return alloc_etherdev_mq(sizeof_priv, queues);
 }
 
 void *xennet_shim_netdev_priv(struct net_device *dev)
@@ -137,24 +137,51 @@ void xennet_shim_napi_schedule(struct napi_struct *napi)
 	napi_schedule(napi);
 }
 
-void xennet_shim_netif_stop_queue(struct net_device *dev)
+void xennet_shim_netif_stop_subqueue(struct net_device *dev, u16 queue)
 {
-	netif_stop_queue(dev);
+	netif_stop_subqueue(dev, queue);
 }
 
-void xennet_shim_netif_wake_queue(struct net_device *dev)
+void xennet_shim_netif_wake_subqueue(struct net_device *dev, u16 queue)
 {
-	netif_wake_queue(dev);
+	netif_wake_subqueue(dev, queue);
 }
 
-void xennet_shim_netif_start_queue(struct net_device *dev)
+bool xennet_shim_netif_subqueue_stopped(struct net_device *dev, u16 queue)
 {
-	netif_start_queue(dev);
+	return __netif_subqueue_stopped(dev, queue);
 }
 
-bool xennet_shim_netif_queue_stopped(struct net_device *dev)
+void xennet_shim_netif_tx_start_all_queues(struct net_device *dev)
 {
-	return netif_queue_stopped(dev);
+	netif_tx_start_all_queues(dev);
+}
+
+void xennet_shim_netif_tx_stop_all_queues(struct net_device *dev)
+{
+	netif_tx_stop_all_queues(dev);
+}
+
+int xennet_shim_set_real_num_queues(struct net_device *dev, unsigned int queues)
+{
+	int rc;
+
+	rtnl_lock();
+	rc = netif_set_real_num_tx_queues(dev, queues);
+	if (!rc)
+		rc = netif_set_real_num_rx_queues(dev, queues);
+	rtnl_unlock();
+	return rc;
+}
+
+u16 xennet_shim_skb_get_queue_mapping(struct sk_buff *skb)
+{
+	return skb_get_queue_mapping(skb);
+}
+
+unsigned int xennet_shim_num_online_cpus(void)
+{
+	return num_online_cpus();
 }
 
 unsigned int xennet_shim_skb_len(struct sk_buff *skb)

@@ -41,7 +41,7 @@ void xennet_shim_free_page(struct page *page);
 void *xennet_shim_page_address(struct page *page);
 
 /* linux/netdevice.h, linux/etherdevice.h, linux/skbuff.h */
-struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv);
+struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv, unsigned int queues);
 void *xennet_shim_netdev_priv(struct net_device *dev);
 void xennet_shim_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
 			     struct xenbus_device *parent, const u8 *mac);
@@ -50,10 +50,14 @@ void xennet_shim_napi_add(struct net_device *dev, struct napi_struct *napi,
 			  int (*poll)(struct napi_struct *, int));
 struct net_device *xennet_shim_napi_dev(struct napi_struct *napi);
 void xennet_shim_napi_schedule(struct napi_struct *napi);
-void xennet_shim_netif_stop_queue(struct net_device *dev);
-void xennet_shim_netif_wake_queue(struct net_device *dev);
-void xennet_shim_netif_start_queue(struct net_device *dev);
-bool xennet_shim_netif_queue_stopped(struct net_device *dev);
+void xennet_shim_netif_stop_subqueue(struct net_device *dev, u16 queue);
+void xennet_shim_netif_wake_subqueue(struct net_device *dev, u16 queue);
+bool xennet_shim_netif_subqueue_stopped(struct net_device *dev, u16 queue);
+void xennet_shim_netif_tx_start_all_queues(struct net_device *dev);
+void xennet_shim_netif_tx_stop_all_queues(struct net_device *dev);
+int xennet_shim_set_real_num_queues(struct net_device *dev, unsigned int queues);
+u16 xennet_shim_skb_get_queue_mapping(struct sk_buff *skb);
+unsigned int xennet_shim_num_online_cpus(void);
 unsigned int xennet_shim_skb_len(struct sk_buff *skb);
 void xennet_shim_skb_put_data(struct sk_buff *skb, const void *data, unsigned int len);
 void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);

@@ -5,12 +5,44 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${NETFRONT_CYCLES:-20}
-ktap_plan 10
+ktap_plan 11
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
 
 check "netfront_opt bound to vif-0" guest-exec 1 'test -e /sys/bus/xen/drivers/netfront_opt/vif-0'
+
+# With more than one vCPU the guest asks for a queue per vCPU (the C netback
+# offers as many as dom0 has vCPUs); every queue must carry traffic.
+queues() {
+	domid=$(xl domid guest1)
+	fe=/local/domain/$domid/device/vif/0
+	ncpu=$(guest-exec 1 'grep -c ^processor /proc/cpuinfo')
+	bemax=$(xenstore-read "$(xenstore-read $fe/backend)/multi-queue-max-queues" 2>/dev/null || echo 1)
+	want=$((ncpu < bemax ? ncpu : bemax))
+	if [ "$want" = 1 ]; then
+		echo "single queue (guest vCPUs $ncpu, backend max $bemax): flat xenstore layout"
+		xenstore-read $fe/tx-ring-ref && ! xenstore-read $fe/multi-queue-num-queues 2>/dev/null
+		return
+	fi
+	got=$(xenstore-read $fe/multi-queue-num-queues) || return 1
+	echo "queues: $got (guest vCPUs $ncpu, backend max $bemax)"
+	[ "$got" = "$want" ] || return 1
+	irqs() { guest-exec 1 "awk '/netfront_opt-q/ { s = 0; for (i = 2; i <= NF; i++) if (\$i ~ /^[0-9]+\$/) s += \$i; print \$NF, s }' /proc/interrupts"; }
+	before=$(irqs)
+	iperf3 -c "$G" -t 3 -P 8 >/dev/null && iperf3 -c "$G" -t 3 -P 8 -R >/dev/null || return 1
+	after=$(irqs)
+	echo "events per queue before: $before"
+	echo "events per queue after:  $after"
+	q=0
+	while [ $q -lt "$got" ]; do
+		b=$(echo "$before" | awk -v n="netfront_opt-q$q" '$1 == n { print $2 }')
+		a=$(echo "$after" | awk -v n="netfront_opt-q$q" '$1 == n { print $2 }')
+		[ -n "$a" ] && [ "$a" -gt "${b:-0}" ] || { echo "queue $q carried nothing"; return 1; }
+		q=$((q + 1))
+	done
+}
+check "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
 
 counters_move() {
 	before=$(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' ')
