@@ -31,19 +31,45 @@ pub(crate) struct Queue {
     stats: Stats,
 }
 
+/// One queue's xenstore keys.
+#[derive(Clone, Copy, Default)]
+struct QueueKeys {
+    tx_ref: u32,
+    rx_ref: u32,
+    /// `event-channel`, or `event-channel-tx` when split.
+    port: u32,
+    /// `event-channel-rx` when split.
+    rx_port: Option<u32>,
+}
+
+impl QueueKeys {
+    fn write(&self, t: &Transaction, dir: &CStr) -> Result {
+        t.write_u32(dir, c"tx-ring-ref", self.tx_ref)?;
+        t.write_u32(dir, c"rx-ring-ref", self.rx_ref)?;
+        match self.rx_port {
+            Some(rx) => {
+                t.write_u32(dir, c"event-channel-tx", self.port)?;
+                t.write_u32(dir, c"event-channel-rx", rx)
+            }
+            None => t.write_u32(dir, c"event-channel", self.port),
+        }
+    }
+}
+
 /// Most queues a device uses (more are never requested from the backend).
 const MAX_QUEUES: usize = 8;
 
-/// Event channel names, one per queue (they show in /proc/interrupts).
-static IRQ_NAMES: [&CStr; MAX_QUEUES] = [
-    c"netfront_opt-q0",
-    c"netfront_opt-q1",
-    c"netfront_opt-q2",
-    c"netfront_opt-q3",
-    c"netfront_opt-q4",
-    c"netfront_opt-q5",
-    c"netfront_opt-q6",
-    c"netfront_opt-q7",
+/// Event channel names per queue (they show in /proc/interrupts): shared,
+/// then the TX and RX ones of split channels.
+static IRQ_NAMES: [[&CStr; 3]; MAX_QUEUES] = [
+    [c"netfront_opt-q0", c"netfront_opt-q0-tx", c"netfront_opt-q0-rx"],
+    [c"netfront_opt-q1", c"netfront_opt-q1-tx", c"netfront_opt-q1-rx"],
+    [c"netfront_opt-q2", c"netfront_opt-q2-tx", c"netfront_opt-q2-rx"],
+    [c"netfront_opt-q3", c"netfront_opt-q3-tx", c"netfront_opt-q3-rx"],
+    [c"netfront_opt-q4", c"netfront_opt-q4-tx", c"netfront_opt-q4-rx"],
+    [c"netfront_opt-q5", c"netfront_opt-q5-tx", c"netfront_opt-q5-rx"],
+    [c"netfront_opt-q6", c"netfront_opt-q6-tx", c"netfront_opt-q6-rx"],
+    [c"netfront_opt-q7", c"netfront_opt-q7-tx", c"netfront_opt-q7-rx"],
 ];
 
 /// One queue: a NAPI context and its lock-protected rings. Pinned: the
@@ -287,26 +313,27 @@ impl Frontend {
             tso6: Device::read_unsigned(be, c"feature-gso-tcpv6", 0) == 1,
             queues: n,
         };
+        let split = Device::read_unsigned(be, c"feature-split-event-channels", 0) == 1;
         let mut conns = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut keys = [(0u32, 0u32, 0u32); MAX_QUEUES];
+        let mut keys = [QueueKeys::default(); MAX_QUEUES];
         for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
             let tx_ring = RingPage::new(&self.xbdev)?;
             let rx_ring = RingPage::new(&self.xbdev)?;
-            let port = self.xbdev.alloc_evtchn()?;
-            // SAFETY: the handler gets the queue, which outlives the binding:
-            // the connection (owner of the binding) is dropped in
-            // `disconnect`, which `remove` runs before freeing the queues.
-            let irq = unsafe {
-                EventIrq::bind(
-                    port,
-                    interrupt,
-                    IRQ_NAMES[q.index],
-                    core::ptr::from_ref::<QueueCtx>(q).cast_mut().cast(),
-                )
-            }
-            .inspect_err(|_| self.xbdev.free_evtchn(port))?;
-            *key = (tx_ring.gref(), rx_ring.gref(), port);
-            conns.push(Connection::new(tx_ring, rx_ring, irq, domid)?, GFP_KERNEL)?;
+            let names = IRQ_NAMES[q.index];
+            let (irq, port) = self.bind_event_channel(q, names[if split { 1 } else { 0 }])?;
+            let rx = if split {
+                Some(self.bind_event_channel(q, names[2])?)
+            } else {
+                None
+            };
+            *key = QueueKeys {
+                tx_ref: tx_ring.gref(),
+                rx_ref: rx_ring.gref(),
+                port,
+                rx_port: rx.as_ref().map(|(_, p)| *p),
+            };
+            let rx_irq = rx.map(|(irq, _)| irq);
+            conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid)?, GFP_KERNEL)?;
         }
         self.publish(&keys[..n])?;
         // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
@@ -333,14 +360,33 @@ impl Frontend {
             // SAFETY: the NAPI context was added in probe.
             unsafe { b::xennet_shim_napi_schedule(q.napi()) };
         }
-        pr_info!("{}: connected to backend domain {} with {} queue(s)\n", self.name(), domid, n);
+        pr_info!(
+            "{}: connected to backend domain {}: {} queue(s), {} event channels\n",
+            self.name(),
+            domid,
+            n,
+            if split { "split" } else { "shared" }
+        );
         Ok(())
+    }
+
+    /// Allocates an event channel for the backend and binds it to `q`'s handler.
+    fn bind_event_channel(&self, q: &QueueCtx, name: &'static CStr) -> Result<(EventIrq, u32)> {
+        let port = self.xbdev.alloc_evtchn()?;
+        // SAFETY: the handler gets the queue, which outlives the binding: the
+        // connection (owner of the binding) is dropped in `disconnect`, which
+        // `remove` runs before freeing the queues.
+        let irq = unsafe {
+            EventIrq::bind(port, interrupt, name, core::ptr::from_ref(q).cast_mut().cast())
+        }
+        .inspect_err(|_| self.xbdev.free_evtchn(port))?;
+        Ok((irq, port))
     }
 
     /// Writes our ring references, event channels and features. One queue
     /// uses the flat layout every backend understands; several use
     /// `multi-queue-num-queues` and a `queue-N/` directory each.
-    fn publish(&self, keys: &[(u32, u32, u32)]) -> Result {
+    fn publish(&self, keys: &[QueueKeys]) -> Result {
         let dir = self.xbdev.nodename();
         let mut qdirs = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
         for i in 0..keys.len() {
@@ -350,16 +396,12 @@ impl Frontend {
         loop {
             let t = Transaction::start()?;
             let written = (|| -> Result {
-                if let [(tx_ref, rx_ref, port)] = keys {
-                    t.write_u32(dir, c"tx-ring-ref", *tx_ref)?;
-                    t.write_u32(dir, c"rx-ring-ref", *rx_ref)?;
-                    t.write_u32(dir, c"event-channel", *port)?;
+                if let [k] = keys {
+                    k.write(&t, dir)?;
                 } else {
                     t.write_u32(dir, c"multi-queue-num-queues", keys.len() as u32)?;
-                    for ((tx_ref, rx_ref, port), qdir) in keys.iter().zip(qdirs.iter()) {
-                        t.write_u32(qdir, c"tx-ring-ref", *tx_ref)?;
-                        t.write_u32(qdir, c"rx-ring-ref", *rx_ref)?;
-                        t.write_u32(qdir, c"event-channel", *port)?;
+                    for (k, qdir) in keys.iter().zip(qdirs.iter()) {
+                        k.write(&t, qdir)?;
                     }
                 }
                 t.write(dir, c"request-rx-copy", c"1")?;
@@ -518,7 +560,7 @@ impl QueueCtx {
                     Ok(false) => {}
                     Err(e) => c.broken = Some(e),
                 }
-                c.irq.lateeoi(!work);
+                c.lateeoi(!work);
             }
         }
         done

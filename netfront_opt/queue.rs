@@ -89,7 +89,10 @@ impl RxBatch {
 /// A queue's connection to the backend. Field order is drop order: the event
 /// channel is unbound first, then the rings and their pages go.
 pub(crate) struct Connection {
+    /// The event channel (the TX one when split).
     pub(crate) irq: EventIrq,
+    /// The RX event channel, when the backend offers split channels.
+    pub(crate) rx_irq: Option<EventIrq>,
     tx: TxFront<XenBarriers>,
     rx: RxFront<XenBarriers>,
     /// Buffer index of each outstanding TX request id.
@@ -108,11 +111,12 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Builds a connection: ring pages, buffer pages granted to `domid`, all
-    /// RX buffers posted, and the event channel bound to `irq`.
+    /// RX buffers posted, and the event channel(s) bound.
     pub(crate) fn new(
         tx_ring: RingPage,
         rx_ring: RingPage,
         irq: EventIrq,
+        rx_irq: Option<EventIrq>,
         domid: u16,
     ) -> Result<KBox<Self>> {
         // SAFETY: each ring page is a whole page of ours, granted to the
@@ -138,6 +142,7 @@ impl Connection {
         let mut conn = KBox::new(
             Connection {
                 irq,
+                rx_irq,
                 tx: TxFront::new(tx_sring),
                 // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
                 rx: RxFront::new(rx_sring, NR_SLOTS_MIN),
@@ -302,7 +307,7 @@ impl Connection {
             }
         }
         if self.rx.push() {
-            self.irq.notify();
+            self.rx_irq.as_ref().unwrap_or(&self.irq).notify();
         }
         Ok(any)
     }
@@ -427,6 +432,15 @@ impl Connection {
         }
         flush(&mut page, page_used, &mut nr_frags);
         Ok(())
+    }
+
+    /// Re-enables event delivery after a poll; `spurious` when the poll
+    /// found no work (throttles an event storm).
+    pub(crate) fn lateeoi(&self, spurious: bool) {
+        self.irq.lateeoi(spurious);
+        if let Some(rx) = &self.rx_irq {
+            rx.lateeoi(spurious);
+        }
     }
 
     /// `RING_FINAL_CHECK_FOR_RESPONSES` on both rings: true if responses

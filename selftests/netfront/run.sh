@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${NETFRONT_CYCLES:-20}
-ktap_plan 11
+ktap_plan 12
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -36,13 +36,33 @@ queues() {
 	echo "events per queue after:  $after"
 	q=0
 	while [ $q -lt "$got" ]; do
-		b=$(echo "$before" | awk -v n="netfront_opt-q$q" '$1 == n { print $2 }')
-		a=$(echo "$after" | awk -v n="netfront_opt-q$q" '$1 == n { print $2 }')
-		[ -n "$a" ] && [ "$a" -gt "${b:-0}" ] || { echo "queue $q carried nothing"; return 1; }
+		# the queue's shared channel, or its -tx and -rx ones
+		b=$(echo "$before" | awk -v n="netfront_opt-q$q" 'index($1, n) == 1 { s += $2 } END { print s + 0 }')
+		a=$(echo "$after" | awk -v n="netfront_opt-q$q" 'index($1, n) == 1 { s += $2 } END { print s + 0 }')
+		[ "$a" -gt "$b" ] || { echo "queue $q carried nothing"; return 1; }
 		q=$((q + 1))
 	done
 }
 check "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
+
+# Split event channels when the backend offers them (the C netback does by
+# default), one shared channel otherwise.
+split_channels() {
+	domid=$(xl domid guest1)
+	fe=/local/domain/$domid/device/vif/0
+	dir=$fe
+	[ -z "$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null)" ] || dir=$fe/queue-0
+	if [ "$(xenstore-read "$(xenstore-read $fe/backend)/feature-split-event-channels" 2>/dev/null)" = 1 ]; then
+		echo "backend offers split channels: tx $(xenstore-read $dir/event-channel-tx) rx $(xenstore-read $dir/event-channel-rx)"
+		xenstore-read $dir/event-channel-tx >/dev/null && xenstore-read $dir/event-channel-rx >/dev/null &&
+			guest-exec 1 'grep -q "netfront_opt-q0-rx" /proc/interrupts' &&
+			! xenstore-read $dir/event-channel 2>/dev/null
+	else
+		echo "backend offers no split channels: shared $(xenstore-read $dir/event-channel)"
+		xenstore-read $dir/event-channel >/dev/null
+	fi
+}
+check "event channels: split when offered, shared otherwise" split_channels
 
 counters_move() {
 	before=$(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' ')
