@@ -203,7 +203,13 @@ impl Frontend {
         // first; `NETDEV_OPS` is static; `xbdev` is live.
         let rc = unsafe {
             b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>().write(fe);
-            b::xennet_shim_netdev_init(netdev, &NETDEV_OPS, xbdev.as_raw(), mac.as_ptr());
+            b::xennet_shim_netdev_init(
+                netdev,
+                &NETDEV_OPS,
+                &crate::ethtool::ETHTOOL_OPS,
+                xbdev.as_raw(),
+                mac.as_ptr(),
+            );
             for q in (*fe).queues.iter() {
                 b::xennet_shim_napi_add(netdev, q.napi.get(), Some(napi_poll));
             }
@@ -254,7 +260,7 @@ impl Frontend {
     /// # Safety
     ///
     /// `netdev` must be a net device created by `probe` and not yet freed.
-    unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Frontend {
+    pub(crate) unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Frontend {
         // SAFETY: probe stored the frontend pointer in the private area.
         unsafe { &**b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>() }
     }
@@ -263,6 +269,16 @@ impl Frontend {
         // SAFETY: `netdev` is live; its name is NUL-terminated.
         let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
         name.to_str().unwrap_or("?")
+    }
+
+    /// Queues allocated (the counters `ethtool -S` shows).
+    pub(crate) fn nr_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Counters of queue `q` (< `nr_queues`).
+    pub(crate) fn queue_stats(&self, q: usize) -> Stats {
+        self.queues[q].state.lock().stats
     }
 
     /// Queues connected to the backend.

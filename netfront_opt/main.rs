@@ -11,6 +11,7 @@
 use kernel::prelude::*;
 
 mod device;
+mod ethtool;
 mod queue;
 
 // The netif protocol core, shared with the host tests (see netif/).

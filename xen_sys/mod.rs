@@ -47,6 +47,7 @@ pub(crate) fn check_layouts() -> kernel::error::Result {
             ("rtnl_link_stats64", bindings::xennet_shim_sizeof_rtnl_link_stats64(), size_of::<bindings::rtnl_link_stats64>()),
             ("xenbus_device", bindings::xennet_shim_sizeof_xenbus_device(), size_of::<bindings::xenbus_device>()),
             ("napi_struct", bindings::xennet_shim_sizeof_napi_struct(), size_of::<bindings::napi_struct>()),
+            ("ethtool_ops", bindings::xennet_shim_sizeof_ethtool_ops(), size_of::<bindings::ethtool_ops>()),
         ]
     };
     for (name, c_size, rust_size) in c {

@@ -5,6 +5,7 @@
  * exported, so each module carries its private copy.
  */
 #include <linux/etherdevice.h>
+#include <linux/ethtool.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/netdevice.h>
@@ -107,9 +108,11 @@ void *xennet_shim_netdev_priv(struct net_device *dev)
 }
 
 void xennet_shim_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
-			     struct xenbus_device *parent, const u8 *mac)
+			     const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent,
+			     const u8 *mac)
 {
 	dev->netdev_ops = ops;
+	dev->ethtool_ops = ethtool_ops;
 	SET_NETDEV_DEV(dev, &parent->dev);
 	eth_hw_addr_set(dev, mac);
 	dev->min_mtu = ETH_MIN_MTU;
@@ -316,4 +319,9 @@ void xennet_shim_netdev_set_max_mtu(struct net_device *dev, unsigned int mtu)
 void xennet_shim_skb_add_rx_frag(struct sk_buff *skb, int i, struct page *page, int off, int size)
 {
 	skb_add_rx_frag(skb, i, page, off, size, PAGE_SIZE);
+}
+
+unsigned long xennet_shim_sizeof_ethtool_ops(void)
+{
+	return sizeof(struct ethtool_ops);
 }

@@ -43,8 +43,10 @@ void *xennet_shim_page_address(struct page *page);
 /* linux/netdevice.h, linux/etherdevice.h, linux/skbuff.h */
 struct net_device *xennet_shim_alloc_etherdev(int sizeof_priv, unsigned int queues);
 void *xennet_shim_netdev_priv(struct net_device *dev);
+struct ethtool_ops;
 void xennet_shim_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
-			     struct xenbus_device *parent, const u8 *mac);
+			     const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent,
+			     const u8 *mac);
 const char *xennet_shim_netdev_name(struct net_device *dev);
 void xennet_shim_napi_add(struct net_device *dev, struct napi_struct *napi,
 			  int (*poll)(struct napi_struct *, int));
@@ -85,5 +87,6 @@ unsigned long xennet_shim_sizeof_net_device_ops(void);
 unsigned long xennet_shim_sizeof_rtnl_link_stats64(void);
 unsigned long xennet_shim_sizeof_xenbus_device(void);
 unsigned long xennet_shim_sizeof_napi_struct(void);
+unsigned long xennet_shim_sizeof_ethtool_ops(void);
 
 #endif

@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${NETFRONT_CYCLES:-20}
-ktap_plan 12
+ktap_plan 13
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -44,6 +44,24 @@ queues() {
 	done
 }
 check "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
+
+# ethtool -S: 8 counters per queue, every queue received and sent packets,
+# and the per-queue counters add up to the device's.
+ethtool_stats() {
+	out=$(guest-exec 1 'ethtool -S eth0; cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets')
+	echo "$out" | grep -E 'queue_[0-9]+_packets'
+	ncpu=$(guest-exec 1 'grep -c ^processor /proc/cpuinfo')
+	echo "$out" | awk -v ncpu="$ncpu" '
+		/^ +[rt]x_queue_[0-9]+_[a-z]+:/ { n++ }
+		/^ +rx_queue_[0-9]+_packets:/ { rx += $2; if ($2 == 0) idle++ }
+		/^ +tx_queue_[0-9]+_packets:/ { tx += $2; if ($2 == 0) idle++ }
+		/^[0-9]+$/ { tot[++t] = $1 }
+		END {
+			printf "counters %d, sum rx %d tx %d, device rx %d tx %d, idle %d\n", n, rx, tx, tot[1], tot[2], idle
+			exit !(n == 8 * (ncpu < 8 ? ncpu : 8) && rx == tot[1] && tx == tot[2] && idle == 0)
+		}'
+}
+check "ethtool -S: per-queue counters, all moving, summing to the device's" ethtool_stats
 
 # Split event channels when the backend offers them (the C netback does by
 # default), one shared channel otherwise.

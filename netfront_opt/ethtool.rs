@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `ethtool -S`: per-queue counters.
+
+use core::ffi::c_int;
+use kernel::prelude::*;
+use kernel::str::CString;
+
+use crate::device::Frontend;
+use crate::queue::Stats;
+use crate::xen_sys::bindings as b;
+
+/// `ETH_SS_STATS` and `ETH_GSTRING_LEN` from the ethtool UAPI.
+const ETH_SS_STATS: c_int = 1;
+const ETH_GSTRING_LEN: usize = 32;
+
+/// Reads one counter.
+type Getter = fn(&Stats) -> u64;
+
+/// The per-queue counters, in output order.
+const FIELDS: [(&str, Getter); 8] = [
+    ("rx_queue_{}_packets", |s| s.rx_packets),
+    ("rx_queue_{}_bytes", |s| s.rx_bytes),
+    ("rx_queue_{}_errors", |s| s.rx_errors),
+    ("rx_queue_{}_dropped", |s| s.rx_dropped),
+    ("tx_queue_{}_packets", |s| s.tx_packets),
+    ("tx_queue_{}_bytes", |s| s.tx_bytes),
+    ("tx_queue_{}_errors", |s| s.tx_errors),
+    ("tx_queue_{}_dropped", |s| s.tx_dropped),
+];
+
+pub(crate) static ETHTOOL_OPS: b::ethtool_ops = {
+    // SAFETY: all-zero is a valid `ethtool_ops` (every callback `None`).
+    let mut ops: b::ethtool_ops = unsafe { core::mem::zeroed() };
+    ops.get_link = Some(b::ethtool_op_get_link);
+    ops.get_sset_count = Some(get_sset_count);
+    ops.get_strings = Some(get_strings);
+    ops.get_ethtool_stats = Some(get_ethtool_stats);
+    ops
+};
+
+/// `get_sset_count`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Frontend::probe`.
+unsafe extern "C" fn get_sset_count(netdev: *mut b::net_device, sset: c_int) -> c_int {
+    if sset != ETH_SS_STATS {
+        return EOPNOTSUPP.to_errno();
+    }
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    (fe.nr_queues() * FIELDS.len()) as c_int
+}
+
+/// `get_strings`.
+///
+/// # Safety
+///
+/// `netdev` as above; `data` has room for `get_sset_count` strings.
+unsafe extern "C" fn get_strings(netdev: *mut b::net_device, sset: u32, data: *mut u8) {
+    if sset != ETH_SS_STATS as u32 {
+        return;
+    }
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    let mut slot = 0;
+    for q in 0..fe.nr_queues() {
+        for (pattern, _) in FIELDS {
+            let (pre, post) = pattern.split_once("{}").unwrap_or((pattern, ""));
+            let name = CString::try_from_fmt(fmt!("{}{}{}", pre, q, post));
+            // SAFETY: `data` has `ETH_GSTRING_LEN` bytes for each of the
+            // `get_sset_count` strings; `slot` stays below that count.
+            let dst = unsafe {
+                core::slice::from_raw_parts_mut(data.add(slot * ETH_GSTRING_LEN), ETH_GSTRING_LEN)
+            };
+            dst.fill(0);
+            if let Ok(name) = name {
+                let bytes = name.to_bytes();
+                let n = bytes.len().min(ETH_GSTRING_LEN - 1);
+                dst[..n].copy_from_slice(&bytes[..n]);
+            }
+            slot += 1;
+        }
+    }
+}
+
+/// `get_ethtool_stats`.
+///
+/// # Safety
+///
+/// `netdev` as above; `data` has room for `get_sset_count` values.
+unsafe extern "C" fn get_ethtool_stats(
+    netdev: *mut b::net_device,
+    _stats: *mut b::ethtool_stats,
+    data: *mut u64,
+) {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    let mut slot = 0;
+    for q in 0..fe.nr_queues() {
+        let s = fe.queue_stats(q);
+        for (_, get) in FIELDS {
+            // SAFETY: `data` has room for `get_sset_count` values.
+            unsafe { data.add(slot).write(get(&s)) };
+            slot += 1;
+        }
+    }
+}
