@@ -3,8 +3,8 @@
 
 use hostsim::{DomainGrants, GrantTable, Page, BACKEND, FRONTEND};
 use netif::{
-    CtrlBack, CtrlFront, CtrlResponse, CtrlStatus, CtrlType, Error, Gref, GrefFlags, HashAlgorithm,
-    HostBarriers, SharedRing, PAGE_SIZE,
+    CtrlBack, CtrlFront, CtrlRequest, CtrlResponse, CtrlStatus, CtrlType, Error, Gref, GrefFlags,
+    HashAlgorithm, HostBarriers, SharedRing, PAGE_SIZE,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -165,34 +165,29 @@ fn static_gref_mappings_over_the_ring() {
     assert_eq!(r.gt.mappings(), 1 + 1);
 }
 
+/// Sends one request and lets a hostile backend answer it with `answer`;
+/// returns the frontend's verdict.
+fn hostile_answer(answer: impl Fn(&CtrlRequest) -> CtrlResponse) -> Error {
+    let mut r = Rig::new();
+    r.front
+        .send(CtrlType::GET_HASH_MAPPING_SIZE, [0; 3])
+        .unwrap();
+    let req = r.back.ring.next_request().unwrap().unwrap();
+    r.back.ring.push_response(answer(&req)).unwrap();
+    r.back.push();
+    r.front.poll().unwrap_err()
+}
+
 #[test]
 fn frontend_rejects_mismatched_responses() {
-    let mut r = Rig::new();
-    r.front
-        .send(CtrlType::GET_HASH_MAPPING_SIZE, [0; 3])
-        .unwrap();
-    // A hostile backend answers with the wrong id.
-    let req = r.back.ring.next_request().unwrap().unwrap();
-    r.back
-        .ring
-        .push_response(CtrlResponse::new(
-            req.id() ^ 1,
-            req.ty(),
-            CtrlStatus::SUCCESS,
-            0,
-        ))
-        .unwrap();
-    r.back.push();
-    assert_eq!(r.front.poll().unwrap_err(), Error::CtrlResponseMismatch);
-    let mut r = Rig::new();
-    r.front
-        .send(CtrlType::GET_HASH_MAPPING_SIZE, [0; 3])
-        .unwrap();
-    let req = r.back.ring.next_request().unwrap().unwrap();
-    r.back
-        .ring
-        .push_response(CtrlResponse::new(req.id(), req.ty(), CtrlStatus(77), 0))
-        .unwrap();
-    r.back.push();
-    assert_eq!(r.front.poll().unwrap_err(), Error::CtrlBadStatus);
+    // Wrong id.
+    assert_eq!(
+        hostile_answer(|req| CtrlResponse::new(req.id() ^ 1, req.ty(), CtrlStatus::SUCCESS, 0)),
+        Error::CtrlResponseMismatch
+    );
+    // Unknown status.
+    assert_eq!(
+        hostile_answer(|req| CtrlResponse::new(req.id(), req.ty(), CtrlStatus(77), 0)),
+        Error::CtrlBadStatus
+    );
 }
