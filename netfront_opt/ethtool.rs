@@ -4,15 +4,11 @@
 
 use core::ffi::c_int;
 use kernel::prelude::*;
-use kernel::str::CString;
 
 use crate::device::Frontend;
 use crate::queue::Stats;
 use crate::xen_sys::bindings as b;
-
-/// `ETH_SS_STATS` and `ETH_GSTRING_LEN` from the ethtool UAPI.
-const ETH_SS_STATS: c_int = 1;
-const ETH_GSTRING_LEN: usize = 32;
+use crate::xen_sys::ethtool::{write_strings, write_values, ETH_SS_STATS};
 
 /// Reads one counter.
 type Getter = fn(&Stats) -> u64;
@@ -64,25 +60,9 @@ unsafe extern "C" fn get_strings(netdev: *mut b::net_device, sset: u32, data: *m
     }
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let mut slot = 0;
-    for q in 0..fe.nr_queues() {
-        for (pattern, _) in FIELDS {
-            let (pre, post) = pattern.split_once("{}").unwrap_or((pattern, ""));
-            let name = CString::try_from_fmt(fmt!("{}{}{}", pre, q, post));
-            // SAFETY: `data` has `ETH_GSTRING_LEN` bytes for each of the
-            // `get_sset_count` strings; `slot` stays below that count.
-            let dst = unsafe {
-                core::slice::from_raw_parts_mut(data.add(slot * ETH_GSTRING_LEN), ETH_GSTRING_LEN)
-            };
-            dst.fill(0);
-            if let Ok(name) = name {
-                let bytes = name.to_bytes();
-                let n = bytes.len().min(ETH_GSTRING_LEN - 1);
-                dst[..n].copy_from_slice(&bytes[..n]);
-            }
-            slot += 1;
-        }
-    }
+    let names = FIELDS.map(|(n, _)| n);
+    // SAFETY: `data` was sized by `get_sset_count` for these queues and fields.
+    unsafe { write_strings(data, fe.nr_queues(), &names) };
 }
 
 /// `get_ethtool_stats`.
@@ -90,20 +70,16 @@ unsafe extern "C" fn get_strings(netdev: *mut b::net_device, sset: u32, data: *m
 /// # Safety
 ///
 /// `netdev` as above; `data` has room for `get_sset_count` values.
-unsafe extern "C" fn get_ethtool_stats(
-    netdev: *mut b::net_device,
-    _stats: *mut b::ethtool_stats,
-    data: *mut u64,
-) {
+unsafe extern "C" fn get_ethtool_stats(netdev: *mut b::net_device, _stats: *mut b::ethtool_stats, data: *mut u64) {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let mut slot = 0;
-    for q in 0..fe.nr_queues() {
-        let s = fe.queue_stats(q);
-        for (_, get) in FIELDS {
-            // SAFETY: `data` has room for `get_sset_count` values.
-            unsafe { data.add(slot).write(get(&s)) };
-            slot += 1;
-        }
-    }
+    // SAFETY: `data` was sized by `get_sset_count` for these queues and fields.
+    unsafe {
+        write_values(data, fe.nr_queues(), FIELDS.len(), |q, out| {
+            let s = fe.queue_stats(q);
+            for (o, (_, get)) in out.iter_mut().zip(FIELDS) {
+                *o = get(&s);
+            }
+        })
+    };
 }

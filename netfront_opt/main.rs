@@ -25,7 +25,7 @@ mod xen_sys;
 
 use device::Frontend;
 use xen_sys::bindings as b;
-use xen_sys::xenbus::{device_id, Device, FrontendDriver};
+use xen_sys::xenbus::{device_id, Device, Side, XenbusDriver};
 use xen_sys::DomainKind;
 
 module! {
@@ -87,14 +87,14 @@ unsafe extern "C" fn remove(dev: *mut b::xenbus_device) {
 
 struct NetfrontOpt {
     domain: DomainKind,
-    _driver: FrontendDriver,
+    _driver: XenbusDriver,
 }
 
 impl kernel::Module for NetfrontOpt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let domain = xen_sys::check_environment()?;
         // Named differently from the C driver ("vif") so both can be loaded.
-        let driver = FrontendDriver::register(c"netfront_opt", &IDS, probe, otherend_changed, remove)
+        let driver = XenbusDriver::register(Side::Frontend, c"netfront_opt", &IDS, probe, otherend_changed, remove)
             .inspect_err(|e| pr_err!("registering the xenbus driver failed: {:?}\n", e))?;
         Ok(NetfrontOpt {
             domain,

@@ -48,6 +48,41 @@ impl EventIrq {
         })
     }
 
+    /// Binds the other end's unbound `remote_port` (a backend connecting to
+    /// the channel its frontend allocated) to `handler`, which receives
+    /// `dev_id`.
+    ///
+    /// # Safety
+    ///
+    /// `dev_id` must stay valid for `handler` until this value is dropped.
+    pub(crate) unsafe fn bind_interdomain(
+        dev: &super::xenbus::Device,
+        remote_port: u32,
+        handler: Handler,
+        name: &'static CStr,
+        dev_id: *mut kernel::ffi::c_void,
+    ) -> Result<Self> {
+        // SAFETY: `dev` is live; `name` is 'static; `dev_id` validity is the
+        // caller's contract.
+        let irq = unsafe {
+            b::bind_interdomain_evtchn_to_irqhandler_lateeoi(
+                dev.as_raw(),
+                remote_port,
+                Some(handler),
+                0,
+                name.as_char_ptr(),
+                dev_id,
+            )
+        };
+        if irq < 0 {
+            return Err(Error::from_errno(irq));
+        }
+        Ok(Self {
+            irq: irq as u32,
+            dev_id,
+        })
+    }
+
     /// Signals the other end.
     pub(crate) fn notify(&self) {
         // SAFETY: `irq` is bound to an event channel (type invariant).

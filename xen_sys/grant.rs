@@ -69,3 +69,53 @@ impl Drop for GrantedPage {
         }
     }
 }
+
+/// `DOMID_SELF`: our own domain in grant operations.
+const DOMID_SELF: u16 = 0x7ff0;
+
+/// Fills a `GNTTABOP_copy` operation from a planned copy between our pages
+/// (by frame number) and `peer`'s (by grant reference).
+pub(crate) fn copy_op(op: &crate::netif::CopyOp, peer: u16) -> b::gnttab_copy {
+    use crate::netif::Frame;
+    let mut c = b::gnttab_copy::default();
+    let mut flags = 0u16;
+    // Each side is a grant reference or a frame number: a union in C, which
+    // bindgen lays out as one storage word with typed views.
+    let mut side = |p: &mut b::gnttab_copy_gnttab_copy_ptr, frame: Frame, gref_flag: u32| match frame {
+        Frame::Grant(r) => {
+            // SAFETY: writes an integer into the union's storage (no
+            // invalid values; the word was zeroed, so the rest reads 0).
+            unsafe { *p.u.ref_.as_mut() = r };
+            p.domid = peer;
+            flags |= gref_flag as u16;
+        }
+        Frame::Local(gfn) => {
+            // SAFETY: as above.
+            unsafe { *p.u.gmfn.as_mut() = gfn as b::xen_pfn_t };
+            p.domid = DOMID_SELF;
+        }
+    };
+    side(&mut c.source, op.src, b::GNTCOPY_source_gref);
+    side(&mut c.dest, op.dst, b::GNTCOPY_dest_gref);
+    c.source.offset = op.src_offset;
+    c.dest.offset = op.dst_offset;
+    c.len = op.len;
+    c.flags = flags;
+    c
+}
+
+/// Runs a batch of grant copies in as few hypercalls as the kernel's grant
+/// layer makes (it retries transient `GNTST_eagain`). Each op's `status` is
+/// then `GNTST_okay` or the failure, typically a bad grant from the peer.
+pub(crate) fn batch_copy(ops: &mut [b::gnttab_copy]) {
+    if ops.is_empty() {
+        return;
+    }
+    // SAFETY: `ops` is a valid, exclusively borrowed array of `len` ops.
+    unsafe { b::gnttab_batch_copy(ops.as_mut_ptr(), ops.len() as u32) };
+}
+
+/// True if a completed copy succeeded.
+pub(crate) fn copy_ok(op: &b::gnttab_copy) -> bool {
+    i32::from(op.status) == b::GNTST_okay as i32
+}

@@ -31,6 +31,7 @@ pub(crate) mod bindings {
 }
 
 pub(crate) mod barrier;
+pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod xenbus;

@@ -5,6 +5,7 @@
  * exported, so each module carries its private copy.
  */
 #include <linux/etherdevice.h>
+#include <linux/if_vlan.h>
 #include <linux/ethtool.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -42,9 +43,29 @@ unsigned long xennet_shim_page_to_gfn(struct page *page)
 	return xen_page_to_gfn(page);
 }
 
+unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n)
+{
+	return xen_page_to_gfn(page + n);
+}
+
+unsigned long xennet_shim_virt_to_gfn(const void *addr)
+{
+	return virt_to_gfn(addr);
+}
+
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv)
 {
 	return xenbus_register_frontend(drv);
+}
+
+int xennet_shim_xenbus_register_backend(struct xenbus_driver *drv)
+{
+	return xenbus_register_backend(drv);
+}
+
+void xennet_shim_xenbus_device_unregister(struct xenbus_device *dev)
+{
+	device_unregister(&dev->dev);
 }
 
 void xennet_shim_xenbus_dev_fatal(struct xenbus_device *dev, int err, const char *msg)
@@ -324,4 +345,84 @@ void xennet_shim_skb_add_rx_frag(struct sk_buff *skb, int i, struct page *page, 
 unsigned long xennet_shim_sizeof_ethtool_ops(void)
 {
 	return sizeof(struct ethtool_ops);
+}
+
+struct net_device *xennet_shim_alloc_vif_netdev(int sizeof_priv, const char *name, unsigned int queues)
+{
+	return alloc_netdev_mq(sizeof_priv, name, NET_NAME_UNKNOWN, ether_setup, queues);
+}
+
+void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
+				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent)
+{
+	/* As the C netback: FE:FF:FF:FF:FF:FF never wins a bridge's address. */
+	static const u8 vif_mac[ETH_ALEN] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	dev->netdev_ops = ops;
+	dev->ethtool_ops = ethtool_ops;
+	SET_NETDEV_DEV(dev, &parent->dev);
+	dev->hw_features = NETIF_F_SG | NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM |
+			   NETIF_F_TSO | NETIF_F_TSO6;
+	dev->features = dev->hw_features | NETIF_F_RXCSUM;
+	dev->tx_queue_len = 32;
+	dev->min_mtu = ETH_MIN_MTU;
+	dev->max_mtu = ETH_MAX_MTU - VLAN_ETH_HLEN;
+	eth_hw_addr_set(dev, vif_mac);
+}
+
+u64 xennet_shim_vif_allowed_features(bool sg, bool tso4, bool tso6, bool csum4, bool csum6)
+{
+	u64 f = NETIF_F_RXCSUM;
+
+	if (csum4)
+		f |= NETIF_F_IP_CSUM;
+	if (csum6)
+		f |= NETIF_F_IPV6_CSUM;
+	if (sg)
+		f |= NETIF_F_SG;
+	if (sg && tso4)
+		f |= NETIF_F_TSO;
+	if (sg && tso6)
+		f |= NETIF_F_TSO6;
+	return f;
+}
+
+void *xennet_shim_skb_data(struct sk_buff *skb)
+{
+	return skb->data;
+}
+
+unsigned int xennet_shim_skb_headlen(struct sk_buff *skb)
+{
+	return skb_headlen(skb);
+}
+
+unsigned int xennet_shim_skb_nr_frags(struct sk_buff *skb)
+{
+	return skb_shinfo(skb)->nr_frags;
+}
+
+struct page *xennet_shim_skb_frag_page(struct sk_buff *skb, unsigned int i)
+{
+	return skb_frag_page(&skb_shinfo(skb)->frags[i]);
+}
+
+unsigned int xennet_shim_skb_frag_off(struct sk_buff *skb, unsigned int i)
+{
+	return skb_frag_off(&skb_shinfo(skb)->frags[i]);
+}
+
+unsigned int xennet_shim_skb_frag_size(struct sk_buff *skb, unsigned int i)
+{
+	return skb_frag_size(&skb_shinfo(skb)->frags[i]);
+}
+
+void *xennet_shim_skb_put(struct sk_buff *skb, unsigned int len)
+{
+	return skb_put(skb, len);
+}
+
+bool xennet_shim_skb_has_frag_list(struct sk_buff *skb)
+{
+	return skb_has_frag_list(skb);
 }

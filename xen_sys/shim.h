@@ -24,9 +24,13 @@ bool xennet_shim_xen_initial_domain(void);
 bool xennet_shim_xen_pv_domain(void);
 unsigned long xennet_shim_xen_page_size(void);
 unsigned long xennet_shim_page_to_gfn(struct page *page);
+unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n);
+unsigned long xennet_shim_virt_to_gfn(const void *addr);
 
 /* xen/xenbus.h */
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv);
+int xennet_shim_xenbus_register_backend(struct xenbus_driver *drv);
+void xennet_shim_xenbus_device_unregister(struct xenbus_device *dev);
 void xennet_shim_xenbus_dev_fatal(struct xenbus_device *dev, int err, const char *msg);
 void xennet_shim_set_drvdata(struct xenbus_device *dev, void *data);
 void *xennet_shim_get_drvdata(struct xenbus_device *dev);
@@ -80,6 +84,20 @@ u64 xennet_shim_offload_features(void);
 u64 xennet_shim_allowed_features(bool sg, bool tso4, bool tso6);
 void xennet_shim_netdev_set_hw_features(struct net_device *dev, u64 features);
 void xennet_shim_netdev_update_features(struct net_device *dev);
+
+/* Backend (dom0) side: the vifD.N device and skb layout for grant copies. */
+struct net_device *xennet_shim_alloc_vif_netdev(int sizeof_priv, const char *name, unsigned int queues);
+void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
+				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent);
+u64 xennet_shim_vif_allowed_features(bool sg, bool tso4, bool tso6, bool csum4, bool csum6);
+void *xennet_shim_skb_data(struct sk_buff *skb);
+unsigned int xennet_shim_skb_headlen(struct sk_buff *skb);
+unsigned int xennet_shim_skb_nr_frags(struct sk_buff *skb);
+struct page *xennet_shim_skb_frag_page(struct sk_buff *skb, unsigned int i);
+unsigned int xennet_shim_skb_frag_off(struct sk_buff *skb, unsigned int i);
+unsigned int xennet_shim_skb_frag_size(struct sk_buff *skb, unsigned int i);
+void *xennet_shim_skb_put(struct sk_buff *skb, unsigned int len);
+bool xennet_shim_skb_has_frag_list(struct sk_buff *skb);
 
 /* Sizes of the C structures our generated bindings lay out (checked at load). */
 unsigned long xennet_shim_sizeof_xenbus_driver(void);

@@ -163,6 +163,46 @@ impl Device {
         r
     }
 
+    /// Writes `node` = `value` in our own xenstore directory, outside any
+    /// transaction.
+    pub(crate) fn write(&self, node: &CStr, value: &CStr) -> Result {
+        let nil = b::xenbus_transaction { id: 0 };
+        // SAFETY: `self.0` is live; all strings are NUL-terminated and copied.
+        to_result(unsafe {
+            b::xenbus_write(nil, self.nodename().as_char_ptr(), node.as_char_ptr(), value.as_char_ptr())
+        })
+    }
+
+    /// Removes `node` from our own xenstore directory (missing is fine).
+    pub(crate) fn remove_node(&self, node: &CStr) {
+        let nil = b::xenbus_transaction { id: 0 };
+        // SAFETY: `self.0` is live; the strings are NUL-terminated.
+        unsafe { b::xenbus_rm(nil, self.nodename().as_char_ptr(), node.as_char_ptr()) };
+    }
+
+    /// True while the toolstack wants the device (`online` = 1).
+    pub(crate) fn is_online(&self) -> bool {
+        // SAFETY: `self.0` is live (type invariant).
+        unsafe { b::xenbus_dev_is_online(self.0) != 0 }
+    }
+
+    /// Unregisters the device from the driver core: the toolstack removed
+    /// it. The driver's `remove` runs from here.
+    pub(crate) fn unregister(&self) {
+        // SAFETY: `self.0` is live; the xenbus core frees it when the last
+        // reference goes, after `remove`.
+        unsafe { b::xennet_shim_xenbus_device_unregister(self.0) };
+    }
+
+    /// Maps the other end's one-page ring `gref` into our address space.
+    pub(crate) fn map_ring(&self, gref: u32) -> Result<MappedRing> {
+        let mut vaddr: *mut kernel::ffi::c_void = core::ptr::null_mut();
+        let mut gref = gref;
+        // SAFETY: `self.0` is live; one grant reference, valid out-pointer.
+        to_result(unsafe { b::xenbus_map_ring_valloc(self.0, &mut gref, 1, &mut vaddr) })?;
+        Ok(MappedRing { dev: *self, vaddr })
+    }
+
     /// Allocates an unbound event channel for the other end.
     pub(crate) fn alloc_evtchn(&self) -> Result<u32> {
         let mut port: b::evtchn_port_t = 0;
@@ -228,6 +268,31 @@ impl Drop for RingPage {
     }
 }
 
+/// The other end's ring page, mapped through its grant; unmapped on drop.
+pub(crate) struct MappedRing {
+    dev: Device,
+    vaddr: *mut kernel::ffi::c_void,
+}
+
+// SAFETY: an address mapping owned by this value; unmapping may run anywhere
+// in process context.
+unsafe impl Send for MappedRing {}
+
+impl MappedRing {
+    /// The mapped page, for the shared ring built over it.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.vaddr.cast()
+    }
+}
+
+impl Drop for MappedRing {
+    fn drop(&mut self) {
+        // SAFETY: mapped by `map_ring` for this device, unmapped once here;
+        // the device outlives its connections.
+        unsafe { b::xenbus_unmap_ring_vfree(self.dev.as_raw(), self.vaddr) };
+    }
+}
+
 /// A xenstore transaction.
 pub(crate) struct Transaction(u32);
 
@@ -264,7 +329,7 @@ impl Transaction {
     }
 }
 
-/// Callbacks of a xenbus frontend driver.
+/// Callbacks of a xenbus driver.
 pub(crate) type ProbeFn =
     unsafe extern "C" fn(*mut b::xenbus_device, *const b::xenbus_device_id) -> kernel::ffi::c_int;
 pub(crate) type OtherendChangedFn = unsafe extern "C" fn(*mut b::xenbus_device, b::xenbus_state);
@@ -281,22 +346,32 @@ pub(crate) const fn device_id(name: &[u8]) -> b::xenbus_device_id {
     b::xenbus_device_id { devicetype }
 }
 
-/// A registered xenbus frontend driver; unregistered (removing every bound
-/// device) when dropped.
-pub(crate) struct FrontendDriver {
+/// A registered xenbus driver (frontend or backend); unregistered (removing
+/// every bound device) when dropped.
+pub(crate) struct XenbusDriver {
     drv: Pin<KBox<kernel::types::Opaque<b::xenbus_driver>>>,
 }
 
 // SAFETY: after registration the driver structure belongs to the driver core,
 // which serialises access to it; we only pass its address to unregister.
-unsafe impl Send for FrontendDriver {}
-// SAFETY: as above; `&FrontendDriver` gives no access to the structure.
-unsafe impl Sync for FrontendDriver {}
+unsafe impl Send for XenbusDriver {}
+// SAFETY: as above; `&XenbusDriver` gives no access to the structure.
+unsafe impl Sync for XenbusDriver {}
 
-impl FrontendDriver {
-    /// Registers a frontend driver named `name` for the device types in
-    /// `ids` (terminated by an all-zero entry).
+/// Which side of the split driver model a driver serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Guest side: devices under `device/`.
+    Frontend,
+    /// Driver-domain side: devices under `backend/`.
+    Backend,
+}
+
+impl XenbusDriver {
+    /// Registers a driver named `name` for the device types in `ids`
+    /// (terminated by an all-zero entry) on `side`'s bus.
     pub(crate) fn register(
+        side: Side,
         name: &'static CStr,
         ids: &'static [b::xenbus_device_id],
         probe: ProbeFn,
@@ -317,13 +392,16 @@ impl FrontendDriver {
             (*p).probe = Some(probe);
             (*p).otherend_changed = Some(otherend_changed);
             (*p).remove = Some(remove);
-            b::xennet_shim_xenbus_register_frontend(p)
+            match side {
+                Side::Frontend => b::xennet_shim_xenbus_register_frontend(p),
+                Side::Backend => b::xennet_shim_xenbus_register_backend(p),
+            }
         })?;
         Ok(Self { drv })
     }
 }
 
-impl Drop for FrontendDriver {
+impl Drop for XenbusDriver {
     fn drop(&mut self) {
         // SAFETY: registered in `register`, unregistered once here.
         unsafe { b::xenbus_unregister_driver(self.drv.get()) };

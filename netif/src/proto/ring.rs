@@ -526,6 +526,25 @@ impl<K: RingKind, B: Barriers> BackRing<K, B> {
         B::mb();
         Ok(self.unconsumed_requests()? > 0)
     }
+
+    /// True if at least `needed` requests are published; otherwise arms
+    /// `req_event` just past the current `req_prod`, so the peer notifies on
+    /// its next push, and checks again (the C netback's wait for RX slots).
+    /// Unlike [`Self::final_check_for_requests`] this never waits for an
+    /// event that already went by while fewer than `needed` were posted.
+    pub fn wait_for_requests(&mut self, needed: u32) -> Result<bool> {
+        loop {
+            let prod = self.load_req_prod()?;
+            if prod.wrapping_sub(self.req_cons) >= needed {
+                return Ok(true);
+            }
+            self.sring.store_index(REQ_EVENT, prod.wrapping_add(1));
+            B::mb();
+            if self.sring.load_index(REQ_PROD) == prod {
+                return Ok(false);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -544,6 +563,22 @@ pub(crate) mod tests {
 
     type Front = FrontRing<TxRingKind, HostBarriers>;
     type Back = BackRing<TxRingKind, HostBarriers>;
+
+    #[test]
+    fn wait_for_requests_arms_event_past_prod() {
+        let (mut f, mut b, _p) = pair();
+        let req = |id| super::super::wire::TxRequest::new(1, 0, TxFlags(0), id, 60);
+        f.push_request(req(0)).unwrap();
+        f.push_request(req(1)).unwrap();
+        f.push_requests();
+        assert_eq!(b.wait_for_requests(2), Ok(true));
+        assert_eq!(b.wait_for_requests(3), Ok(false));
+        // The event is armed one past the published producer: the next push
+        // notifies even though requests were already pending.
+        f.push_request(req(2)).unwrap();
+        assert!(f.push_requests_and_check_notify());
+        assert_eq!(b.wait_for_requests(3), Ok(true));
+    }
 
     fn pair() -> (Front, Back, *mut u8) {
         let p = page();

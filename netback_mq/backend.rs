@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One `vif` backend device: the xenbus side. Creates the `vifD.N` net
+//! device at probe (so the toolstack's hotplug script finds it), advertises
+//! our features, follows the frontend through the xenbus states and, on
+//! connect, reads and validates everything the frontend wrote.
+
+use kernel::prelude::*;
+use kernel::str::CString;
+
+use crate::netif::xenbus::{backend_step, backend_target, BackendStep};
+use crate::queue::{Connection, FrontCaps};
+use crate::vif::{interrupt_rx, interrupt_tx, Vif, MAX_QUEUES};
+use crate::xen_sys::bindings as b;
+use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::xenbus::{state, Device, Transaction};
+
+/// Event channel names per queue (they show in /proc/interrupts): shared,
+/// then the TX and RX ones of split channels.
+static IRQ_NAMES: [[&CStr; 3]; MAX_QUEUES] = [
+    [c"netback_mq-q0", c"netback_mq-q0-tx", c"netback_mq-q0-rx"],
+    [c"netback_mq-q1", c"netback_mq-q1-tx", c"netback_mq-q1-rx"],
+    [c"netback_mq-q2", c"netback_mq-q2-tx", c"netback_mq-q2-rx"],
+    [c"netback_mq-q3", c"netback_mq-q3-tx", c"netback_mq-q3-rx"],
+    [c"netback_mq-q4", c"netback_mq-q4-tx", c"netback_mq-q4-rx"],
+    [c"netback_mq-q5", c"netback_mq-q5-tx", c"netback_mq-q5-rx"],
+    [c"netback_mq-q6", c"netback_mq-q6-tx", c"netback_mq-q6-rx"],
+    [c"netback_mq-q7", c"netback_mq-q7-tx", c"netback_mq-q7-rx"],
+];
+
+/// How long connect waits for the hotplug script (`hotplug-status`) before
+/// going on without it. Emulated machines are slow: be generous.
+const HOTPLUG_WAIT_MS: u32 = 20_000;
+
+/// A missing xenstore value.
+const MISSING: u32 = u32::MAX;
+
+/// One queue's keys, as the frontend wrote them.
+#[derive(Clone, Copy)]
+struct QueueKeys {
+    tx_ref: u32,
+    rx_ref: u32,
+    /// `event-channel`, or `event-channel-tx` when split.
+    port: u32,
+    /// `event-channel-rx` when split.
+    rx_port: Option<u32>,
+}
+
+impl QueueKeys {
+    fn read(dir: &CStr) -> Result<Self> {
+        let get = |node: &CStr| Device::read_unsigned(dir, node, MISSING);
+        let (tx_ref, rx_ref) = (get(c"tx-ring-ref"), get(c"rx-ring-ref"));
+        if tx_ref == MISSING || rx_ref == MISSING {
+            return Err(ENOENT);
+        }
+        let (tx, rx) = (get(c"event-channel-tx"), get(c"event-channel-rx"));
+        let keys = if tx != MISSING && rx != MISSING {
+            Self { tx_ref, rx_ref, port: tx, rx_port: Some(rx) }
+        } else {
+            let port = get(c"event-channel");
+            if port == MISSING {
+                return Err(ENOENT);
+            }
+            Self { tx_ref, rx_ref, port, rx_port: None }
+        };
+        Ok(keys)
+    }
+}
+
+/// The backend of one vif. Lives in a box from probe to remove.
+pub(crate) struct Backend {
+    xbdev: Device,
+    vif: *const Vif,
+    /// Queues the vif was created with (the most a frontend may ask for).
+    max_queues: usize,
+}
+
+// SAFETY: `vif` is owned by the backend and used under its locks.
+unsafe impl Send for Backend {}
+// SAFETY: as above.
+unsafe impl Sync for Backend {}
+
+impl Backend {
+    /// xenbus `probe`: create the net device, advertise, go to InitWait.
+    pub(crate) fn probe(xbdev: Device) -> Result {
+        let handle = Device::read_unsigned(xbdev.nodename(), c"handle", MISSING);
+        if handle == MISSING {
+            xbdev.fatal(EINVAL, c"netback_mq: no valid handle in xenstore");
+            return Err(EINVAL);
+        }
+        let domid = xbdev.otherend_id();
+        let nq = crate::max_queues();
+        let vif = Vif::create(xbdev, domid, handle, nq).inspect_err(|e| {
+            pr_err!("creating vif{}.{} failed: {:?}\n", domid, handle, e);
+            xbdev.fatal(*e, c"netback_mq: creating the vif");
+        })?;
+        let be = KBox::new(Backend { xbdev, vif, max_queues: nq }, GFP_KERNEL);
+        let be = match be {
+            Ok(be) => KBox::into_raw(be),
+            Err(e) => {
+                // SAFETY: just created, never connected or shared.
+                unsafe { Vif::destroy(vif) };
+                return Err(e.into());
+            }
+        };
+        // SAFETY: `xbdev` is live; the pointer is taken back in `remove`.
+        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), be.cast()) };
+        // SAFETY: just created, owned by the xenbus device now.
+        let be = unsafe { &*be };
+        if let Err(e) = be.advertise() {
+            pr_err!("{}: writing our features failed: {:?}\n", be.vif().name(), e);
+            xbdev.fatal(e, c"netback_mq: writing features");
+            return Ok(());
+        }
+        if let Err(e) = xbdev.switch_state(state::INIT_WAIT) {
+            pr_err!("{}: cannot switch to InitWait: {:?}\n", be.vif().name(), e);
+        }
+        pr_info!(
+            "{}: backend for domain {} ({}), up to {} queue(s)\n",
+            be.vif().name(),
+            domid,
+            xbdev.nodename().to_str().unwrap_or("?"),
+            nq
+        );
+        Ok(())
+    }
+
+    fn vif(&self) -> &Vif {
+        // SAFETY: the vif lives from probe to remove, as the backend.
+        unsafe { &*self.vif }
+    }
+
+    /// Writes the features we offer the frontend.
+    fn advertise(&self) -> Result {
+        let dir = self.xbdev.nodename();
+        loop {
+            let t = Transaction::start()?;
+            let written = (|| -> Result {
+                t.write(dir, c"feature-sg", c"1")?;
+                t.write(dir, c"feature-gso-tcpv4", c"1")?;
+                t.write(dir, c"feature-gso-tcpv6", c"1")?;
+                t.write(dir, c"feature-ipv6-csum-offload", c"1")?;
+                t.write(dir, c"feature-rx-copy", c"1")?;
+                t.write(dir, c"feature-rx-flip", c"0")?;
+                t.write_u32(dir, c"feature-split-event-channels", u32::from(crate::separate_tx_rx_irq()))?;
+                t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)
+            })();
+            if let Err(e) = written {
+                let _ = t.end(true);
+                return Err(e);
+            }
+            match t.end(false) {
+                Err(e) if e == EAGAIN => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// The backend of a bound xenbus device.
+    ///
+    /// # Safety
+    ///
+    /// `xbdev` must have been probed successfully and not yet removed.
+    pub(crate) unsafe fn from_xenbus<'a>(xbdev: Device) -> &'a Backend {
+        // SAFETY: probe stored a valid backend pointer (caller's contract).
+        unsafe { &*b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Backend>() }
+    }
+
+    /// Frontend state changed (xenbus `otherend_changed`): walk our state
+    /// towards the one it implies, as the C netback. May unregister the
+    /// device (then `self` is gone on return).
+    pub(crate) fn frontend_changed(&self, fe_state: u32) {
+        pr_debug!("{}: frontend {}\n", self.vif().name(), state::name(fe_state));
+        if fe_state == state::RECONFIGURING {
+            let _ = self.xbdev.switch_state(state::RECONFIGURED);
+            return;
+        }
+        let Some(target) = backend_target(fe_state) else {
+            if fe_state != state::INITIALISED {
+                pr_warn!("{}: frontend in unexpected state {}; ignored\n", self.vif().name(), fe_state);
+            }
+            return;
+        };
+        let mut cur = self.xbdev.state();
+        while let Some(step) = backend_step(cur, target) {
+            let next = match step {
+                BackendStep::Switch(s) => s,
+                BackendStep::ConnectThenSwitch => {
+                    if let Err(e) = self.connect() {
+                        pr_err!("{}: connecting to the frontend failed: {:?}\n", self.vif().name(), e);
+                        self.vif().detach();
+                        // Records the error in xenstore and switches to Closing.
+                        self.xbdev.fatal(e, c"netback_mq: connecting to the frontend");
+                        return;
+                    }
+                    state::CONNECTED
+                }
+                BackendStep::DisconnectThenClose => {
+                    self.vif().detach();
+                    pr_info!("{}: disconnected\n", self.vif().name());
+                    state::CLOSING
+                }
+            };
+            if let Err(e) = self.xbdev.switch_state(next) {
+                pr_warn!("{}: switching to {} failed: {:?}\n", self.vif().name(), state::name(next), e);
+                return;
+            }
+            cur = next;
+        }
+        // The toolstack removed the device (xl network-detach, domain gone).
+        if fe_state == state::UNKNOWN || (fe_state == state::CLOSED && !self.xbdev.is_online()) {
+            // Runs `remove`, which frees `self`: nothing may follow.
+            self.xbdev.unregister();
+        }
+    }
+
+    /// Reads the frontend's rings, event channels and features, maps and
+    /// binds them, and starts traffic once the hotplug script is done.
+    fn connect(&self) -> Result {
+        let fe = self.xbdev.otherend();
+        let name = self.vif().name();
+        if Device::read_unsigned(fe, c"request-rx-copy", 0) != 1 {
+            pr_err!("{}: frontend does not support rx-copy (required)\n", name);
+            return Err(EOPNOTSUPP);
+        }
+        if Device::read_unsigned(fe, c"feature-rx-notify", 0) != 1 {
+            pr_err!("{}: frontend lacks feature-rx-notify (required)\n", name);
+            return Err(EINVAL);
+        }
+        let requested = Device::read_unsigned(fe, c"multi-queue-num-queues", 1);
+        if requested == 0 || requested as usize > self.max_queues {
+            pr_err!(
+                "{}: frontend asked for {} queues; between 1 and {} are possible\n",
+                name,
+                requested,
+                self.max_queues
+            );
+            return Err(EINVAL);
+        }
+        let nq = requested as usize;
+        let caps = FrontCaps {
+            sg: Device::read_unsigned(fe, c"feature-sg", 0) == 1,
+            gso4: Device::read_unsigned(fe, c"feature-gso-tcpv4", 0) == 1,
+            gso6: Device::read_unsigned(fe, c"feature-gso-tcpv6", 0) == 1,
+            csum4: Device::read_unsigned(fe, c"feature-no-csum-offload", 0) != 1,
+            csum6: Device::read_unsigned(fe, c"feature-ipv6-csum-offload", 0) == 1,
+        };
+        let domid = self.xbdev.otherend_id();
+        let mut conns = KVec::with_capacity(nq, GFP_KERNEL)?;
+        let mut split = false;
+        for q in self.vif().queues[..nq].iter() {
+            let keys = if nq == 1 {
+                QueueKeys::read(fe)
+            } else {
+                let dir = CString::try_from_fmt(fmt!("{}/queue-{}", fe.to_str().map_err(|_| EINVAL)?, q.index))?;
+                QueueKeys::read(&dir)
+            }
+            .inspect_err(|_| pr_err!("{}: queue {}: ring references or event channel missing\n", name, q.index))?;
+            let tx_map = self.xbdev.map_ring(keys.tx_ref).inspect_err(|e| {
+                pr_err!("{}: queue {}: mapping TX ring grant {} failed: {:?}\n", name, q.index, keys.tx_ref, e)
+            })?;
+            let rx_map = self.xbdev.map_ring(keys.rx_ref).inspect_err(|e| {
+                pr_err!("{}: queue {}: mapping RX ring grant {} failed: {:?}\n", name, q.index, keys.rx_ref, e)
+            })?;
+            let names = IRQ_NAMES[q.index];
+            let dev_id = core::ptr::from_ref::<crate::vif::QueueCtx>(q).cast_mut().cast();
+            split = keys.rx_port.is_some();
+            // SAFETY: the handlers get the queue, which outlives the binding:
+            // the connection owning it is dropped in `detach`, which runs
+            // before the vif (and its queues) is freed.
+            let irq = unsafe {
+                EventIrq::bind_interdomain(&self.xbdev, keys.port, interrupt_tx, names[usize::from(split)], dev_id)
+            }
+            .inspect_err(|e| pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, keys.port, e))?;
+            let rx_irq = match keys.rx_port {
+                // SAFETY: as above.
+                Some(p) => Some(
+                    unsafe { EventIrq::bind_interdomain(&self.xbdev, p, interrupt_rx, names[2], dev_id) }
+                        .inspect_err(|e| {
+                            pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, p, e)
+                        })?,
+                ),
+                None => None,
+            };
+            let conn = Connection::new(tx_map, rx_map, irq, rx_irq, domid)
+                .inspect_err(|_| pr_err!("{}: queue {}: frontend's rings are malformed\n", name, q.index))?;
+            conns.push(conn, GFP_KERNEL)?;
+        }
+        self.vif().attach(conns, caps)?;
+        self.wait_for_hotplug();
+        pr_info!(
+            "{}: connected to domain {}: {} queue(s), {} event channels, sg {} gso {}/{} csum {}/{}\n",
+            name,
+            domid,
+            nq,
+            if split { "split" } else { "shared" },
+            u8::from(caps.sg),
+            u8::from(caps.gso4),
+            u8::from(caps.gso6),
+            u8::from(caps.csum4),
+            u8::from(caps.csum6)
+        );
+        Ok(())
+    }
+
+    /// Waits (bounded) for the hotplug script to report `connected`, as the
+    /// C netback does before announcing Connected: until then the vif may
+    /// not be on its bridge yet.
+    fn wait_for_hotplug(&self) {
+        let mut buf = [0u8; 16];
+        let mut waited = 0;
+        loop {
+            let status = Device::read_into(self.xbdev.nodename(), c"hotplug-status", &mut buf);
+            if matches!(status, Ok(n) if &buf[..n] == b"connected") {
+                return;
+            }
+            if waited >= HOTPLUG_WAIT_MS {
+                pr_warn!("{}: hotplug script has not reported; connecting anyway\n", self.vif().name());
+                return;
+            }
+            // SAFETY: process context (the xenwatch thread).
+            unsafe { b::msleep(20) };
+            waited += 20;
+        }
+    }
+
+    /// xenbus `remove`: tear everything down.
+    ///
+    /// # Safety
+    ///
+    /// `xbdev` must have been probed successfully; called once.
+    pub(crate) unsafe fn remove(xbdev: Device) {
+        // SAFETY: probe stored this pointer; taken back once, here.
+        let be = unsafe { KBox::from_raw(b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Backend>()) };
+        be.vif().detach();
+        xbdev.remove_node(c"hotplug-status");
+        // SAFETY: disconnected above; not used after.
+        unsafe { Vif::destroy(be.vif) };
+        // SAFETY: `xbdev` is live.
+        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), core::ptr::null_mut()) };
+    }
+}

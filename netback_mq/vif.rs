@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `vifD.N` net device in dom0 and its queues: net device callbacks,
+//! per-queue NAPI (guest transmit) and the event channel handlers.
+
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::SpinLock;
+use kernel::types::Opaque;
+
+use crate::queue::{Connection, FrontCaps, RxOutcome, SkbBatch, Stats};
+use crate::xen_sys::bindings as b;
+use crate::xen_sys::xenbus::Device;
+
+/// Most queues a vif has (the `max_queues` parameter is capped to this).
+pub(crate) const MAX_QUEUES: usize = 8;
+
+/// Lock-protected state of one queue.
+pub(crate) struct Queue {
+    pub(crate) conn: Option<KBox<Connection>>,
+    pub(crate) caps: FrontCaps,
+    pub(crate) stats: Stats,
+}
+
+/// Event-channel bits awaiting their late EOI.
+const EOI_TX: u32 = 1;
+const EOI_RX: u32 = 2;
+
+/// One queue: a NAPI context for guest transmit and its lock-protected
+/// connection. Pinned: the event channel handlers and NAPI reach it by
+/// address.
+#[pin_data]
+pub(crate) struct QueueCtx {
+    pub(crate) index: usize,
+    netdev: *mut b::net_device,
+    #[pin]
+    napi: Opaque<b::napi_struct>,
+    #[pin]
+    pub(crate) state: SpinLock<Queue>,
+    /// Channels that fired since the last EOI (`EOI_TX` | `EOI_RX`).
+    eoi_pending: AtomicU32,
+}
+
+// SAFETY: the net device outlives the queue; mutable state is behind the
+// lock or atomic.
+unsafe impl Send for QueueCtx {}
+// SAFETY: as above.
+unsafe impl Sync for QueueCtx {}
+
+/// A vif: the net device and its queues. Lives in a pinned box from probe
+/// to remove; the net device's private area points to it.
+pub(crate) struct Vif {
+    pub(crate) netdev: *mut b::net_device,
+    pub(crate) queues: KVec<Pin<KBox<QueueCtx>>>,
+}
+
+// SAFETY: the net device outlives the vif; mutable state is behind locks.
+unsafe impl Send for Vif {}
+// SAFETY: as above.
+unsafe impl Sync for Vif {}
+
+static NETDEV_OPS: b::net_device_ops = {
+    // SAFETY: all-zero is a valid `net_device_ops` (every callback `None`).
+    let mut ops: b::net_device_ops = unsafe { core::mem::zeroed() };
+    ops.ndo_open = Some(ndo_open);
+    ops.ndo_stop = Some(ndo_stop);
+    ops.ndo_start_xmit = Some(ndo_start_xmit);
+    ops.ndo_get_stats64 = Some(ndo_get_stats64);
+    ops.ndo_fix_features = Some(ndo_fix_features);
+    ops
+};
+
+impl Vif {
+    /// Creates and registers `vif<domid>.<handle>` with `nq` queues.
+    pub(crate) fn create(xbdev: Device, domid: u16, handle: u32, nq: usize) -> Result<*const Vif> {
+        let name = CString::try_from_fmt(fmt!("vif{}.{}", domid, handle))?;
+        // SAFETY: plain allocation; the private area holds one pointer and
+        // the name is copied.
+        let netdev = unsafe {
+            b::xennet_shim_alloc_vif_netdev(size_of::<*const Vif>() as c_int, name.as_char_ptr(), nq as u32)
+        };
+        if netdev.is_null() {
+            return Err(ENOMEM);
+        }
+        let vif = (|| -> Result<KBox<Vif>> {
+            let mut queues = KVec::with_capacity(nq, GFP_KERNEL)?;
+            for index in 0..nq {
+                queues.push(
+                    KBox::pin_init(
+                        try_pin_init!(QueueCtx {
+                            index,
+                            netdev,
+                            napi: Opaque::zeroed(),
+                            state <- kernel::new_spinlock!(
+                                Queue { conn: None, caps: FrontCaps::default(), stats: Stats::default() },
+                                "netback_mq_queue"
+                            ),
+                            eoi_pending: AtomicU32::new(0),
+                        }),
+                        GFP_KERNEL,
+                    )?,
+                    GFP_KERNEL,
+                )?;
+            }
+            Ok(KBox::new(Vif { netdev, queues }, GFP_KERNEL)?)
+        })();
+        let vif = match vif {
+            Ok(v) => KBox::into_raw(v).cast_const(),
+            Err(e) => {
+                // SAFETY: allocated above, never registered.
+                unsafe { b::free_netdev(netdev) };
+                return Err(e);
+            }
+        };
+        // SAFETY: `netdev` is ours and not registered; its private area holds
+        // one pointer; `vif` stays valid until `destroy` frees the net device
+        // first; the ops tables are static; `xbdev` is live.
+        let rc = unsafe {
+            b::xennet_shim_netdev_priv(netdev).cast::<*const Vif>().write(vif);
+            b::xennet_shim_vif_netdev_init(netdev, &NETDEV_OPS, &crate::ethtool::ETHTOOL_OPS, xbdev.as_raw());
+            for q in (*vif).queues.iter() {
+                b::xennet_shim_napi_add(netdev, q.napi.get(), Some(napi_poll));
+            }
+            b::netif_carrier_off(netdev);
+            b::register_netdev(netdev)
+        };
+        if rc < 0 {
+            // SAFETY: not registered: free the net device (and its NAPI), then
+            // the vif, which nothing else references.
+            unsafe {
+                b::free_netdev(netdev);
+                drop(KBox::from_raw(vif.cast_mut()));
+            }
+            return Err(Error::from_errno(rc));
+        }
+        Ok(vif)
+    }
+
+    /// Unregisters and frees the net device, then the vif.
+    ///
+    /// # Safety
+    ///
+    /// `vif` must come from [`Vif::create`], disconnected, and not be used
+    /// again.
+    pub(crate) unsafe fn destroy(vif: *const Vif) {
+        // SAFETY: live until the box is dropped below (caller's contract).
+        let netdev = unsafe { (*vif).netdev };
+        // SAFETY: registered in `create`; unregistering stops the device and
+        // NAPI; freeing deletes the NAPI contexts before the vif goes.
+        unsafe {
+            b::unregister_netdev(netdev);
+            b::free_netdev(netdev);
+            drop(KBox::from_raw(vif.cast_mut()));
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `netdev` must be a net device created by [`Vif::create`], not freed.
+    pub(crate) unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Vif {
+        // SAFETY: `create` stored the vif pointer in the private area.
+        unsafe { &**b::xennet_shim_netdev_priv(netdev).cast::<*const Vif>() }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        // SAFETY: `netdev` is live; its name is NUL-terminated.
+        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
+        name.to_str().unwrap_or("?")
+    }
+
+    /// Installs the queues' connections and starts traffic.
+    pub(crate) fn attach(&self, conns: KVec<KBox<Connection>>, caps: FrontCaps) -> Result {
+        let n = conns.len();
+        // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
+        let rc = unsafe { b::xennet_shim_set_real_num_queues(self.netdev, n as u32) };
+        if rc < 0 {
+            return Err(Error::from_errno(rc));
+        }
+        for (q, conn) in self.queues.iter().zip(conns) {
+            let mut s = q.state.lock();
+            s.conn = Some(conn);
+            s.caps = caps;
+        }
+        // SAFETY: `netdev` is registered; process context (RTNL taken inside).
+        unsafe {
+            b::xennet_shim_netdev_update_features(self.netdev);
+            b::netif_carrier_on(self.netdev);
+            b::xennet_shim_netif_tx_start_all_queues(self.netdev);
+        }
+        for q in self.queues[..n].iter() {
+            q.schedule();
+        }
+        Ok(())
+    }
+
+    /// Drops every queue's connection: carrier off, event channels unbound,
+    /// rings unmapped. Process context (unbinding sleeps).
+    pub(crate) fn detach(&self) {
+        // SAFETY: `netdev` is live.
+        unsafe { b::netif_carrier_off(self.netdev) };
+        for q in self.queues.iter() {
+            let conn = q.state.lock().conn.take();
+            drop(conn);
+        }
+    }
+
+    /// The receive capabilities of the connected frontend (queue 0's copy).
+    fn caps(&self) -> FrontCaps {
+        self.queues[0].state.lock().caps
+    }
+}
+
+impl QueueCtx {
+    fn napi(&self) -> *mut b::napi_struct {
+        self.napi.get()
+    }
+
+    fn schedule(&self) {
+        // SAFETY: the NAPI context was added in `create` and lives as long
+        // as the queue (no-op while disabled).
+        unsafe { b::xennet_shim_napi_schedule(self.napi()) };
+    }
+
+    fn name(&self) -> &str {
+        // SAFETY: `netdev` is live; its name is NUL-terminated.
+        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
+        name.to_str().unwrap_or("?")
+    }
+
+    fn subqueue_stopped(&self) -> bool {
+        // SAFETY: `netdev` is live; `index` is below its queue count.
+        unsafe { b::xennet_shim_netif_subqueue_stopped(self.netdev, self.index as u16) }
+    }
+
+    /// NAPI poll: guest transmit, and waking guest receive when the guest
+    /// posted buffers.
+    fn poll(&self, budget: usize) -> usize {
+        let mut done = 0;
+        let mut work = false;
+        let mut failed = None;
+        loop {
+            let mut batch = SkbBatch::new();
+            let rx_room = {
+                let mut q = self.state.lock();
+                let Queue { conn, stats, .. } = &mut *q;
+                let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
+                    break;
+                };
+                match c.guest_tx(self.napi(), self.netdev, budget - done, &mut batch, stats) {
+                    Ok(w) => work |= w,
+                    Err(e) => {
+                        c.broken = Some(e);
+                        failed = Some(e);
+                    }
+                }
+                c.rx_ready()
+            };
+            for &skb in batch.skbs() {
+                // SAFETY: each skb was built for this device in this poll.
+                unsafe { b::xennet_shim_napi_gro_receive(self.napi(), skb) };
+            }
+            done += batch.len();
+            if rx_room && self.subqueue_stopped() {
+                // SAFETY: `netdev` is live; `index` is below its queue count.
+                unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
+            }
+            if failed.is_some() || done >= budget || batch.len() < SkbBatch::MAX {
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            pr_err!(
+                "{}: queue {}: frontend protocol error: {}; disabling the vif\n",
+                self.name(),
+                self.index,
+                e.as_str()
+            );
+            // SAFETY: `netdev` is live.
+            unsafe { b::netif_carrier_off(self.netdev) };
+        }
+        if done >= budget {
+            return budget;
+        }
+        // SAFETY: we are this NAPI context's poll function.
+        if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
+            let mut q = self.state.lock();
+            if let Some(c) = q.conn.as_mut() {
+                if c.broken.is_none() {
+                    match c.final_check() {
+                        Ok(true) => self.schedule(),
+                        Ok(false) => {}
+                        Err(e) => c.broken = Some(e),
+                    }
+                }
+                // A broken queue still acknowledges events, as spurious:
+                // Xen then rate-limits a frontend that keeps signalling.
+                let pending = self.eoi_pending.swap(0, Ordering::AcqRel);
+                c.lateeoi(pending, !work || c.broken.is_some());
+            }
+        }
+        done
+    }
+
+    /// Guest receive: copy `skb` into the guest's buffers.
+    fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
+        let mut q = self.state.lock();
+        let Queue { conn, caps, stats } = &mut *q;
+        let outcome = match conn.as_mut().filter(|c| c.broken.is_none()) {
+            None => {
+                stats.tx_dropped += 1;
+                RxOutcome::Dropped
+            }
+            Some(c) => {
+                let mut outcome = c.guest_rx(skb, *caps, stats);
+                if matches!(outcome, RxOutcome::NoRoom) {
+                    // SAFETY: `netdev` is live; `index` is below its queue count.
+                    unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
+                    // The guest signals when it posts more; if it already
+                    // did, go on now.
+                    if c.rx_wait_for_buffers() {
+                        // SAFETY: as above.
+                        unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
+                        outcome = c.guest_rx(skb, *caps, stats);
+                    }
+                }
+                outcome
+            }
+        };
+        drop(q);
+        match outcome {
+            RxOutcome::NoRoom => b::netdev_tx_NETDEV_TX_BUSY,
+            RxOutcome::Delivered | RxOutcome::Dropped => {
+                // SAFETY: copied or dropped: the skb is ours to free.
+                unsafe { b::xennet_shim_kfree_skb_any(skb) };
+                b::netdev_tx_NETDEV_TX_OK
+            }
+        }
+    }
+}
+
+/// Event channel handler for guest-TX (or shared) events.
+///
+/// # Safety
+///
+/// `dev_id` must be the queue given to the binding, still bound.
+pub(crate) unsafe extern "C" fn interrupt_tx(_irq: c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: `dev_id` is the queue passed at binding, live while bound.
+    let q = unsafe { &*dev_id.cast::<QueueCtx>() };
+    q.eoi_pending.fetch_or(EOI_TX, Ordering::AcqRel);
+    q.schedule();
+    b::irqreturn::IRQ_HANDLED
+}
+
+/// Event channel handler for guest-RX events (split channels): the guest
+/// posted buffers.
+///
+/// # Safety
+///
+/// `dev_id` must be the queue given to the binding, still bound.
+pub(crate) unsafe extern "C" fn interrupt_rx(_irq: c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: `dev_id` is the queue passed at binding, live while bound.
+    let q = unsafe { &*dev_id.cast::<QueueCtx>() };
+    q.eoi_pending.fetch_or(EOI_RX, Ordering::AcqRel);
+    q.schedule();
+    b::irqreturn::IRQ_HANDLED
+}
+
+/// NAPI poll callback.
+///
+/// # Safety
+///
+/// `napi` must be the NAPI context inside a `QueueCtx` made by `Vif::create`.
+unsafe extern "C" fn napi_poll(napi: *mut b::napi_struct, budget: c_int) -> c_int {
+    // SAFETY: our NAPI contexts are the `napi` field of a live `QueueCtx`
+    // (`Opaque` holds its value at the field's address).
+    let q = unsafe {
+        &*napi
+            .cast::<u8>()
+            .sub(core::mem::offset_of!(QueueCtx, napi))
+            .cast::<QueueCtx>()
+    };
+    q.poll(budget.max(0) as usize) as c_int
+}
+
+/// `ndo_open`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`.
+unsafe extern "C" fn ndo_open(netdev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let vif = unsafe { Vif::from_netdev(netdev) };
+    for q in vif.queues.iter() {
+        // SAFETY: the NAPI context was added in `create`; disabled while down.
+        unsafe { b::napi_enable(q.napi()) };
+    }
+    // SAFETY: `netdev` is live.
+    unsafe { b::xennet_shim_netif_tx_start_all_queues(netdev) };
+    for q in vif.queues.iter() {
+        q.schedule();
+    }
+    0
+}
+
+/// `ndo_stop`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`.
+unsafe extern "C" fn ndo_stop(netdev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let vif = unsafe { Vif::from_netdev(netdev) };
+    // SAFETY: `netdev` is live.
+    unsafe { b::xennet_shim_netif_tx_stop_all_queues(netdev) };
+    for q in vif.queues.iter() {
+        // SAFETY: enabled in `ndo_open`.
+        unsafe { b::napi_disable(q.napi()) };
+    }
+    0
+}
+
+/// `ndo_start_xmit`: traffic for the guest.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`; `skb` live.
+unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_device) -> b::netdev_tx_t {
+    // SAFETY: the stack calls us with our live net device and a live skb.
+    let (vif, index) = unsafe { (Vif::from_netdev(netdev), b::xennet_shim_skb_get_queue_mapping(skb) as usize) };
+    // The stack never picks a queue beyond `real_num_tx_queues`.
+    vif.queues[index.min(vif.queues.len() - 1)].xmit(skb)
+}
+
+/// `ndo_get_stats64`.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`; `out` writable.
+unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
+    // SAFETY: the stack calls us with our live net device.
+    let vif = unsafe { Vif::from_netdev(netdev) };
+    let mut s = Stats::default();
+    for q in vif.queues.iter() {
+        s.add(&q.state.lock().stats);
+    }
+    // SAFETY: `out` is a valid stats structure to fill.
+    let out = unsafe { &mut *out };
+    out.rx_packets = s.rx_packets;
+    out.rx_bytes = s.rx_bytes;
+    out.rx_errors = s.rx_errors;
+    out.rx_dropped = s.rx_dropped;
+    out.tx_packets = s.tx_packets;
+    out.tx_bytes = s.tx_bytes;
+    out.tx_errors = s.tx_errors;
+    out.tx_dropped = s.tx_dropped;
+}
+
+/// `ndo_fix_features`: offloads towards the guest only as far as its
+/// receive path accepts them.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`.
+unsafe extern "C" fn ndo_fix_features(
+    netdev: *mut b::net_device,
+    features: b::netdev_features_t,
+) -> b::netdev_features_t {
+    // SAFETY: the stack calls us with our live net device.
+    let vif = unsafe { Vif::from_netdev(netdev) };
+    let c = vif.caps();
+    // SAFETY: pure functions returning feature masks.
+    let (offered, allowed) = unsafe {
+        (
+            b::xennet_shim_vif_allowed_features(true, true, true, true, true),
+            b::xennet_shim_vif_allowed_features(c.sg, c.gso4, c.gso6, c.csum4, c.csum6),
+        )
+    };
+    (features & !offered) | (features & allowed)
+}
