@@ -144,7 +144,7 @@ mem_back() {
 }
 check "guest memory back after the cycles (no leaked pages)" mem_back
 jumbo() {
-	vif=$(ip -o link show | awk -F': ' '/vif[0-9]+\.0/ { sub(/@.*/, "", $2); print $2; exit }')
+	vif=vif$(xl domid guest1).0
 	ip link set "$vif" mtu 9000 && ip link set xenbr0 mtu 9000 || return 1
 	guest-exec 1 'ip link set eth0 mtu 9000' || return 1
 	ping -c 2 -W 2 -s 8000 "$G" && guest-exec 1 "ping -c 2 -W 2 -s 8000 $DOM0_IP" &&

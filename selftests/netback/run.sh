@@ -1,0 +1,109 @@
+#!/bin/sh
+# netback suite: run with the Rust backend in dom0 (scripts/rig --backend
+# rust), with either frontend in the guests and at least two guests. Driver
+# binding, toolstack keys, per-queue counters, guest-to-guest traffic
+# through two vifs, xl destroy of a guest mid-traffic, clean dom0 log.
+. /rig/selftests/lib.sh
+G=$GUEST1_IP
+N=${RIG_GUESTS:-1}
+ktap_plan 9
+
+dom0_log_start=$(($(dmesg | wc -l) + 1))
+domid1=$(xl domid guest1)
+be1=/local/domain/0/backend/vif/$domid1/0
+
+check "netback_mq serves guest1's vif" test -e "/sys/bus/xen-backend/drivers/netback_mq/vif-$domid1-0"
+
+# The keys the toolstack and frontends rely on, as the C netback writes them.
+keys() {
+	for k in feature-sg feature-gso-tcpv4 feature-gso-tcpv6 feature-rx-copy feature-ipv6-csum-offload \
+		multi-queue-max-queues feature-split-event-channels hotplug-status state; do
+		v=$(xenstore-read "$be1/$k") || { echo "missing $k"; return 1; }
+		echo "$k = $v"
+	done
+	[ "$(xenstore-read "$be1/state")" = 4 ] && [ "$(xenstore-read "$be1/hotplug-status")" = connected ]
+}
+check "backend xenstore keys, Connected after the hotplug script" keys
+
+# ethtool -S on the vif: every queue the frontend connected copies both ways.
+vif_queues() {
+	vif=vif$domid1.0
+	fe=/local/domain/$domid1/device/vif/0
+	nq=$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null || echo 1)
+	iperf3 -c "$G" -t 3 -P 8 >/dev/null && iperf3 -c "$G" -t 3 -P 8 -R >/dev/null || return 1
+	out=$(ethtool -S "$vif") || return 1
+	echo "$out" | grep -E "queue_[0-9]+_(packets|grant_copy_ops|notifications)"
+	echo "$out" | awk -v nq="$nq" '
+		/^ +rx_queue_[0-9]+_packets:/ { split($1, p, "_"); if (p[3] < nq && $2 == 0) idle++ }
+		/^ +tx_queue_[0-9]+_packets:/ { split($1, p, "_"); if (p[3] < nq && $2 == 0) idle++ }
+		/^ +queue_[0-9]+_grant_copy_ops:/ { split($1, p, "_"); if (p[2] < nq && $2 == 0) idle++ }
+		END { printf "frontend queues %d, idle counters %d\n", nq, idle; exit idle != 0 }'
+}
+check "per-queue counters: every connected queue carries traffic both ways" vif_queues
+
+# Offloads the frontend accepts are on the vif, the rest off.
+offloads() {
+	vif=vif$domid1.0
+	fe=/local/domain/$domid1/device/vif/0
+	f=$(ethtool -k "$vif") || return 1
+	echo "$f" | grep -E "^(scatter-gather|tcp-segmentation-offload|tx-checksum-ip-generic|tx-checksum-ipv4|tx-checksum-ipv6):"
+	sg=$(xenstore-read $fe/feature-sg 2>/dev/null || echo 0)
+	if [ "$sg" = 1 ]; then echo "$f" | grep -q "^scatter-gather: on"; else echo "$f" | grep -q "^scatter-gather: off"; fi
+}
+check "vif offloads follow the frontend's features" offloads
+
+two_guests() {
+	[ "$N" -ge 2 ] || { echo "one guest: skipped (run with --guests 2)"; return 0; }
+	ping -c 2 -W 2 "$GUEST2_IP" || return 1
+	guest-exec 1 "ping -c 2 -W 2 $GUEST2_IP" || return 1
+	# both guests at once, through their own vifs
+	iperf3 -c "$GUEST2_IP" -t 3 >/dev/null 2>&1 &
+	p=$!
+	iperf_mbits -c "$G" -t 3 || { wait $p; return 1; }
+	wait $p || return 1
+	guest-exec 1 "iperf3 -c $GUEST2_IP -t 2 -f m | grep receiver"
+}
+check "two guests: dom0 to both at once, guest to guest" two_guests
+
+# Defaults as the C driver's: a queue per dom0 CPU (at most 8), split event
+# channels offered.
+module_params() {
+	cpus=$(grep -c ^processor /proc/cpuinfo)
+	want=$((cpus < 8 ? cpus : 8))
+	got=$(xenstore-read "$be1/multi-queue-max-queues") || return 1
+	split=$(xenstore-read "$be1/feature-split-event-channels") || return 1
+	echo "dom0 CPUs $cpus: multi-queue-max-queues $got (want $want), split channels $split"
+	[ "$got" = "$want" ] && [ "$split" = 1 ]
+}
+check "defaults of max_queues and separate_tx_rx_irq" module_params
+
+# xl destroy of the last guest with traffic running: its vif and backend
+# directory go, dom0 stays healthy, the other guests keep working.
+destroy() {
+	victim=guest$N
+	vdom=$(xl domid "$victim") || return 1
+	eval vip=\$GUEST${N}_IP
+	iperf3 -c "$vip" -t 30 >/dev/null 2>&1 &
+	p1=$!
+	iperf3 -c "$vip" -t 30 -R >/dev/null 2>&1 &
+	p2=$!
+	sleep 2
+	xl destroy "$victim" || return 1
+	kill $p1 $p2 2>/dev/null; wait $p1 $p2 2>/dev/null
+	wait_for 20 sh -c "! ip link show vif$vdom.0" || { echo "vif$vdom.0 still there"; return 1; }
+	wait_for 20 sh -c "! xenstore-read /local/domain/0/backend/vif/$vdom/0/state" ||
+		{ echo "backend directory still there"; return 1; }
+	echo "vif$vdom.0 and its backend directory are gone"
+	if [ "$N" -ge 2 ]; then iperf_mbits -c "$G" -t 2 || return 1; fi
+}
+check "xl destroy mid-traffic: vif and backend gone, other guests fine" destroy
+
+no_leftovers() {
+	n=$(ls /sys/bus/xen-backend/drivers/netback_mq | grep -c '^vif-')
+	echo "vifs bound: $n (guests left: $((N - 1)))"
+	[ "$n" = $((N - 1)) ]
+}
+check "no vif left behind by the destroyed guest" no_leftovers
+dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
+check "dom0 dmesg clean" dom0_clean
+ktap_exit
