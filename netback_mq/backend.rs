@@ -9,7 +9,8 @@ use kernel::prelude::*;
 use kernel::str::CString;
 
 use crate::netif::xenbus::{backend_step, backend_target, BackendStep};
-use crate::queue::{Connection, FrontCaps};
+use crate::netif::Credit;
+use crate::queue::{now_us, Connection, FrontCaps};
 use crate::vif::{interrupt_rx, interrupt_tx, Vif, MAX_QUEUES};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
@@ -246,6 +247,7 @@ impl Backend {
             csum6: Device::read_unsigned(fe, c"feature-ipv6-csum-offload", 0) == 1,
         };
         let domid = self.xbdev.otherend_id();
+        let credit = self.read_rate();
         let mut conns = KVec::with_capacity(nq, GFP_KERNEL)?;
         let mut split = false;
         for q in self.vif().queues[..nq].iter() {
@@ -282,7 +284,7 @@ impl Backend {
                 ),
                 None => None,
             };
-            let conn = Connection::new(tx_map, rx_map, irq, rx_irq, domid)
+            let conn = Connection::new(tx_map, rx_map, irq, rx_irq, domid, credit)
                 .inspect_err(|_| pr_err!("{}: queue {}: frontend's rings are malformed\n", name, q.index))?;
             conns.push(conn, GFP_KERNEL)?;
         }
@@ -301,6 +303,25 @@ impl Backend {
             u8::from(caps.csum6)
         );
         Ok(())
+    }
+
+    /// The guest-transmit rate limit the toolstack set (`rate` =
+    /// "BYTES,USECS", from `rate=` in the vif spec); each queue gets it.
+    fn read_rate(&self) -> Credit {
+        let mut buf = [0u8; 48];
+        let Ok(n) = Device::read_into(self.xbdev.nodename(), c"rate", &mut buf) else {
+            return Credit::unlimited();
+        };
+        match Credit::parse_rate(&buf[..n]) {
+            Some((bytes, usecs)) => {
+                pr_info!("{}: rate limit {} bytes per {} us\n", self.vif().name(), bytes, usecs);
+                Credit::new(bytes, usecs, now_us())
+            }
+            None => {
+                pr_warn!("{}: malformed rate in xenstore; no limit\n", self.vif().name());
+                Credit::unlimited()
+            }
+        }
     }
 
     /// Waits (bounded) for the hotplug script to report `connected`, as the

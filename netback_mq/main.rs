@@ -24,6 +24,8 @@ macro_rules! warn_ratelimited {
 
 mod backend;
 mod ethtool;
+#[cfg(xennet_hostile)]
+mod hostile;
 mod queue;
 mod vif;
 
@@ -41,6 +43,7 @@ use xen_sys::bindings as b;
 use xen_sys::xenbus::{device_id, Device, Side, XenbusDriver};
 use xen_sys::DomainKind;
 
+#[cfg(not(xennet_hostile))]
 module! {
     type: NetbackMq,
     name: "netback_mq",
@@ -52,9 +55,41 @@ module! {
             default: 0,
             description: "Maximum queues per vif (0: one per online CPU; at most 8)",
         },
+        rx_stall_timeout_msecs: u32 {
+            default: 60000,
+            description: "Carrier off when a guest posts no receive buffers for this long (ms)",
+        },
         separate_tx_rx_irq: u32 {
             default: 1,
             description: "Offer split TX/RX event channels to frontends (1: yes, 0: no)",
+        },
+    },
+}
+
+// The rig's test-only hostile build (see hostile.rs).
+#[cfg(xennet_hostile)]
+module! {
+    type: NetbackMq,
+    name: "netback_hostile",
+    authors: ["xen-rust-net developers"],
+    description: "Xen paravirtual network backend in Rust (multi-queue NIC, grant reuse)",
+    license: "GPL",
+    params: {
+        max_queues: u32 {
+            default: 0,
+            description: "Maximum queues per vif (0: one per online CPU; at most 8)",
+        },
+        rx_stall_timeout_msecs: u32 {
+            default: 60000,
+            description: "Carrier off when a guest posts no receive buffers for this long (ms)",
+        },
+        separate_tx_rx_irq: u32 {
+            default: 1,
+            description: "Offer split TX/RX event channels to frontends (1: yes, 0: no)",
+        },
+        hostile: u32 {
+            default: 0,
+            description: "Test-only: the misbehaviour to inject (see hostile.rs)",
         },
     },
 }
@@ -66,6 +101,11 @@ pub(crate) fn max_queues() -> usize {
     let cpus = unsafe { b::xennet_shim_num_online_cpus() } as usize;
     let n = if p == 0 { cpus } else { p };
     n.clamp(1, vif::MAX_QUEUES)
+}
+
+/// The `rx_stall_timeout_msecs` parameter, in µs (at least 100 ms).
+pub(crate) fn rx_stall_timeout_us() -> u64 {
+    u64::from(module_parameters::rx_stall_timeout_msecs.value().max(100)) * 1000
 }
 
 /// The `separate_tx_rx_irq` parameter.
@@ -121,7 +161,11 @@ impl kernel::Module for NetbackMq {
         let domain = xen_sys::check_environment()?;
         // Named differently from the C driver ("vif") so both can be loaded;
         // only one can serve a given device.
-        let driver = XenbusDriver::register(Side::Backend, c"netback_mq", &IDS, probe, otherend_changed, remove)
+        #[cfg(not(xennet_hostile))]
+        let name = c"netback_mq";
+        #[cfg(xennet_hostile)]
+        let name = c"netback_hostile";
+        let driver = XenbusDriver::register(Side::Backend, name, &IDS, probe, otherend_changed, remove)
             .inspect_err(|e| pr_err!("registering the xenbus backend driver failed: {:?}\n", e))?;
         Ok(NetbackMq {
             domain,

@@ -14,7 +14,7 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    self, split_contiguous, CopyOp, Error as NetifError, Frame, Gso, GsoType, RspStatus, RxBack,
+    self, split_contiguous, CopyOp, Credit, Error as NetifError, Frame, Gso, GsoType, RspStatus, RxBack,
     RxFlags, RxOut, RxRequest, RxRingKind, Seg, SharedRing, TxBack, TxEvent, TxFlags, TxPacket,
     TxRingKind, NR_SLOTS_MIN, PAGE_SIZE,
 };
@@ -140,10 +140,27 @@ pub(crate) struct Connection {
     domid: u16,
     /// Set on a fatal protocol error: the queue carries nothing more.
     pub(crate) broken: Option<NetifError>,
+    /// `broken` was logged and acted on.
+    broken_reported: bool,
     /// Grant-copy operations of the packet in flight.
     ops: KVec<b::gnttab_copy>,
     /// Buffers the packet waiting for guest-RX room needs.
     rx_needed: u32,
+    /// Guest-transmit rate limit (`rate` in xenstore).
+    credit: Credit,
+    /// A guest packet read from the ring but over the rate limit, and the
+    /// time (µs) it may go.
+    held: Option<(TxPacket, u64)>,
+    /// Since when (µs) guest receive found too few buffers, if it does.
+    rx_short_since: Option<u64>,
+    /// The guest stopped posting buffers for longer than the stall timeout.
+    pub(crate) rx_stalled: bool,
+}
+
+/// The clock the rate limit and stall detection use, in µs.
+pub(crate) fn now_us() -> u64 {
+    // SAFETY: reads the monotonic clock; no preconditions.
+    unsafe { b::xennet_shim_now_us() }
 }
 
 /// A planned copy's operations, converted for the hypervisor.
@@ -226,6 +243,7 @@ impl Connection {
         irq: EventIrq,
         rx_irq: Option<EventIrq>,
         domid: u16,
+        credit: Credit,
     ) -> Result<KBox<Self>> {
         // SAFETY: each mapping is one page of the frontend's, mapped for as
         // long as this connection (a field, dropped after the rings) and
@@ -248,8 +266,13 @@ impl Connection {
                 _rx_map: rx_map,
                 domid,
                 broken: None,
+                broken_reported: false,
                 ops,
                 rx_needed: 1,
+                credit,
+                held: None,
+                rx_short_since: None,
+                rx_stalled: false,
             },
             GFP_KERNEL,
         )?)
@@ -290,13 +313,23 @@ impl Connection {
         stats: &mut Stats,
     ) -> core::result::Result<bool, NetifError> {
         let mut work = false;
+        let now = now_us();
         while batch.len() < budget && !batch.is_full() {
-            let Some(ev) = self.tx.poll()? else {
-                break;
+            let ev = match self.held.take() {
+                Some((pkt, _)) => TxEvent::Packet(pkt),
+                None => match self.tx.poll()? {
+                    Some(ev) => ev,
+                    None => break,
+                },
             };
             work = true;
             match ev {
                 TxEvent::Packet(pkt) => {
+                    if let Err(at) = self.credit.consume(pkt.len() as u64, now) {
+                        // Over the rate: keep it until the credit timer.
+                        self.held = Some((pkt, at));
+                        break;
+                    }
                     let status = match self.build_skb(napi, netdev, &pkt, stats) {
                         Ok(skb) => {
                             batch.push(skb);
@@ -312,16 +345,68 @@ impl Connection {
                     self.tx.respond(&pkt, status)?;
                 }
                 TxEvent::Dropped(pkt, e) => {
-                    warn_ratelimited!("netback_mq: domain {}: dropped a packet: {}\n", self.domid, e.as_str());
+                    warn_ratelimited!("domain {}: dropped a packet: {}\n", self.domid, e.as_str());
                     stats.rx_dropped += 1;
                     self.tx.respond(&pkt, RspStatus::ERROR)?;
                 }
             }
         }
+        #[cfg(xennet_hostile)]
+        crate::hostile::tx_before_push(&self.tx, usize::from(work));
         if work && self.tx.push() {
             self.notify(stats);
         }
         Ok(work)
+    }
+
+    /// The fatal error, the first time it is asked for after it happened
+    /// (so it is logged and acted on once, wherever it was found).
+    pub(crate) fn take_new_error(&mut self) -> Option<NetifError> {
+        if self.broken_reported {
+            return None;
+        }
+        self.broken_reported = self.broken.is_some();
+        self.broken
+    }
+
+    /// If a packet waits for rate-limit credit: µs from now until it may go.
+    pub(crate) fn rate_wait_us(&self) -> Option<u64> {
+        self.held.map(|(_, at)| at.saturating_sub(now_us()))
+    }
+
+    /// Answers every request the frontend left on the TX ring (dropped)
+    /// before the rings go, so it can release its buffers cleanly.
+    pub(crate) fn drain_tx(&mut self) {
+        if let Some((pkt, _)) = self.held.take() {
+            let _ = self.tx.respond(&pkt, RspStatus::DROPPED);
+        }
+        while let Ok(Some(ev)) = self.tx.poll() {
+            let (TxEvent::Packet(pkt) | TxEvent::Dropped(pkt, _)) = ev;
+            if self.tx.respond(&pkt, RspStatus::DROPPED).is_err() {
+                break;
+            }
+        }
+        if self.tx.push() {
+            self.irq.notify();
+        }
+    }
+
+    /// Guest-receive stall tracking, called when guest receive found too
+    /// few buffers (`short`) or after it found enough. Returns a change:
+    /// `Some(true)` the guest just stalled (no buffers for `timeout_us`),
+    /// `Some(false)` a stalled guest posted buffers again.
+    pub(crate) fn rx_stall_check(&mut self, short: bool, timeout_us: u64) -> Option<bool> {
+        if !short {
+            self.rx_short_since = None;
+            return core::mem::replace(&mut self.rx_stalled, false).then_some(false);
+        }
+        let now = now_us();
+        let since = *self.rx_short_since.get_or_insert(now);
+        if !self.rx_stalled && now.saturating_sub(since) >= timeout_us {
+            self.rx_stalled = true;
+            return Some(true);
+        }
+        None
     }
 
     /// True if the frontend posted more TX requests (and arms the event
@@ -405,7 +490,7 @@ impl Connection {
         stats.copy_ops += self.ops.len() as u64;
         if let Some(bad) = self.ops.iter().find(|op| !grant::copy_ok(op)) {
             warn_ratelimited!(
-                "netback_mq: domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
+                "domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
                 self.domid,
                 bad.status
             );
@@ -442,7 +527,7 @@ impl Connection {
             let rc = unsafe { b::skb_checksum_setup(skb, recalc) };
             if rc < 0 {
                 warn_ratelimited!(
-                    "netback_mq: domain {}: cannot set up a partial checksum ({}); dropped\n",
+                    "domain {}: cannot set up a partial checksum ({}); dropped\n",
                     self.domid,
                     rc
                 );
@@ -534,7 +619,7 @@ impl Connection {
             self.rx.respond(&bufs[..slots], &out[..nbufs], flags, gso)
         } else {
             warn_ratelimited!(
-                "netback_mq: domain {}: grant copy into the guest's buffers failed: bad grant reference?\n",
+                "domain {}: grant copy into the guest's buffers failed: bad grant reference?\n",
                 self.domid
             );
             bufs[..slots]
@@ -544,9 +629,15 @@ impl Connection {
         if let Err(e) = result {
             self.broken = Some(e);
         }
+        #[cfg(xennet_hostile)]
+        if ok {
+            crate::hostile::rx_before_push(&mut self.rx, slots);
+        }
         if self.rx.push() {
             self.notify_rx(stats);
         }
+        #[cfg(xennet_hostile)]
+        crate::hostile::rx_after_push(&self.rx, || self.rx_irq.as_ref().unwrap_or(&self.irq).notify());
         if ok {
             stats.tx_packets += 1;
             stats.tx_bytes += len as u64;

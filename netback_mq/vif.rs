@@ -41,6 +41,10 @@ pub(crate) struct QueueCtx {
     pub(crate) state: SpinLock<Queue>,
     /// Channels that fired since the last EOI (`EOI_TX` | `EOI_RX`).
     eoi_pending: AtomicU32,
+    /// Wakes NAPI when rate-limit credit is due or a guest-receive stall
+    /// is to be declared.
+    #[pin]
+    timer: Opaque<b::timer_list>,
 }
 
 // SAFETY: the net device outlives the queue; mutable state is behind the
@@ -54,6 +58,9 @@ unsafe impl Sync for QueueCtx {}
 pub(crate) struct Vif {
     pub(crate) netdev: *mut b::net_device,
     pub(crate) queues: KVec<Pin<KBox<QueueCtx>>>,
+    /// Queues whose guest stopped posting receive buffers: while any is,
+    /// the carrier is off (the stack then drops what it queued for us).
+    stalled_queues: AtomicU32,
 }
 
 // SAFETY: the net device outlives the vif; mutable state is behind locks.
@@ -98,13 +105,19 @@ impl Vif {
                                 "netback_mq_queue"
                             ),
                             eoi_pending: AtomicU32::new(0),
+                            timer: Opaque::zeroed(),
                         }),
                         GFP_KERNEL,
                     )?,
                     GFP_KERNEL,
                 )?;
             }
-            Ok(KBox::new(Vif { netdev, queues }, GFP_KERNEL)?)
+            for q in queues.iter() {
+                // SAFETY: the timer is pinned inside the queue, which lives
+                // until `destroy` shuts the timer down first.
+                unsafe { b::xennet_shim_timer_setup(q.timer.get(), Some(timer_fired)) };
+            }
+            Ok(KBox::new(Vif { netdev, queues, stalled_queues: AtomicU32::new(0) }, GFP_KERNEL)?)
         })();
         let vif = match vif {
             Ok(v) => KBox::into_raw(v).cast_const(),
@@ -147,6 +160,11 @@ impl Vif {
     pub(crate) unsafe fn destroy(vif: *const Vif) {
         // SAFETY: live until the box is dropped below (caller's contract).
         let netdev = unsafe { (*vif).netdev };
+        // SAFETY: as above.
+        for q in unsafe { (*vif).queues.iter() } {
+            // SAFETY: set up in `create`; after this it never fires again.
+            unsafe { b::xennet_shim_timer_shutdown(q.timer.get()) };
+        }
         // SAFETY: registered in `create`; unregistering stops the device and
         // NAPI; freeing deletes the NAPI contexts before the vif goes.
         unsafe {
@@ -201,7 +219,16 @@ impl Vif {
         // SAFETY: `netdev` is live.
         unsafe { b::netif_carrier_off(self.netdev) };
         for q in self.queues.iter() {
-            let conn = q.state.lock().conn.take();
+            let conn = {
+                let mut s = q.state.lock();
+                if let Some(c) = s.conn.as_mut() {
+                    c.drain_tx();
+                    if c.rx_stalled {
+                        self.stalled_queues.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                s.conn.take()
+            };
             drop(conn);
         }
     }
@@ -229,6 +256,47 @@ impl QueueCtx {
         name.to_str().unwrap_or("?")
     }
 
+    /// A fatal protocol error on this queue: log it, carrier off. The vif
+    /// stays down until the frontend reconnects.
+    fn disable(&self, e: crate::netif::Error) {
+        pr_err!(
+            "{}: queue {}: frontend protocol error: {}; disabling the vif\n",
+            self.name(),
+            self.index,
+            e.as_str()
+        );
+        // SAFETY: `netdev` is live.
+        unsafe { b::netif_carrier_off(self.netdev) };
+    }
+
+    fn arm_timer(&self, delay_us: u64) {
+        // SAFETY: set up in `Vif::create`, shut down only in `destroy`.
+        unsafe { b::xennet_shim_timer_arm_us(self.timer.get(), delay_us) };
+    }
+
+    /// Carrier off while any queue's guest is stalled, on once none is.
+    fn stall_changed(&self, change: Option<bool>) {
+        // SAFETY: `netdev` is a live device made by `Vif::create`.
+        let vif = unsafe { Vif::from_netdev(self.netdev) };
+        match change {
+            Some(true) => {
+                pr_warn!("{}: queue {}: guest receive stalled (no buffers posted)\n", self.name(), self.index);
+                if vif.stalled_queues.fetch_add(1, Ordering::AcqRel) == 0 {
+                    // SAFETY: `netdev` is live.
+                    unsafe { b::netif_carrier_off(self.netdev) };
+                }
+            }
+            Some(false) => {
+                pr_info!("{}: queue {}: guest receive ready again\n", self.name(), self.index);
+                if vif.stalled_queues.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    // SAFETY: `netdev` is live.
+                    unsafe { b::netif_carrier_on(self.netdev) };
+                }
+            }
+            None => {}
+        }
+    }
+
     fn subqueue_stopped(&self) -> bool {
         // SAFETY: `netdev` is live; `index` is below its queue count.
         unsafe { b::xennet_shim_netif_subqueue_stopped(self.netdev, self.index as u16) }
@@ -250,12 +318,19 @@ impl QueueCtx {
                 };
                 match c.guest_tx(self.napi(), self.netdev, budget - done, &mut batch, stats) {
                     Ok(w) => work |= w,
-                    Err(e) => {
-                        c.broken = Some(e);
-                        failed = Some(e);
+                    Err(e) => c.broken = Some(e),
+                }
+                failed = c.take_new_error();
+                let ready = c.rx_ready();
+                if self.subqueue_stopped() {
+                    let stall = c.rx_stall_check(!ready, crate::rx_stall_timeout_us());
+                    self.stall_changed(stall);
+                    if !ready {
+                        // Look again when the stall timeout is due.
+                        self.arm_timer(crate::rx_stall_timeout_us());
                     }
                 }
-                c.rx_ready()
+                ready
             };
             for &skb in batch.skbs() {
                 // SAFETY: each skb was built for this device in this poll.
@@ -271,14 +346,7 @@ impl QueueCtx {
             }
         }
         if let Some(e) = failed {
-            pr_err!(
-                "{}: queue {}: frontend protocol error: {}; disabling the vif\n",
-                self.name(),
-                self.index,
-                e.as_str()
-            );
-            // SAFETY: `netdev` is live.
-            unsafe { b::netif_carrier_off(self.netdev) };
+            self.disable(e);
         }
         if done >= budget {
             return budget;
@@ -287,7 +355,11 @@ impl QueueCtx {
         if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
             let mut q = self.state.lock();
             if let Some(c) = q.conn.as_mut() {
-                if c.broken.is_none() {
+                if let Some(wait) = c.rate_wait_us() {
+                    // Over the rate limit: the timer polls again when credit
+                    // is due (new requests would not help).
+                    self.arm_timer(wait);
+                } else if c.broken.is_none() {
                     match c.final_check() {
                         Ok(true) => self.schedule(),
                         Ok(false) => {}
@@ -298,6 +370,11 @@ impl QueueCtx {
                 // Xen then rate-limits a frontend that keeps signalling.
                 let pending = self.eoi_pending.swap(0, Ordering::AcqRel);
                 c.lateeoi(pending, !work || c.broken.is_some());
+                failed = c.take_new_error();
+            }
+            drop(q);
+            if let Some(e) = failed {
+                self.disable(e);
             }
         }
         done
@@ -323,12 +400,21 @@ impl QueueCtx {
                         // SAFETY: as above.
                         unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
                         outcome = c.guest_rx(skb, *caps, stats);
+                    } else {
+                        // Starts the stall clock; the timer declares a stall
+                        // if the guest posts nothing until it fires.
+                        let _ = c.rx_stall_check(true, crate::rx_stall_timeout_us());
+                        self.arm_timer(crate::rx_stall_timeout_us());
                     }
                 }
                 outcome
             }
         };
+        let failed = conn.as_mut().and_then(|c| c.take_new_error());
         drop(q);
+        if let Some(e) = failed {
+            self.disable(e);
+        }
         match outcome {
             RxOutcome::NoRoom => b::netdev_tx_NETDEV_TX_BUSY,
             RxOutcome::Delivered | RxOutcome::Dropped => {
@@ -365,6 +451,21 @@ pub(crate) unsafe extern "C" fn interrupt_rx(_irq: c_int, dev_id: *mut kernel::f
     q.eoi_pending.fetch_or(EOI_RX, Ordering::AcqRel);
     q.schedule();
     b::irqreturn::IRQ_HANDLED
+}
+
+/// Timer callback: poll again (credit due, or time to check for a stall).
+///
+/// # Safety
+///
+/// `t` must be the timer inside a `QueueCtx` made by `Vif::create`.
+unsafe extern "C" fn timer_fired(t: *mut b::timer_list) {
+    // SAFETY: our timers are the `timer` field of a live `QueueCtx`.
+    let q = unsafe {
+        &*t.cast::<u8>()
+            .sub(core::mem::offset_of!(QueueCtx, timer))
+            .cast::<QueueCtx>()
+    };
+    q.schedule();
 }
 
 /// NAPI poll callback.

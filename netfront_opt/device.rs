@@ -43,15 +43,22 @@ struct QueueKeys {
 }
 
 impl QueueKeys {
+    /// Writes the keys, removing those of the other event-channel layout a
+    /// previous connection may have left.
     fn write(&self, t: &Transaction, dir: &CStr) -> Result {
         t.write_u32(dir, c"tx-ring-ref", self.tx_ref)?;
         t.write_u32(dir, c"rx-ring-ref", self.rx_ref)?;
         match self.rx_port {
             Some(rx) => {
+                t.remove(dir, c"event-channel")?;
                 t.write_u32(dir, c"event-channel-tx", self.port)?;
                 t.write_u32(dir, c"event-channel-rx", rx)
             }
-            None => t.write_u32(dir, c"event-channel", self.port),
+            None => {
+                t.remove(dir, c"event-channel-tx")?;
+                t.remove(dir, c"event-channel-rx")?;
+                t.write_u32(dir, c"event-channel", self.port)
+            }
         }
     }
 }
@@ -297,6 +304,16 @@ impl Frontend {
             state::name(ours)
         );
         match backend_state {
+            // The backend came back after closing (its driver was reloaded
+            // or the device rebound): start over, as after probe.
+            state::INIT_WAIT if ours == state::CLOSED => {
+                pr_info!("{}: backend restarted; reconnecting\n", self.name());
+                if let Err(e) = self.xbdev.switch_state(state::INITIALISING) {
+                    pr_warn!("{}: cannot restart the handshake: {:?}\n", self.name(), e);
+                    return;
+                }
+                self.backend_changed(backend_state);
+            }
             state::INIT_WAIT if ours == state::INITIALISING => {
                 if let Err(e) = self.connect() {
                     pr_err!("{}: connecting to the backend failed: {:?}\n", self.name(), e);
@@ -413,12 +430,20 @@ impl Frontend {
             let t = Transaction::start()?;
             let written = (|| -> Result {
                 if let [k] = keys {
+                    // A previous multi-queue connection's count would make
+                    // the backend look for queue directories.
+                    t.remove(dir, c"multi-queue-num-queues")?;
                     k.write(&t, dir)?;
                 } else {
                     t.write_u32(dir, c"multi-queue-num-queues", keys.len() as u32)?;
                     for (k, qdir) in keys.iter().zip(qdirs.iter()) {
                         k.write(&t, qdir)?;
                     }
+                }
+                #[cfg(xennet_hostile)]
+                if crate::hostile::mode() == crate::hostile::BAD_QUEUES {
+                    kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
+                    t.write_u32(dir, c"multi-queue-num-queues", 99)?;
                 }
                 t.write(dir, c"request-rx-copy", c"1")?;
                 t.write(dir, c"feature-rx-notify", c"1")?;

@@ -12,6 +12,8 @@ use kernel::prelude::*;
 
 mod device;
 mod ethtool;
+#[cfg(xennet_hostile)]
+mod hostile;
 mod queue;
 
 // The netif protocol core, shared with the host tests (see netif/).
@@ -28,6 +30,7 @@ use xen_sys::bindings as b;
 use xen_sys::xenbus::{device_id, Device, Side, XenbusDriver};
 use xen_sys::DomainKind;
 
+#[cfg(not(xennet_hostile))]
 module! {
     type: NetfrontOpt,
     name: "netfront_opt",
@@ -38,6 +41,26 @@ module! {
         max_queues: u32 {
             default: 8,
             description: "Maximum queues per device (also capped by the vCPUs and the backend)",
+        },
+    },
+}
+
+// The rig's test-only hostile build (see hostile.rs).
+#[cfg(xennet_hostile)]
+module! {
+    type: NetfrontOpt,
+    name: "netfront_opt",
+    authors: ["xen-rust-net developers"],
+    description: "Xen paravirtual network frontend in Rust (batched, multi-queue)",
+    license: "GPL",
+    params: {
+        max_queues: u32 {
+            default: 8,
+            description: "Maximum queues per device (also capped by the vCPUs and the backend)",
+        },
+        hostile: u32 {
+            default: 0,
+            description: "Test-only: the misbehaviour to inject (see hostile.rs)",
         },
     },
 }

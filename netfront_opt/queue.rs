@@ -182,6 +182,11 @@ impl Connection {
         stats: &mut Stats,
     ) -> core::result::Result<(), ()> {
         let nslots = len.div_ceil(PAGE_SIZE);
+        #[cfg(xennet_hostile)]
+        if crate::hostile::frozen() {
+            stats.tx_dropped += 1;
+            return Ok(());
+        }
         if nslots > NR_SLOTS_MIN {
             stats.tx_dropped += 1;
             return Ok(());
@@ -230,9 +235,15 @@ impl Connection {
         for (id, buf) in ids.iter().zip(bufs.iter()).take(nslots) {
             self.tx_buf_of_id[usize::from(*id)] = *buf;
         }
+        #[cfg(xennet_hostile)]
+        let slots = nslots + usize::from(gso.is_some());
+        #[cfg(xennet_hostile)]
+        crate::hostile::inject(&mut self.tx, &self.irq, slots, crate::hostile::Phase::BeforePush);
         if self.tx.push() {
             self.irq.notify();
         }
+        #[cfg(xennet_hostile)]
+        crate::hostile::inject(&mut self.tx, &self.irq, slots, crate::hostile::Phase::AfterPush);
         stats.tx_packets += 1;
         stats.tx_bytes += len as u64;
         Ok(())

@@ -49,6 +49,7 @@ pub(crate) fn check_layouts() -> kernel::error::Result {
             ("xenbus_device", bindings::xennet_shim_sizeof_xenbus_device(), size_of::<bindings::xenbus_device>()),
             ("napi_struct", bindings::xennet_shim_sizeof_napi_struct(), size_of::<bindings::napi_struct>()),
             ("ethtool_ops", bindings::xennet_shim_sizeof_ethtool_ops(), size_of::<bindings::ethtool_ops>()),
+            ("timer_list", bindings::xennet_shim_sizeof_timer_list(), size_of::<bindings::timer_list>()),
         ]
     };
     for (name, c_size, rust_size) in c {

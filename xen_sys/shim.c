@@ -8,6 +8,9 @@
 #include <linux/if_vlan.h>
 #include <linux/ethtool.h>
 #include <linux/gfp.h>
+#include <linux/jiffies.h>
+#include <linux/ktime.h>
+#include <linux/timer.h>
 #include <linux/mm.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
@@ -425,4 +428,30 @@ void *xennet_shim_skb_put(struct sk_buff *skb, unsigned int len)
 bool xennet_shim_skb_has_frag_list(struct sk_buff *skb)
 {
 	return skb_has_frag_list(skb);
+}
+
+void xennet_shim_timer_setup(struct timer_list *t, void (*fn)(struct timer_list *))
+{
+	timer_setup(t, fn, 0);
+}
+
+/* Arms the timer `delay_us` from now, or keeps an earlier expiry. */
+void xennet_shim_timer_arm_us(struct timer_list *t, u64 delay_us)
+{
+	timer_reduce(t, jiffies + usecs_to_jiffies(min_t(u64, delay_us, 3600ULL * USEC_PER_SEC)) + 1);
+}
+
+void xennet_shim_timer_shutdown(struct timer_list *t)
+{
+	timer_shutdown_sync(t);
+}
+
+u64 xennet_shim_now_us(void)
+{
+	return div_u64(ktime_get_ns(), NSEC_PER_USEC);
+}
+
+unsigned long xennet_shim_sizeof_timer_list(void)
+{
+	return sizeof(struct timer_list);
 }

@@ -99,6 +99,14 @@ unsigned int xennet_shim_skb_frag_size(struct sk_buff *skb, unsigned int i);
 void *xennet_shim_skb_put(struct sk_buff *skb, unsigned int len);
 bool xennet_shim_skb_has_frag_list(struct sk_buff *skb);
 
+/* linux/timer.h, linux/ktime.h */
+struct timer_list;
+void xennet_shim_timer_setup(struct timer_list *t, void (*fn)(struct timer_list *));
+void xennet_shim_timer_arm_us(struct timer_list *t, u64 delay_us);
+void xennet_shim_timer_shutdown(struct timer_list *t);
+u64 xennet_shim_now_us(void);
+unsigned long xennet_shim_sizeof_timer_list(void);
+
 /* Sizes of the C structures our generated bindings lay out (checked at load). */
 unsigned long xennet_shim_sizeof_xenbus_driver(void);
 unsigned long xennet_shim_sizeof_net_device_ops(void);

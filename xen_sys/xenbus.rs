@@ -322,6 +322,16 @@ impl Transaction {
         self.write(dir, node, &s)
     }
 
+    /// Removes `dir/node` if present (a missing node is not an error).
+    pub(crate) fn remove(&self, dir: &CStr, node: &CStr) -> Result {
+        // SAFETY: the strings are NUL-terminated; xenbus_rm copies them.
+        let rc = unsafe { b::xenbus_rm(self.raw(), dir.as_char_ptr(), node.as_char_ptr()) };
+        if rc == ENOENT.to_errno() {
+            return Ok(());
+        }
+        to_result(rc)
+    }
+
     /// Commits (or aborts) the transaction; `EAGAIN` means retry it.
     pub(crate) fn end(self, abort: bool) -> Result {
         // SAFETY: `self.0` is a started transaction, ended exactly once here.

@@ -6,7 +6,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 N=${RIG_GUESTS:-1}
-ktap_plan 9
+ktap_plan 11
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -76,6 +76,49 @@ module_params() {
 	[ "$got" = "$want" ] && [ "$split" = 1 ]
 }
 check "defaults of max_queues and separate_tx_rx_irq" module_params
+
+reattach1() { # VIF-SPEC-EXTRAS...
+	xl network-detach guest1 0 || return 1
+	wait_for 20 guest-exec 1 '! test -e /sys/class/net/eth0' || { echo "eth0 still there"; return 1; }
+	xl network-attach guest1 "mac=$mac1" bridge=xenbr0 "$@" || return 1
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up" ||
+		{ echo "eth0 did not come back"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G"
+}
+mac1=$(xl network-list guest1 | awk 'NR == 2 { print $3 }')
+
+# rate= in the vif spec limits what the guest sends (as the C netback).
+rate_limit() {
+	reattach1 rate=20Mb/s || return 1
+	echo "rate node: $(xenstore-read "/local/domain/0/backend/vif/$domid1/0/rate")"
+	limited=$(iperf_mbits -c "$G" -t 4 -R) || { echo "$limited"; return 1; }
+	echo "guest tx with rate=20Mb/s: $limited"
+	reattach1 || return 1
+	free=$(iperf_mbits -c "$G" -t 2 -R) || return 1
+	echo "guest tx without a limit: $free"
+	l=${limited% Mbit/s}; f=${free% Mbit/s}
+	awk -v l="$l" -v f="$f" 'BEGIN { exit !(l > 5 && l < 30 && f > 3 * l) }'
+}
+check "rate limit: rate=20Mb/s holds guest transmit near 20 Mbit/s" rate_limit
+
+# A guest that stops posting receive buffers (its interface down) stalls
+# its queue: carrier off after the stall timeout (the rig loads netback_mq
+# with 5 s), then back on once the guest takes traffic again.
+stall() {
+	vif=vif$domid1.0
+	guest-exec 1 'ip link set eth0 down' || return 1
+	# more packets than the 256 buffers the guest had posted
+	ping -q -c 600 -i 0.01 -s 1000 -W 1 "$G" >/dev/null 2>&1
+	wait_for 15 sh -c "ip link show $vif | grep -q NO-CARRIER" || { echo "carrier still on"; ip link show $vif; return 1; }
+	echo "stalled: $(ip -o link show $vif | cut -c1-90)"
+	dmesg | grep -q "$vif: queue 0: guest receive stalled" || { echo "no stall log line"; return 1; }
+	guest-exec 1 "ip link set eth0 up && ip addr replace $G/24 dev eth0" || return 1
+	wait_for 20 sh -c "ip link show $vif | grep -q LOWER_UP" || { echo "carrier did not come back"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" || return 1
+	echo "ready again: $(ip -o link show $vif | cut -c1-90)"
+	iperf_mbits -c "$G" -t 2
+}
+check "guest receive stall: carrier off, then on when the guest posts again" stall
 
 # xl destroy of the last guest with traffic running: its vif and backend
 # directory go, dom0 stays healthy, the other guests keep working.

@@ -7,6 +7,7 @@
 
 pub mod barrier;
 pub mod copy;
+pub mod credit;
 pub mod ctrl;
 pub mod error;
 pub mod ring;
@@ -29,6 +30,7 @@ pub mod xen_if;
 
 pub use barrier::*;
 pub use copy::*;
+pub use credit::*;
 pub use ctrl::*;
 pub use error::*;
 pub use ring::*;

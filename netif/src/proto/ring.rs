@@ -265,6 +265,18 @@ impl<K: RingKind> SharedRing<K> {
     pub fn raw_rsp_prod(&self) -> u32 {
         self.load_index(RSP_PROD)
     }
+
+    /// Publishes a raw request producer index, bypassing every check: only
+    /// for fault-injection tests that play a broken or hostile frontend.
+    pub fn fault_inject_req_prod(&self, v: u32) {
+        self.store_index(REQ_PROD, v);
+    }
+
+    /// Publishes a raw response producer index, bypassing every check: only
+    /// for fault-injection tests that play a broken or hostile backend.
+    pub fn fault_inject_rsp_prod(&self, v: u32) {
+        self.store_index(RSP_PROD, v);
+    }
 }
 
 /// Whether to notify the peer after publishing `old..new` given its event index.
@@ -313,6 +325,11 @@ impl<K: RingKind, B: Barriers> FrontRing<K, B> {
     /// Index the next request will be written at.
     pub fn req_prod_pvt(&self) -> u32 {
         self.req_prod_pvt
+    }
+    /// The shared page, for fault-injection tests that write raw entries
+    /// (a hostile frontend); normal code goes through the ring's methods.
+    pub fn shared(&self) -> &SharedRing<K> {
+        &self.sring
     }
     /// Index of the next response to consume.
     pub fn rsp_cons(&self) -> u32 {
@@ -445,6 +462,11 @@ impl<K: RingKind, B: Barriers> BackRing<K, B> {
     /// Index of the next request to consume.
     pub fn req_cons(&self) -> u32 {
         self.req_cons
+    }
+    /// The shared page, for fault-injection tests that write raw entries
+    /// (a hostile backend); normal code goes through the ring's methods.
+    pub fn shared(&self) -> &SharedRing<K> {
+        &self.sring
     }
     /// Index the next response will be written at.
     pub fn rsp_prod_pvt(&self) -> u32 {
