@@ -142,8 +142,9 @@ pub(crate) struct Connection {
     pub(crate) broken: Option<NetifError>,
     /// `broken` was logged and acted on.
     broken_reported: bool,
-    /// Grant-copy operations of the packet in flight.
-    ops: KVec<b::gnttab_copy>,
+    /// Per-packet working arrays (on the heap: the copy paths run in
+    /// softirq context, where stack is scarce).
+    scratch: Scratch,
     /// Buffers the packet waiting for guest-RX room needs.
     rx_needed: u32,
     /// Guest-transmit rate limit (`rate` in xenstore).
@@ -163,11 +164,31 @@ pub(crate) fn now_us() -> u64 {
     unsafe { b::xennet_shim_now_us() }
 }
 
+/// The working arrays of one packet's copy.
+struct Scratch {
+    src: KVec<Seg>,
+    dst: KVec<Seg>,
+    planned: KVec<CopyOp>,
+    /// The planned copies as `GNTTABOP_copy` operations.
+    ops: KVec<b::gnttab_copy>,
+}
+
+impl Scratch {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            src: KVec::from_elem(NO_SEG, MAX_SEGS, GFP_KERNEL)?,
+            dst: KVec::from_elem(NO_SEG, MAX_SEGS, GFP_KERNEL)?,
+            planned: KVec::from_elem(NO_OP, MAX_OPS, GFP_KERNEL)?,
+            ops: KVec::with_capacity(MAX_OPS, GFP_KERNEL)?,
+        })
+    }
+}
+
 /// A planned copy's operations, converted for the hypervisor.
 fn copy_plan(
     src: &[Seg],
     dst: &[Seg],
-    planned: &mut [CopyOp; MAX_OPS],
+    planned: &mut [CopyOp],
     ops: &mut KVec<b::gnttab_copy>,
     domid: u16,
 ) -> Result<usize> {
@@ -255,7 +276,7 @@ impl Connection {
             .map_err(|_| EINVAL)?;
         let tx = TxBack::attach(tx_sring).map_err(|_| EINVAL)?;
         let rx = RxBack::attach(rx_sring).map_err(|_| EINVAL)?;
-        let ops = KVec::with_capacity(MAX_OPS, GFP_KERNEL)?;
+        let scratch = Scratch::new()?;
         Ok(KBox::new(
             Self {
                 irq,
@@ -267,7 +288,7 @@ impl Connection {
                 domid,
                 broken: None,
                 broken_reported: false,
-                ops,
+                scratch,
                 rx_needed: 1,
                 credit,
                 held: None,
@@ -449,14 +470,14 @@ impl Connection {
         let len = pkt.len();
         // SAFETY: `skb` is ours, with `head` bytes of tailroom.
         let data = unsafe { b::xennet_shim_skb_put(skb, head as u32) } as usize;
-        let mut dst = [NO_SEG; 2 + MAX_RX_BUFS];
+        let Scratch { src, dst, planned, ops } = &mut self.scratch;
         let page_base = data & !(PAGE_SIZE - 1);
         let mut nd = split_contiguous(
             data,
             head,
             // SAFETY: the skb's linear area is directly mapped kernel memory.
             |i| Frame::Local(unsafe { b::xennet_shim_virt_to_gfn((page_base + i * PAGE_SIZE) as *const _) } as u64),
-            &mut dst,
+            dst,
         )
         .ok_or(EINVAL)?;
         let mut rest = len - head;
@@ -478,17 +499,15 @@ impl Connection {
             frag += 1;
             rest -= size;
         }
-        let mut src = [NO_SEG; NR_SLOTS_MIN];
         let mut ns = 0;
         for f in pkt.frags() {
-            src[ns] = Seg::new(Frame::Grant(f.gref), f.offset.into(), f.len.into()).ok_or(EINVAL)?;
+            *src.get_mut(ns).ok_or(EINVAL)? = Seg::new(Frame::Grant(f.gref), f.offset.into(), f.len.into()).ok_or(EINVAL)?;
             ns += 1;
         }
-        let mut planned = [NO_OP; MAX_OPS];
-        copy_plan(&src[..ns], &dst[..nd], &mut planned, &mut self.ops, self.domid)?;
-        grant::batch_copy(&mut self.ops);
-        stats.copy_ops += self.ops.len() as u64;
-        if let Some(bad) = self.ops.iter().find(|op| !grant::copy_ok(op)) {
+        copy_plan(&src[..ns], &dst[..nd], planned, ops, self.domid)?;
+        grant::batch_copy(ops);
+        stats.copy_ops += ops.len() as u64;
+        if let Some(bad) = ops.iter().find(|op| !grant::copy_ok(op)) {
             warn_ratelimited!(
                 "domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
                 self.domid,
@@ -568,8 +587,8 @@ impl Connection {
             return RxOutcome::Dropped;
         }
         let slots = RxBack::<XenBarriers>::slots_needed(nbufs, gso.as_ref());
-        let mut src = [NO_SEG; MAX_SEGS];
-        let Some(ns) = skb_segments(skb, &mut src) else {
+        let Scratch { src, dst, planned, ops } = &mut self.scratch;
+        let Some(ns) = skb_segments(skb, src) else {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         };
@@ -588,7 +607,6 @@ impl Connection {
         }
         // The data buffers: the first, then (after the GSO extra's slot) the rest.
         let skip = usize::from(gso.is_some());
-        let mut dst = [NO_SEG; MAX_RX_BUFS];
         for (i, d) in dst[..nbufs].iter_mut().enumerate() {
             let req = &bufs[if i == 0 { 0 } else { i + skip }];
             *d = Seg {
@@ -597,18 +615,17 @@ impl Connection {
                 len: PAGE_SIZE as u16,
             };
         }
-        let mut planned = [NO_OP; MAX_OPS];
-        let ok = match copy_plan(&src[..ns], &dst[..nbufs], &mut planned, &mut self.ops, self.domid) {
+        let ok = match copy_plan(&src[..ns], &dst[..nbufs], planned, ops, self.domid) {
             Ok(n) => {
-                grant::batch_copy(&mut self.ops);
+                grant::batch_copy(ops);
                 stats.copy_ops += n as u64;
-                self.ops.iter().all(grant::copy_ok)
+                ops.iter().all(grant::copy_ok)
             }
             Err(_) => false,
         };
         let result = if ok {
             let mut out = [RxOut { offset: 0, len: 0 }; MAX_RX_BUFS];
-            for op in &planned[..self.ops.len()] {
+            for op in &planned[..ops.len()] {
                 out[usize::from(op.dst_seg)].len += op.len;
             }
             let flags = match summed {

@@ -27,7 +27,13 @@ wait_for() {
 
 # iperf3 CLIENT-ARGS...: one run, prints the receiver's Mbit/s; fails on 0.
 iperf_mbits() {
-	out=$(iperf3 -f m "$@" 2>&1) || { echo "$out"; return 1; }
+	tries=0
+	# The guest's server stays busy for a while after a client was killed.
+	while out=$(iperf3 -f m "$@" 2>&1); [ $? != 0 ]; do
+		tries=$((tries + 1))
+		case "$out" in *"server is busy"*) [ $tries -lt 15 ] && { sleep 2; continue; } ;; esac
+		echo "$out"; return 1
+	done
 	mbits=$(echo "$out" | awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i + 1) == "Mbits/sec") v = $i } END { print v }')
 	echo "$mbits Mbit/s"
 	awk -v v="$mbits" 'BEGIN { exit !(v > 0) }'

@@ -7,14 +7,21 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 9
+ktap_plan 10
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
 vif=vif$domid1.0
 
+guest_mem_kb() { guest-exec 1 "awk '/MemAvailable/ { print \$2 }' /proc/meminfo"; }
+mem_start=$(guest_mem_kb)
+echo "# guest1 MemAvailable at the start: $mem_start kB"
+
 swap_to() { # KO [PARAM]
-	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind; rmmod netfront_opt; insmod $*"
+	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind; rmmod netfront_opt; insmod $*" && return 0
+	echo "swapping the frontend failed; guest1's log:"
+	GUEST_EXEC_TIMEOUT=20 guest-exec 1 'dmesg | tail -n 30'
+	return 1
 }
 bring_up() {
 	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr replace $G/24 dev eth0 && ip link set eth0 up"
@@ -30,7 +37,7 @@ other_guest_fine() {
 # lost its carrier. Then reloads the normal driver and checks traffic.
 hostile_case() {
 	mark=$(($(dmesg | wc -l) + 1))
-	swap_to /rig/modules/hostile/netfront_opt.ko hostile=$1 || return 1
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=$1 || { echo "loading the hostile frontend failed"; return 1; }
 	if [ "$3" != refused ]; then
 		bring_up || { echo "hostile eth0 did not come up"; return 1; }
 		guest-exec 1 "ping -c 15 -i 0.2 -W 1 $DOM0_IP" >/dev/null 2>&1
@@ -44,7 +51,7 @@ hostile_case() {
 	fatal) wait_for 10 sh -c "ip link show $vif | grep -q NO-CARRIER" || { echo "$vif still has carrier"; return 1; } ;;
 	esac
 	other_guest_fine || return 1
-	swap_to /rig/modules/netfront_opt.ko || return 1
+	swap_to /rig/modules/netfront_opt.ko || { echo "reloading the normal frontend failed"; return 1; }
 	bring_up || { echo "eth0 did not come back with the normal driver"; return 1; }
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 	echo "guest1 reconnected and reachable"
@@ -58,11 +65,11 @@ check "request producer 1000 ahead (XSA-39): vif disabled" hostile_case 5 "produ
 # Late EOI: events sent while one is being handled coalesce, so the 20000
 # notifications must cost dom0 far fewer interrupts (counted on the vif's
 # channels, between its connection and the end of the traffic).
-vif_irqs() { awk '/netback_mq-q0/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts; }
+vif_irqs() { awk '/netback_mq-q/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts; }
 storm() {
-	swap_to /rig/modules/hostile/netfront_opt.ko hostile=6 || return 1
-	bring_up || return 1
-	wait_for 10 ping -c 1 -W 1 "$G" || return 1
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=6 || { echo "loading the hostile frontend failed"; return 1; }
+	bring_up || { echo "hostile eth0 did not come up"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no ping before the storm"; return 1; }
 	before=$(vif_irqs)
 	guest-exec 1 "ping -c 15 -i 0.2 -W 1 $DOM0_IP" >/dev/null 2>&1
 	guest-exec 1 'dmesg | grep -q "hostile: 20000 notifications"' || { echo "no storm happened"; return 1; }
@@ -70,13 +77,21 @@ storm() {
 	echo "dom0 interrupts on the backend channels during the storm: $((after - before))"
 	guest-exec 1 "ping -c 3 -W 2 $DOM0_IP" >/dev/null || { echo "guest1 lost its link"; return 1; }
 	other_guest_fine || return 1
-	swap_to /rig/modules/netfront_opt.ko || return 1
-	bring_up && wait_for 10 ping -c 1 -W 1 "$G" || return 1
+	swap_to /rig/modules/netfront_opt.ko || { echo "reloading the normal frontend failed"; return 1; }
+	bring_up && wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 	[ $((after - before)) -gt 0 ] && [ $((after - before)) -lt 10000 ]
 }
 check "event storm (XSA-391): coalesced, vif keeps working" storm
 check "multi-queue-num-queues = 99: connection refused" hostile_case 7 "frontend asked for 99 queues" refused
 check "iperf3 after the hostile cases" iperf_mbits -c "$G" -t 2
+# Every reload and broken connection returned its pages.
+mem_back() {
+	sleep 3
+	now=$(guest_mem_kb)
+	echo "guest MemAvailable: $mem_start kB before the cases, $now kB after"
+	[ $((mem_start - now)) -lt 8192 ]
+}
+check "guest memory back after the cases (no leaked pages)" mem_back
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
 check "dom0 dmesg clean" dom0_clean
 ktap_exit
