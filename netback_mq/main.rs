@@ -165,7 +165,7 @@ impl kernel::Module for NetbackMq {
         let name = c"netback_mq";
         #[cfg(xennet_hostile)]
         let name = c"netback_hostile";
-        let driver = XenbusDriver::register(Side::Backend, name, &IDS, probe, otherend_changed, remove)
+        let driver = XenbusDriver::register(Side::Backend, name, &IDS, probe, otherend_changed, remove, None)
             .inspect_err(|e| pr_err!("registering the xenbus backend driver failed: {:?}\n", e))?;
         Ok(NetbackMq {
             domain,

@@ -393,10 +393,17 @@ impl Frontend {
             // SAFETY: the NAPI context was added in probe.
             unsafe { b::xennet_shim_napi_schedule(q.napi()) };
         }
+        // The toolstack's `trusted` node (default 1, as the C driver reads
+        // it) asks an untrusted backend be given only bounce pages. Ours
+        // always are: transmit copies into pages dedicated to this backend
+        // (they never held anything it did not see), so both values are
+        // honoured; the log says which the toolstack set.
+        let trusted = Device::read_unsigned(self.xbdev.nodename(), c"trusted", 1) != 0;
         pr_info!(
-            "{}: connected to backend domain {}: {} queue(s), {} event channels\n",
+            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels\n",
             self.name(),
             domid,
+            if trusted { "trusted" } else { "untrusted: bounce pages only" },
             n,
             if split { "split" } else { "shared" }
         );
@@ -475,6 +482,16 @@ impl Frontend {
             let conn = q.state.lock().conn.take();
             drop(conn);
         }
+    }
+
+    /// The domain was restored (xl restore, live migration): the backend is
+    /// a new one and our rings, grants and event channels mean nothing to
+    /// it. Drop them; xenbus has put us back in Initialising, so the new
+    /// backend's InitWait reconnects us as after probe. The net device (and
+    /// the guest's addresses on it) stays.
+    pub(crate) fn resume(&self) {
+        pr_info!("{}: domain restored; reconnecting to the new backend\n", self.name());
+        self.disconnect();
     }
 
     /// When unbound while connected (module unload, sysfs unbind), closes

@@ -108,6 +108,18 @@ unsafe extern "C" fn remove(dev: *mut b::xenbus_device) {
     unsafe { Frontend::remove(Device::from_raw(dev)) };
 }
 
+/// xenbus `resume`: the domain was restored (xl restore, migration).
+///
+/// # Safety
+///
+/// Called by xenbus for a device probed successfully and not yet removed.
+unsafe extern "C" fn resume(dev: *mut b::xenbus_device) -> i32 {
+    // SAFETY: called only for devices we probed successfully, before remove.
+    let fe = unsafe { Frontend::from_xenbus(Device::from_raw(dev)) };
+    fe.resume();
+    0
+}
+
 struct NetfrontOpt {
     domain: DomainKind,
     _driver: XenbusDriver,
@@ -117,7 +129,7 @@ impl kernel::Module for NetfrontOpt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let domain = xen_sys::check_environment()?;
         // Named differently from the C driver ("vif") so both can be loaded.
-        let driver = XenbusDriver::register(Side::Frontend, c"netfront_opt", &IDS, probe, otherend_changed, remove)
+        let driver = XenbusDriver::register(Side::Frontend, c"netfront_opt", &IDS, probe, otherend_changed, remove, Some(resume))
             .inspect_err(|e| pr_err!("registering the xenbus driver failed: {:?}\n", e))?;
         Ok(NetfrontOpt {
             domain,

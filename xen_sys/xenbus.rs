@@ -344,6 +344,7 @@ pub(crate) type ProbeFn =
     unsafe extern "C" fn(*mut b::xenbus_device, *const b::xenbus_device_id) -> kernel::ffi::c_int;
 pub(crate) type OtherendChangedFn = unsafe extern "C" fn(*mut b::xenbus_device, b::xenbus_state);
 pub(crate) type RemoveFn = unsafe extern "C" fn(*mut b::xenbus_device);
+pub(crate) type ResumeFn = unsafe extern "C" fn(*mut b::xenbus_device) -> kernel::ffi::c_int;
 
 /// A xenbus device-type table entry from a name such as `b"vif"`.
 pub(crate) const fn device_id(name: &[u8]) -> b::xenbus_device_id {
@@ -387,6 +388,7 @@ impl XenbusDriver {
         probe: ProbeFn,
         otherend_changed: OtherendChangedFn,
         remove: RemoveFn,
+        resume: Option<ResumeFn>,
     ) -> Result<Self> {
         if ids.last().is_none_or(|id| id.devicetype[0] != 0) {
             return Err(EINVAL);
@@ -402,6 +404,7 @@ impl XenbusDriver {
             (*p).probe = Some(probe);
             (*p).otherend_changed = Some(otherend_changed);
             (*p).remove = Some(remove);
+            (*p).resume = resume;
             match side {
                 Side::Frontend => b::xennet_shim_xenbus_register_frontend(p),
                 Side::Backend => b::xennet_shim_xenbus_register_backend(p),

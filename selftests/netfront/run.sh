@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${NETFRONT_CYCLES:-20}
-ktap_plan 13
+ktap_plan 14
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -154,6 +154,17 @@ jumbo() {
 	return $rc
 }
 check "MTU 9000: ping with 8000-byte payloads and iperf3 both ways" jumbo
+# Save and restore the guest (what migration does): the frontend reconnects
+# to the new backend and traffic flows without touching the guest's setup.
+save_restore() {
+	xl save guest1 /run/guest1.save >/run/xl-save.log 2>&1 || { tail -n 5 /run/xl-save.log; return 1; }
+	xl restore /run/guest1.save >/dev/null 2>&1 || { rm -f /run/guest1.save; echo "xl restore failed"; return 1; }
+	rm -f /run/guest1.save
+	wait_for 30 ping -c 1 -W 1 "$G" || { echo "no ping after restore"; return 1; }
+	guest-exec 1 'dmesg | grep "domain restored"' | tail -n 1
+	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R
+}
+check "xl save + xl restore: reconnected, traffic both ways" save_restore
 guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
 check "guest dmesg clean" guest_clean
