@@ -22,6 +22,7 @@ use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant;
+pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::xenbus::MappedRing;
 
 /// `skb->ip_summed` values.
@@ -47,75 +48,6 @@ pub(crate) struct FrontCaps {
     pub(crate) gso6: bool,
     pub(crate) csum4: bool,
     pub(crate) csum6: bool,
-}
-
-/// Counters of one queue, from dom0's side of the vif: `rx` is traffic the
-/// guest sent, `tx` traffic delivered to the guest.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Stats {
-    pub(crate) rx_packets: u64,
-    pub(crate) rx_bytes: u64,
-    pub(crate) rx_errors: u64,
-    pub(crate) rx_dropped: u64,
-    pub(crate) tx_packets: u64,
-    pub(crate) tx_bytes: u64,
-    pub(crate) tx_errors: u64,
-    pub(crate) tx_dropped: u64,
-    /// Grant-copy operations issued (both directions).
-    pub(crate) copy_ops: u64,
-    /// Notifications sent to the frontend.
-    pub(crate) notifies: u64,
-}
-
-impl Stats {
-    /// Adds another queue's counters.
-    pub(crate) fn add(&mut self, o: &Stats) {
-        self.rx_packets += o.rx_packets;
-        self.rx_bytes += o.rx_bytes;
-        self.rx_errors += o.rx_errors;
-        self.rx_dropped += o.rx_dropped;
-        self.tx_packets += o.tx_packets;
-        self.tx_bytes += o.tx_bytes;
-        self.tx_errors += o.tx_errors;
-        self.tx_dropped += o.tx_dropped;
-        self.copy_ops += o.copy_ops;
-        self.notifies += o.notifies;
-    }
-}
-
-/// Skbs built under the queue lock, handed to the stack after it is
-/// released (the stack may transmit in reply, which takes the lock).
-pub(crate) struct SkbBatch {
-    skbs: [*mut b::sk_buff; SkbBatch::MAX],
-    len: usize,
-}
-
-impl SkbBatch {
-    pub(crate) const MAX: usize = 64;
-
-    pub(crate) fn new() -> Self {
-        Self {
-            skbs: [core::ptr::null_mut(); Self::MAX],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn skbs(&self) -> &[*mut b::sk_buff] {
-        &self.skbs[..self.len]
-    }
-
-    fn push(&mut self, skb: *mut b::sk_buff) {
-        self.skbs[self.len] = skb;
-        self.len += 1;
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == Self::MAX
-    }
 }
 
 /// Outcome of offering an skb to the guest.

@@ -542,20 +542,9 @@ unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_de
 unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
     // SAFETY: the stack calls us with our live net device.
     let vif = unsafe { Vif::from_netdev(netdev) };
-    let mut s = Stats::default();
-    for q in vif.queues.iter() {
-        s.add(&q.state.lock().stats);
-    }
     // SAFETY: `out` is a valid stats structure to fill.
     let out = unsafe { &mut *out };
-    out.rx_packets = s.rx_packets;
-    out.rx_bytes = s.rx_bytes;
-    out.rx_errors = s.rx_errors;
-    out.rx_dropped = s.rx_dropped;
-    out.tx_packets = s.tx_packets;
-    out.tx_bytes = s.tx_bytes;
-    out.tx_errors = s.tx_errors;
-    out.tx_dropped = s.tx_dropped;
+    Stats::fill_link_stats(vif.queues.iter().map(|q| q.state.lock().stats), out);
 }
 
 /// `ndo_fix_features`: offloads towards the guest only as far as its
@@ -574,8 +563,8 @@ unsafe extern "C" fn ndo_fix_features(
     // SAFETY: pure functions returning feature masks.
     let (offered, allowed) = unsafe {
         (
-            b::xennet_shim_vif_allowed_features(true, true, true, true, true),
-            b::xennet_shim_vif_allowed_features(c.sg, c.gso4, c.gso6, c.csum4, c.csum6),
+            b::xennet_shim_offload_mask(true, true, true, true, true),
+            b::xennet_shim_offload_mask(c.sg, c.gso4, c.gso6, c.csum4, c.csum6),
         )
     };
     (features & !offered) | (features & allowed)

@@ -10,7 +10,7 @@ use kernel::str::CString;
 use kernel::types::Opaque;
 
 use crate::netif::{Gso, GsoType, TxFlags, MAX_TX_SIZE};
-use crate::queue::{Connection, RxBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
+use crate::queue::{Connection, SkbBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
@@ -222,7 +222,7 @@ impl Frontend {
             }
             // Offered offloads; `ndo_fix_features` trims them to what the
             // backend accepts once connected.
-            b::xennet_shim_netdev_set_hw_features(netdev, b::xennet_shim_offload_features());
+            b::xennet_shim_netdev_set_hw_features(netdev, b::xennet_shim_offload_mask(true, true, true, true, true));
             b::netif_carrier_off(netdev);
             b::register_netdev(netdev)
         };
@@ -561,7 +561,7 @@ impl QueueCtx {
         let mut work = false;
         let mut failed = None;
         loop {
-            let mut batch = RxBatch::new();
+            let mut batch = SkbBatch::new();
             let tx_room = {
                 let mut q = self.state.lock();
                 let Queue { conn, stats, .. } = &mut *q;
@@ -591,7 +591,7 @@ impl QueueCtx {
                 // SAFETY: as above; `index` is below the device's queue count.
                 unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
             }
-            if failed.is_some() || done >= budget || batch.len() < RxBatch::MAX {
+            if failed.is_some() || done >= budget || batch.len() < SkbBatch::MAX {
                 break;
             }
         }
@@ -773,20 +773,9 @@ unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_de
 unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let mut s = Stats::default();
-    for q in fe.queues.iter() {
-        s.add(&q.state.lock().stats);
-    }
     // SAFETY: `out` is a valid stats structure to fill.
     let out = unsafe { &mut *out };
-    out.rx_packets = s.rx_packets;
-    out.rx_bytes = s.rx_bytes;
-    out.rx_errors = s.rx_errors;
-    out.rx_dropped = s.rx_dropped;
-    out.tx_packets = s.tx_packets;
-    out.tx_bytes = s.tx_bytes;
-    out.tx_errors = s.tx_errors;
-    out.tx_dropped = s.tx_dropped;
+    Stats::fill_link_stats(fe.queues.iter().map(|q| q.state.lock().stats), out);
 }
 
 /// `ndo_fix_features`: keeps only the offloads the backend accepts.
@@ -804,8 +793,9 @@ unsafe extern "C" fn ndo_fix_features(
     // SAFETY: pure functions returning feature masks.
     let (offered, allowed) = unsafe {
         (
-            b::xennet_shim_offload_features(),
-            b::xennet_shim_allowed_features(caps.sg, caps.tso4, caps.tso6),
+            b::xennet_shim_offload_mask(true, true, true, true, true),
+            // Checksum offload needs nothing from the backend.
+            b::xennet_shim_offload_mask(caps.sg, caps.tso4, caps.tso6, true, true),
         )
     };
     (features & !offered) | (features & allowed)

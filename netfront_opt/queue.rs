@@ -20,6 +20,7 @@ use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant::GrantedPage;
+pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::xenbus::RingPage;
 
 const ETH_HLEN: usize = 14;
@@ -32,59 +33,6 @@ const RX_COPY_HDR: usize = 256;
 const MAX_PACKET_SLOTS: usize = NR_SLOTS_MIN + 1;
 const TX_SLOTS: usize = TX_RING_SIZE as usize;
 const RX_SLOTS: usize = RX_RING_SIZE as usize;
-
-/// Counters of one queue (read by `ndo_get_stats64`).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Stats {
-    pub(crate) rx_packets: u64,
-    pub(crate) rx_bytes: u64,
-    pub(crate) rx_errors: u64,
-    pub(crate) rx_dropped: u64,
-    pub(crate) tx_packets: u64,
-    pub(crate) tx_bytes: u64,
-    pub(crate) tx_errors: u64,
-    pub(crate) tx_dropped: u64,
-}
-
-impl Stats {
-    /// Adds another queue's counters.
-    pub(crate) fn add(&mut self, o: &Stats) {
-        self.rx_packets += o.rx_packets;
-        self.rx_bytes += o.rx_bytes;
-        self.rx_errors += o.rx_errors;
-        self.rx_dropped += o.rx_dropped;
-        self.tx_packets += o.tx_packets;
-        self.tx_bytes += o.tx_bytes;
-        self.tx_errors += o.tx_errors;
-        self.tx_dropped += o.tx_dropped;
-    }
-}
-
-/// Skbs received under the queue lock, handed to the stack after it is
-/// released (the stack may transmit in reply, which takes the lock).
-pub(crate) struct RxBatch {
-    skbs: [*mut b::sk_buff; RxBatch::MAX],
-    len: usize,
-}
-
-impl RxBatch {
-    pub(crate) const MAX: usize = 64;
-
-    pub(crate) fn new() -> Self {
-        Self {
-            skbs: [core::ptr::null_mut(); Self::MAX],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn skbs(&self) -> &[*mut b::sk_buff] {
-        &self.skbs[..self.len]
-    }
-}
 
 /// A queue's connection to the backend. Field order is drop order: the event
 /// channel is unbound first, then the rings and their pages go.
@@ -284,11 +232,11 @@ impl Connection {
         napi: *mut b::napi_struct,
         netdev: *mut b::net_device,
         max: usize,
-        batch: &mut RxBatch,
+        batch: &mut SkbBatch,
         stats: &mut Stats,
     ) -> core::result::Result<bool, NetifError> {
         let mut any = false;
-        while batch.len < max.min(RxBatch::MAX) {
+        while batch.len() < max.min(SkbBatch::MAX) {
             let Some(event) = self.rx.poll()? else {
                 break;
             };
@@ -331,7 +279,7 @@ impl Connection {
         pkt: &RxPacket,
         napi: *mut b::napi_struct,
         netdev: *mut b::net_device,
-        batch: &mut RxBatch,
+        batch: &mut SkbBatch,
         stats: &mut Stats,
     ) {
         let total = pkt.len();
@@ -381,8 +329,7 @@ impl Connection {
             // SAFETY: `skb` is ours.
             unsafe { b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_UNNECESSARY) };
         }
-        batch.skbs[batch.len] = skb;
-        batch.len += 1;
+        batch.push(skb);
         stats.rx_packets += 1;
         stats.rx_bytes += total as u64;
     }

@@ -34,6 +34,7 @@ pub(crate) mod barrier;
 pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
+pub(crate) mod netdev;
 pub(crate) mod xenbus;
 
 /// Checks that the structures bindgen laid out for us have the C compiler's

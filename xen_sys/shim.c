@@ -286,15 +286,19 @@ bool xennet_shim_skb_gso_is_tcpv6(struct sk_buff *skb)
 	return skb_shinfo(skb)->gso_type & SKB_GSO_TCPV6;
 }
 
-u64 xennet_shim_offload_features(void)
+/*
+ * The NETIF_F_* offloads the peer's features allow: checksums per family,
+ * scatter-gather, and TSO over scatter-gather. All true: every offload
+ * either driver offers.
+ */
+u64 xennet_shim_offload_mask(bool sg, bool tso4, bool tso6, bool csum4, bool csum6)
 {
-	return NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM | NETIF_F_SG | NETIF_F_TSO | NETIF_F_TSO6;
-}
+	u64 f = 0;
 
-u64 xennet_shim_allowed_features(bool sg, bool tso4, bool tso6)
-{
-	u64 f = NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
-
+	if (csum4)
+		f |= NETIF_F_IP_CSUM;
+	if (csum6)
+		f |= NETIF_F_IPV6_CSUM;
 	if (sg)
 		f |= NETIF_F_SG;
 	if (sg && tso4)
@@ -364,30 +368,12 @@ void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device
 	dev->netdev_ops = ops;
 	dev->ethtool_ops = ethtool_ops;
 	SET_NETDEV_DEV(dev, &parent->dev);
-	dev->hw_features = NETIF_F_SG | NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM |
-			   NETIF_F_TSO | NETIF_F_TSO6;
+	dev->hw_features = xennet_shim_offload_mask(true, true, true, true, true);
 	dev->features = dev->hw_features | NETIF_F_RXCSUM;
 	dev->tx_queue_len = 32;
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_MAX_MTU - VLAN_ETH_HLEN;
 	eth_hw_addr_set(dev, vif_mac);
-}
-
-u64 xennet_shim_vif_allowed_features(bool sg, bool tso4, bool tso6, bool csum4, bool csum6)
-{
-	u64 f = NETIF_F_RXCSUM;
-
-	if (csum4)
-		f |= NETIF_F_IP_CSUM;
-	if (csum6)
-		f |= NETIF_F_IPV6_CSUM;
-	if (sg)
-		f |= NETIF_F_SG;
-	if (sg && tso4)
-		f |= NETIF_F_TSO;
-	if (sg && tso6)
-		f |= NETIF_F_TSO6;
-	return f;
 }
 
 void *xennet_shim_skb_data(struct sk_buff *skb)

@@ -79,9 +79,8 @@ void xennet_shim_skb_set_ip_summed(struct sk_buff *skb, u8 ip_summed);
 void xennet_shim_skb_reset_network_header(struct sk_buff *skb);
 unsigned int xennet_shim_skb_gso_size(struct sk_buff *skb);
 bool xennet_shim_skb_gso_is_tcpv6(struct sk_buff *skb);
-/* NETIF_F_* masks: every offload we can offer, and those a backend allows. */
-u64 xennet_shim_offload_features(void);
-u64 xennet_shim_allowed_features(bool sg, bool tso4, bool tso6);
+/* NETIF_F_* offloads a peer's features allow (all true: every one we offer). */
+u64 xennet_shim_offload_mask(bool sg, bool tso4, bool tso6, bool csum4, bool csum6);
 void xennet_shim_netdev_set_hw_features(struct net_device *dev, u64 features);
 void xennet_shim_netdev_update_features(struct net_device *dev);
 
@@ -89,7 +88,6 @@ void xennet_shim_netdev_update_features(struct net_device *dev);
 struct net_device *xennet_shim_alloc_vif_netdev(int sizeof_priv, const char *name, unsigned int queues);
 void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
 				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent);
-u64 xennet_shim_vif_allowed_features(bool sg, bool tso4, bool tso6, bool csum4, bool csum6);
 void *xennet_shim_skb_data(struct sk_buff *skb);
 unsigned int xennet_shim_skb_headlen(struct sk_buff *skb);
 unsigned int xennet_shim_skb_nr_frags(struct sk_buff *skb);
