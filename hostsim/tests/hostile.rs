@@ -39,6 +39,12 @@ fn drain_tx(back: &mut TxBack<HostBarriers>) -> Option<Error> {
                 }
                 back.push();
             }
+            Ok(Some(TxEvent::Mcast(p))) => {
+                assert!(p.is_empty() && p.nr_frags() == 1);
+                assert!(p.mcast_add.is_some() != p.mcast_del.is_some());
+                let _ = back.respond(&p, netif::RspStatus::OKAY);
+                back.push();
+            }
             Ok(Some(TxEvent::Dropped(p, _))) => {
                 let _ = back.respond(&p, netif::RspStatus::ERROR);
                 back.push();

@@ -164,6 +164,12 @@ pub fn backend_tx(input: &[u8]) -> u64 {
                         let _ = back.respond(&p, RspStatus::OKAY);
                         back.push();
                     }
+                    Ok(Some(TxEvent::Mcast(p))) => {
+                        assert!(p.is_empty() && p.nr_frags() == 1);
+                        assert!(p.mcast_add.is_some() != p.mcast_del.is_some());
+                        let _ = back.respond(&p, RspStatus::OKAY);
+                        back.push();
+                    }
                     Ok(Some(TxEvent::Dropped(p, _))) => {
                         let _ = back.respond(&p, RspStatus::ERROR);
                         back.push();

@@ -62,6 +62,12 @@ pub enum Error {
     McastNotMulticast,
     /// Hash extra with an unknown hash type or algorithm.
     HashExtraInvalid,
+    /// XDP extra with a headroom over `XEN_NETIF_MAX_XDP_HEADROOM`.
+    XdpHeadroomTooLarge,
+    /// Multicast control extra on a request that also carries data.
+    McastWithData,
+    /// Frontend's multicast filter list is full.
+    McastListFull,
 
     // --- guest TX responses (frontend parsing backend responses) ---
     /// A TX response status outside OKAY/ERROR/DROPPED/NULL.
@@ -152,6 +158,9 @@ impl Error {
             GsoZeroSize => "gso extra with zero size",
             McastNotMulticast => "mcast extra with non-multicast address",
             HashExtraInvalid => "hash extra with bad type or algorithm",
+            XdpHeadroomTooLarge => "xdp extra with headroom over the maximum",
+            McastWithData => "multicast control request carrying data",
+            McastListFull => "too many multicast addresses",
             TxBadStatus => "tx response with bad status",
             RxBadStatus => "rx response with bad status",
             RxErrorStatus => "rx response with error status",

@@ -47,6 +47,8 @@ pub struct RxPacket {
     pub gso: Option<Gso>,
     /// Hash, if present.
     pub hash: Option<HashExtra>,
+    /// XDP headroom the backend announced (0: none).
+    pub xdp_headroom: u16,
 }
 
 impl RxPacket {
@@ -60,6 +62,7 @@ impl RxPacket {
             flags,
             gso: None,
             hash: None,
+            xdp_headroom: 0,
         }
     }
     /// Data fragments.
@@ -253,6 +256,7 @@ impl<B: Barriers> RxFront<B> {
                         Ok(()) => match extra.ty() {
                             ExtraType::GSO => pkt.gso = Some(extra.as_gso()),
                             ExtraType::HASH => pkt.hash = Some(extra.as_hash()),
+                            ExtraType::XDP => pkt.xdp_headroom = extra.as_xdp_headroom(),
                             // Multicast control is TX-only.
                             _ => {
                                 err.get_or_insert(Error::ExtraBadType);
@@ -304,6 +308,46 @@ impl<B: Barriers> RxFront<B> {
     }
 }
 
+/// The extra-info segments of one guest-receive packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxExtras {
+    /// GSO parameters.
+    pub gso: Option<Gso>,
+    /// XDP headroom left before the first fragment (0: no XDP extra).
+    pub xdp_headroom: u16,
+    /// The packet's hash, as configured over the control ring.
+    pub hash: Option<HashExtra>,
+}
+
+impl RxExtras {
+    /// Slots the extras take.
+    pub fn count(&self) -> usize {
+        usize::from(self.gso.is_some()) + usize::from(self.xdp_headroom != 0) + usize::from(self.hash.is_some())
+    }
+
+    /// The extras as chained segments (`MORE` on all but the last), in
+    /// type order; returns how many were written.
+    fn encode(&self, out: &mut [ExtraInfo; 3]) -> usize {
+        let mut n = 0;
+        if let Some(g) = self.gso {
+            out[n] = ExtraInfo::gso(g, ExtraFlags(0));
+            n += 1;
+        }
+        if self.xdp_headroom != 0 {
+            out[n] = ExtraInfo::xdp(self.xdp_headroom, ExtraFlags(0));
+            n += 1;
+        }
+        if let Some(h) = self.hash {
+            out[n] = ExtraInfo::hash(h, ExtraFlags(0));
+            n += 1;
+        }
+        for e in out[..n.saturating_sub(1)].iter_mut() {
+            *e = ExtraInfo::new(e.ty(), ExtraFlags::MORE, e.data());
+        }
+        n
+    }
+}
+
 /// One fragment the backend delivers into a posted buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxOut {
@@ -333,9 +377,9 @@ impl<B: Barriers> RxBack<B> {
         self.ring.unconsumed_requests()
     }
 
-    /// Ring slots a packet of `nr_frags` fragments needs.
-    pub fn slots_needed(nr_frags: usize, gso: Option<&Gso>) -> usize {
-        nr_frags + usize::from(gso.is_some())
+    /// Ring slots a packet of `nr_frags` fragments with `extras` needs.
+    pub fn slots_needed(nr_frags: usize, extras: &RxExtras) -> usize {
+        nr_frags + extras.count()
     }
 
     /// Takes the buffers for one packet (`slots_needed` of them) into `out`;
@@ -353,17 +397,19 @@ impl<B: Barriers> RxBack<B> {
 
     /// Writes the responses for a packet whose data was copied into the
     /// buffers taken by `take_buffers`: `bufs[0]` gets `frags[0]`, then one
-    /// slot per extra, then the remaining fragments, in order.
+    /// slot per extra (chained), then the remaining fragments, in order.
     pub fn respond(
         &mut self,
         bufs: &[RxRequest],
         frags: &[RxOut],
         flags: RxFlags,
-        gso: Option<Gso>,
+        extras: &RxExtras,
     ) -> Result<()> {
-        if frags.is_empty() || bufs.len() != Self::slots_needed(frags.len(), gso.as_ref()) {
+        if frags.is_empty() || bufs.len() != Self::slots_needed(frags.len(), extras) {
             return Err(Error::RingFull);
         }
+        let mut list = [ExtraInfo::new(ExtraType::NONE, ExtraFlags(0), [0; 6]); 3];
+        let n = extras.encode(&mut list);
         let mut b = bufs.iter();
         for (i, f) in frags.iter().enumerate() {
             let req = b.next().ok_or(Error::RingFull)?;
@@ -371,15 +417,16 @@ impl<B: Barriers> RxBack<B> {
             if i + 1 < frags.len() {
                 fl = fl.with(RxFlags::MORE_DATA);
             }
-            if i == 0 && gso.is_some() {
+            if i == 0 && n > 0 {
                 fl = fl.with(RxFlags::EXTRA_INFO);
             }
             self.ring
                 .push_response(RxResponse::new(req.id(), f.offset, fl, f.len as i16))?;
-            if let (0, Some(g)) = (i, gso) {
-                b.next().ok_or(Error::RingFull)?;
-                let e = ExtraInfo::gso(g, ExtraFlags(0));
-                self.ring.push_response(RxResponse::from_extra(&e))?;
+            if i == 0 {
+                for e in &list[..n] {
+                    b.next().ok_or(Error::RingFull)?;
+                    self.ring.push_response(RxResponse::from_extra(e))?;
+                }
             }
         }
         Ok(())
@@ -453,7 +500,11 @@ mod tests {
                 len: 100,
             },
         ];
-        back.respond(&bufs, &frags, RxFlags::DATA_VALIDATED, Some(g))
+        let extras = RxExtras {
+            gso: Some(g),
+            ..RxExtras::default()
+        };
+        back.respond(&bufs, &frags, RxFlags::DATA_VALIDATED, &extras)
             .unwrap();
         back.push();
         let RxEvent::Packet(p) = f.poll().unwrap().unwrap() else {
@@ -465,6 +516,52 @@ mod tests {
         assert_eq!(p.frags()[0].gref, 1000);
         assert_eq!(p.frags()[1].gref, 1002);
         assert!(f.poll().unwrap().is_none());
+    }
+
+    #[test]
+    fn chained_extras_and_xdp_headroom() {
+        let (mut f, b) = rig();
+        let mut back = RxBack { ring: b };
+        let extras = RxExtras {
+            gso: Some(Gso {
+                size: 1400,
+                ty: GsoType::TCPV6,
+                features: 0,
+            }),
+            xdp_headroom: 256,
+            hash: Some(HashExtra {
+                ty: 3,
+                algorithm: 1,
+                value: 0xdead_beef,
+            }),
+        };
+        let frags = [
+            RxOut {
+                offset: 256,
+                len: 4096 - 256,
+            },
+            RxOut {
+                offset: 0,
+                len: 10,
+            },
+        ];
+        let n = RxBack::<HostBarriers>::slots_needed(2, &extras);
+        assert_eq!(n, 5);
+        let mut bufs = [RxRequest::zeroed(); 5];
+        assert!(back.take_buffers(&mut bufs).unwrap());
+        assert_eq!(
+            back.respond(&bufs[..4], &frags, RxFlags(0), &extras),
+            Err(Error::RingFull)
+        );
+        back.respond(&bufs, &frags, RxFlags(0), &extras).unwrap();
+        back.push();
+        let RxEvent::Packet(p) = f.poll().unwrap().unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.ring_slots, p.len()), (5, 4096 - 256 + 10));
+        assert_eq!((p.gso, p.hash, p.xdp_headroom), (extras.gso, extras.hash, 256));
+        assert_eq!(p.frags()[0].offset, 256);
+        assert_eq!(p.frags()[1].gref, 1004, "data resumes after the three extras");
     }
 
     #[test]

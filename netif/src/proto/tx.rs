@@ -124,6 +124,9 @@ pub enum TxEvent {
     /// A well-formed chain carrying an unacceptable packet: answer every slot
     /// with `NETIF_RSP_ERROR` and carry on.
     Dropped(TxPacket, Error),
+    /// A multicast filter update (a dummy request with an `MCAST_ADD` or
+    /// `MCAST_DEL` extra, see [`TxPacket::mcast_add`]): no packet data.
+    Mcast(TxPacket),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -254,6 +257,14 @@ impl TxAssembler {
         if usize::from(first.offset()) + usize::from(pkt.first_len) > PAGE_SIZE {
             return Err(Error::TxSlotCrossesPage);
         }
+        if pkt.mcast_add.is_some() || pkt.mcast_del.is_some() {
+            // netif.h: filter updates ride on dummy requests; one that also
+            // carries a packet or both updates is answered with an error.
+            if pkt.len() != 0 || pkt.nr_frags() != 1 || pkt.mcast_add.is_some() == pkt.mcast_del.is_some() {
+                return Ok(TxEvent::Dropped(pkt, Error::McastWithData));
+            }
+            return Ok(TxEvent::Mcast(pkt));
+        }
         if pkt.is_empty() {
             return Ok(TxEvent::Dropped(pkt, Error::TxAllZeroLength));
         }
@@ -382,6 +393,25 @@ impl<B: Barriers> TxFront<B> {
             }
         }
         Ok(())
+    }
+
+    /// Writes a multicast filter update (netif.h's dummy request: no data,
+    /// one `MCAST_ADD` or `MCAST_DEL` extra), not yet published. Returns the
+    /// request's id, completed like a packet's.
+    pub fn queue_mcast(&mut self, add: bool, addr: [u8; 6]) -> Result<u16> {
+        if addr[0] & 1 == 0 {
+            return Err(Error::McastNotMulticast);
+        }
+        if self.ring.free_requests() < 2 {
+            return Err(Error::RingFull);
+        }
+        let id = self.ids.alloc()?;
+        self.ring
+            .push_request(TxRequest::new(0, 0, TxFlags::EXTRA_INFO, id, 0))?;
+        let ty = if add { ExtraType::MCAST_ADD } else { ExtraType::MCAST_DEL };
+        let e = ExtraInfo::mcast(ty, ExtraFlags(0), addr);
+        self.ring.push_request(TxRequest::from_extra(&e))?;
+        Ok(id)
     }
 
     /// Publishes queued requests; true if the backend must be notified.
@@ -696,5 +726,58 @@ mod tests {
         assert_eq!(f.next_completion(), Err(Error::DuplicateResponse));
         assert_eq!(f.next_completion(), Err(Error::DuplicateResponse));
         assert_eq!(f.next_completion(), Err(Error::TxBadStatus));
+    }
+
+    fn mcast_slot(ty: ExtraType, addr: [u8; 6]) -> TxRequest {
+        TxRequest::from_extra(&ExtraInfo::mcast(ty, ExtraFlags(0), addr))
+    }
+
+    #[test]
+    fn multicast_filter_updates() {
+        let g = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x07];
+        let mut r = Rig::new();
+        r.write(&[req(0, X, 5, 0), mcast_slot(ExtraType::MCAST_ADD, g)]);
+        match r.back.poll().unwrap().unwrap() {
+            TxEvent::Mcast(p) => {
+                assert_eq!((p.mcast_add, p.mcast_del), (Some(g), None));
+                assert_eq!(p.ring_slots(), 2);
+            }
+            e => panic!("{e:?}"),
+        }
+        // A dummy request that also carries data is refused, not fatal.
+        r.write(&[req(0, X, 6, 60), mcast_slot(ExtraType::MCAST_DEL, g)]);
+        assert!(matches!(
+            r.back.poll().unwrap().unwrap(),
+            TxEvent::Dropped(_, Error::McastWithData)
+        ));
+        // A unicast "group" is a malformed extra: fatal, as any bad extra.
+        r.write(&[req(0, X, 7, 0), mcast_slot(ExtraType::MCAST_ADD, [2, 0, 0, 0, 0, 1])]);
+        assert_eq!(r.back.poll().unwrap_err(), Error::McastNotMulticast);
+    }
+
+    #[test]
+    fn frontend_writes_mcast_dummies() {
+        let p = page();
+        // SAFETY: test page shared by the two ends only through rings.
+        let (a, b) = unsafe {
+            (
+                SharedRing::from_raw(p, PAGE_SIZE).unwrap(),
+                SharedRing::from_raw(p, PAGE_SIZE).unwrap(),
+            )
+        };
+        let mut front = TxFront::<HostBarriers>::new(a);
+        let mut back = TxBack::<HostBarriers>::attach(b).unwrap();
+        let g = [0x33, 0x33, 0, 0, 0, 1];
+        assert_eq!(front.queue_mcast(true, [2; 6]), Err(Error::McastNotMulticast));
+        let id = front.queue_mcast(false, g).unwrap();
+        front.push();
+        let TxEvent::Mcast(pkt) = back.poll().unwrap().unwrap() else {
+            panic!("not a filter update");
+        };
+        assert_eq!(pkt.mcast_del, Some(g));
+        back.respond(&pkt, RspStatus::OKAY).unwrap();
+        back.push();
+        let c = front.next_completion().unwrap().unwrap();
+        assert_eq!((c.id, c.status), (id, RspStatus::OKAY));
     }
 }

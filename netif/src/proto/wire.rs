@@ -116,8 +116,11 @@ int_newtype!(
         MCAST_DEL = xen_if::XEN_NETIF_EXTRA_TYPE_MCAST_DEL;
         /// Hash value.
         HASH = xen_if::XEN_NETIF_EXTRA_TYPE_HASH;
+        /// XDP headroom the backend left before the data (guest receive).
+        /// In Linux's netif.h; Xen 4.17's public header predates it.
+        XDP = 5;
         /// One past the last valid type.
-        MAX = xen_if::XEN_NETIF_EXTRA_TYPE_MAX;
+        MAX = 6;
     }
 );
 
@@ -523,6 +526,11 @@ impl ExtraInfo {
     pub fn mcast(ty: ExtraType, flags: ExtraFlags, addr: [u8; 6]) -> Self {
         Self::new(ty, flags, addr)
     }
+    /// An XDP extra: the headroom left before the first fragment's data.
+    pub fn xdp(headroom: u16, flags: ExtraFlags) -> Self {
+        let h = headroom.to_ne_bytes();
+        Self::new(ExtraType::XDP, flags, [h[0], h[1], 0, 0, 0, 0])
+    }
     /// A hash extra.
     pub fn hash(h: HashExtra, flags: ExtraFlags) -> Self {
         let v = h.value.to_ne_bytes();
@@ -553,6 +561,10 @@ impl ExtraInfo {
             features: u16::from_ne_bytes([d[4], d[5]]),
         }
     }
+    /// The data viewed as an XDP headroom (not validated).
+    pub fn as_xdp_headroom(&self) -> u16 {
+        u16::from_ne_bytes([self.data[0], self.data[1]])
+    }
     /// The data viewed as a hash (not validated).
     pub fn as_hash(&self) -> HashExtra {
         let d = self.data;
@@ -563,6 +575,9 @@ impl ExtraInfo {
         }
     }
 }
+
+/// Largest XDP headroom a frontend may ask for (`XEN_NETIF_MAX_XDP_HEADROOM`).
+pub const MAX_XDP_HEADROOM: u16 = 0x7fff;
 
 /// Validates one extra-info segment and records it in `seen` (a bitmask of
 /// types already present in the packet).
@@ -590,6 +605,11 @@ pub fn validate_extra(extra: &ExtraInfo, seen: &mut u8) -> super::error::Result<
         ExtraType::MCAST_ADD | ExtraType::MCAST_DEL => {
             if extra.data[0] & 1 == 0 {
                 return Err(Error::McastNotMulticast);
+            }
+        }
+        ExtraType::XDP => {
+            if extra.as_xdp_headroom() > MAX_XDP_HEADROOM {
+                return Err(Error::XdpHeadroomTooLarge);
             }
         }
         ExtraType::HASH => {

@@ -67,6 +67,10 @@ pub fn backend_step(current: u32, target: u32) -> Option<BackendStep> {
         (INIT_WAIT, CONNECTED) => Some(ConnectThenSwitch),
         (INIT_WAIT, CLOSING | CLOSED) => Some(Switch(CLOSING)),
         (CONNECTED, INIT_WAIT | CLOSING | CLOSED) => Some(DisconnectThenClose),
+        // Reconfigured (after the frontend's Reconfiguring, e.g. an XDP
+        // headroom change) is Connected with the data path still up.
+        (RECONFIGURED, CONNECTED) => Some(Switch(CONNECTED)),
+        (RECONFIGURED, INIT_WAIT | CLOSING | CLOSED) => Some(DisconnectThenClose),
         (CLOSING, INIT_WAIT | CONNECTED | CLOSED) => Some(Switch(CLOSED)),
         _ => None,
     }
@@ -95,7 +99,7 @@ mod tests {
 
     #[test]
     fn every_walk_ends_at_its_target_or_stops() {
-        let backend_states = [INITIALISING, INIT_WAIT, CONNECTED, CLOSING, CLOSED];
+        let backend_states = [INITIALISING, INIT_WAIT, CONNECTED, CLOSING, CLOSED, RECONFIGURED];
         for from in backend_states {
             for fe in 0..=9 {
                 let Some(to) = backend_target(fe) else { continue };
@@ -110,6 +114,10 @@ mod tests {
         assert_eq!(walk(CONNECTED, INIT_WAIT), [DisconnectThenClose, Switch(CLOSED), Switch(INIT_WAIT)]);
         assert_eq!(walk(CLOSED, CONNECTED), [Switch(INIT_WAIT), ConnectThenSwitch]);
         assert_eq!(walk(INIT_WAIT, CLOSED), [Switch(CLOSING), Switch(CLOSED)]);
+        // Reconfigured keeps the data path: back to Connected without a
+        // reconnect, and torn down on the way to Closed.
+        assert_eq!(walk(RECONFIGURED, CONNECTED), [Switch(CONNECTED)]);
+        assert_eq!(walk(RECONFIGURED, CLOSED), [DisconnectThenClose, Switch(CLOSED)]);
         // A hostile frontend's unknown state moves nothing.
         assert_eq!(backend_target(42), None);
         assert_eq!(backend_target(INITIALISED), None);
