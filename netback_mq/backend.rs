@@ -144,6 +144,9 @@ impl Backend {
                 t.write(dir, c"feature-rx-copy", c"1")?;
                 t.write(dir, c"feature-rx-flip", c"0")?;
                 t.write_u32(dir, c"feature-split-event-channels", u32::from(crate::separate_tx_rx_irq()))?;
+                t.write(dir, c"feature-ctrl-ring", c"1")?;
+                t.write(dir, c"feature-multicast-control", c"1")?;
+                t.write(dir, c"feature-xdp-headroom", c"1")?;
                 t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)
             })();
             if let Err(e) = written {
@@ -173,7 +176,14 @@ impl Backend {
     pub(crate) fn frontend_changed(&self, fe_state: u32) {
         pr_debug!("{}: frontend {}\n", self.vif().name(), state::name(fe_state));
         if fe_state == state::RECONFIGURING {
-            let _ = self.xbdev.switch_state(state::RECONFIGURED);
+            // The frontend changes its XDP headroom (the only thing
+            // Reconfiguring carries); the data path stays up.
+            if matches!(self.xbdev.state(), state::CONNECTED | state::RECONFIGURED) {
+                let h = Device::read_unsigned(self.xbdev.otherend(), c"xdp-headroom", 0);
+                self.vif().ctrl.set_xdp_headroom(h);
+                pr_info!("{}: XDP headroom {}\n", self.vif().name(), self.vif().ctrl.xdp_headroom());
+                let _ = self.xbdev.switch_state(state::RECONFIGURED);
+            }
             return;
         }
         let Some(target) = backend_target(fe_state) else {
@@ -248,6 +258,14 @@ impl Backend {
         };
         let domid = self.xbdev.otherend_id();
         let credit = self.read_rate();
+        let mcast = Device::read_unsigned(fe, c"request-multicast-control", 0) == 1;
+        self.vif().ctrl.set_features(mcast, Device::read_unsigned(fe, c"xdp-headroom", 0));
+        let (ctrl_ref, ctrl_port) =
+            (Device::read_unsigned(fe, c"ctrl-ring-ref", MISSING), Device::read_unsigned(fe, c"event-channel-ctrl", MISSING));
+        let has_ctrl = ctrl_ref != MISSING && ctrl_port != MISSING;
+        if has_ctrl {
+            self.vif().ctrl.connect_ring(&self.xbdev, ctrl_ref, ctrl_port, nq as u32)?;
+        }
         let mut conns = KVec::with_capacity(nq, GFP_KERNEL)?;
         let mut split = false;
         for q in self.vif().queues[..nq].iter() {
@@ -291,7 +309,7 @@ impl Backend {
         self.vif().attach(conns, caps)?;
         self.wait_for_hotplug();
         pr_info!(
-            "{}: connected to domain {}: {} queue(s), {} event channels, sg {} gso {}/{} csum {}/{}\n",
+            "{}: connected to domain {}: {} queue(s), {} event channels, sg {} gso {}/{} csum {}/{} ctrl-ring {} mcast-control {} xdp-headroom {}\n",
             name,
             domid,
             nq,
@@ -300,7 +318,10 @@ impl Backend {
             u8::from(caps.gso4),
             u8::from(caps.gso6),
             u8::from(caps.csum4),
-            u8::from(caps.csum6)
+            u8::from(caps.csum6),
+            u8::from(has_ctrl),
+            u8::from(mcast),
+            self.vif().ctrl.xdp_headroom()
         );
         Ok(())
     }

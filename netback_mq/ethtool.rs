@@ -20,6 +20,7 @@ impl PerQueueStats for Vif {
         ("tx_queue_{}_dropped", |s| s.tx_dropped),
         ("queue_{}_grant_copy_ops", |s| s.copy_ops),
         ("queue_{}_notifications", |s| s.notifies),
+        ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
     ];
 
     unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Self {

@@ -23,6 +23,7 @@ macro_rules! warn_ratelimited {
 }
 
 mod backend;
+mod ctrl;
 mod ethtool;
 #[cfg(xennet_hostile)]
 mod hostile;

@@ -14,9 +14,9 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    self, split_contiguous, CopyOp, Credit, Error as NetifError, Frame, Gso, GsoType, RspStatus, RxBack,
-    RxFlags, RxOut, RxRequest, RxRingKind, Seg, SharedRing, TxBack, TxEvent, TxFlags, TxPacket,
-    TxRingKind, NR_SLOTS_MIN, PAGE_SIZE,
+    self, split_contiguous, CopyOp, Credit, Error as NetifError, FlowHash, Frame, Gso, GsoType, RspStatus,
+    RxBack, RxExtras, RxFlags, RxOut, RxRequest, RxRingKind, Seg, SharedRing, TxBack, TxEvent, TxFlags,
+    TxPacket, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE,
 };
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::bindings as b;
@@ -48,6 +48,14 @@ pub(crate) struct FrontCaps {
     pub(crate) gso6: bool,
     pub(crate) csum4: bool,
     pub(crate) csum6: bool,
+}
+
+/// Per-packet guest-receive settings from the vif's frontend configuration.
+pub(crate) struct RxCfg {
+    /// Bytes left free before the data in the first buffer (XDP).
+    pub(crate) xdp_headroom: u16,
+    /// The frontend's hash of the packet, sent as an extra.
+    pub(crate) hash: Option<FlowHash>,
 }
 
 /// Outcome of offering an skb to the guest.
@@ -264,6 +272,7 @@ impl Connection {
         budget: usize,
         batch: &mut SkbBatch,
         stats: &mut Stats,
+        ctrl: &crate::ctrl::VifCtrl,
     ) -> core::result::Result<bool, NetifError> {
         let mut work = false;
         let now = now_us();
@@ -302,6 +311,12 @@ impl Connection {
                     stats.rx_dropped += 1;
                     self.tx.respond(&pkt, RspStatus::ERROR)?;
                 }
+                TxEvent::Mcast(pkt) => {
+                    // Honoured whether or not the frontend asked for
+                    // filtering yet (netif.h): the list is kept either way.
+                    let ok = ctrl.mcast_update(pkt.mcast_add, pkt.mcast_del);
+                    self.tx.respond(&pkt, if ok { RspStatus::OKAY } else { RspStatus::ERROR })?;
+                }
             }
         }
         #[cfg(xennet_hostile)]
@@ -334,7 +349,7 @@ impl Connection {
             let _ = self.tx.respond(&pkt, RspStatus::DROPPED);
         }
         while let Ok(Some(ev)) = self.tx.poll() {
-            let (TxEvent::Packet(pkt) | TxEvent::Dropped(pkt, _)) = ev;
+            let (TxEvent::Packet(pkt) | TxEvent::Dropped(pkt, _) | TxEvent::Mcast(pkt)) = ev;
             if self.tx.respond(&pkt, RspStatus::DROPPED).is_err() {
                 break;
             }
@@ -489,7 +504,7 @@ impl Connection {
     }
 
     /// Copies `skb` into buffers the guest posted (`ndo_start_xmit`).
-    pub(crate) fn guest_rx(&mut self, skb: *mut b::sk_buff, caps: FrontCaps, stats: &mut Stats) -> RxOutcome {
+    pub(crate) fn guest_rx(&mut self, skb: *mut b::sk_buff, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
         // SAFETY: `skb` is a live skb handed to us by the stack.
         let (len, summed, gso_size, v6) = unsafe {
             (
@@ -513,18 +528,22 @@ impl Connection {
         } else {
             None
         };
-        let nbufs = len.div_ceil(PAGE_SIZE).max(1);
+        // The first buffer starts after the XDP headroom (at most half a page).
+        let headroom = usize::from(cfg.xdp_headroom);
+        let first_room = PAGE_SIZE - headroom;
+        let nbufs = 1 + len.saturating_sub(first_room).div_ceil(PAGE_SIZE);
         if nbufs > MAX_RX_BUFS || (nbufs > 1 && !caps.sg) {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         }
-        let slots = RxBack::<XenBarriers>::slots_needed(nbufs, gso.as_ref());
+        let extras = RxExtras { gso, xdp_headroom: cfg.xdp_headroom, hash: cfg.hash.map(|h| h.extra()) };
+        let slots = RxBack::<XenBarriers>::slots_needed(nbufs, &extras);
         let Scratch { src, dst, planned, ops } = &mut self.scratch;
         let Some(ns) = skb_segments(skb, src) else {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         };
-        let mut bufs = [RxRequest::zeroed(); MAX_RX_BUFS + 1];
+        let mut bufs = [RxRequest::zeroed(); MAX_RX_BUFS + 3];
         match self.rx.take_buffers(&mut bufs[..slots]) {
             Ok(true) => {}
             Ok(false) => {
@@ -537,14 +556,15 @@ impl Connection {
                 return RxOutcome::Dropped;
             }
         }
-        // The data buffers: the first, then (after the GSO extra's slot) the rest.
-        let skip = usize::from(gso.is_some());
+        // The data buffers: the first, then (after the extras' slots) the rest.
+        let skip = extras.count();
         for (i, d) in dst[..nbufs].iter_mut().enumerate() {
             let req = &bufs[if i == 0 { 0 } else { i + skip }];
+            let offset = if i == 0 { headroom } else { 0 };
             *d = Seg {
                 frame: Frame::Grant(req.gref()),
-                offset: 0,
-                len: PAGE_SIZE as u16,
+                offset: offset as u16,
+                len: (PAGE_SIZE - offset) as u16,
             };
         }
         let ok = match copy_plan(&src[..ns], &dst[..nbufs], planned, ops, self.domid) {
@@ -557,6 +577,7 @@ impl Connection {
         };
         let result = if ok {
             let mut out = [RxOut { offset: 0, len: 0 }; MAX_RX_BUFS];
+            out[0].offset = headroom as u16;
             for op in &planned[..ops.len()] {
                 out[usize::from(op.dst_seg)].len += op.len;
             }
@@ -565,7 +586,7 @@ impl Connection {
                 CHECKSUM_UNNECESSARY => RxFlags::DATA_VALIDATED,
                 _ => RxFlags(0),
             };
-            self.rx.respond(&bufs[..slots], &out[..nbufs], flags, gso)
+            self.rx.respond(&bufs[..slots], &out[..nbufs], flags, &extras)
         } else {
             warn_ratelimited!(
                 "domain {}: grant copy into the guest's buffers failed: bad grant reference?\n",

@@ -10,7 +10,8 @@ use kernel::str::CString;
 use kernel::sync::SpinLock;
 use kernel::types::Opaque;
 
-use crate::queue::{Connection, FrontCaps, RxOutcome, SkbBatch, Stats};
+use crate::ctrl::VifCtrl;
+use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::xenbus::Device;
 
@@ -58,6 +59,8 @@ unsafe impl Sync for QueueCtx {}
 pub(crate) struct Vif {
     pub(crate) netdev: *mut b::net_device,
     pub(crate) queues: KVec<Pin<KBox<QueueCtx>>>,
+    /// Control ring, multicast filter and XDP headroom.
+    pub(crate) ctrl: Pin<KBox<VifCtrl>>,
     /// Queues whose guest stopped posting receive buffers: while any is,
     /// the carrier is off (the stack then drops what it queued for us).
     stalled_queues: AtomicU32,
@@ -76,6 +79,7 @@ static NETDEV_OPS: b::net_device_ops = {
     ops.ndo_start_xmit = Some(ndo_start_xmit);
     ops.ndo_get_stats64 = Some(ndo_get_stats64);
     ops.ndo_fix_features = Some(ndo_fix_features);
+    ops.ndo_select_queue = Some(ndo_select_queue);
     ops
 };
 
@@ -117,7 +121,8 @@ impl Vif {
                 // until `destroy` shuts the timer down first.
                 unsafe { b::xennet_shim_timer_setup(q.timer.get(), Some(timer_fired)) };
             }
-            Ok(KBox::new(Vif { netdev, queues, stalled_queues: AtomicU32::new(0) }, GFP_KERNEL)?)
+            let ctrl = KBox::pin_init(VifCtrl::new(netdev), GFP_KERNEL)?;
+            Ok(KBox::new(Vif { netdev, queues, ctrl, stalled_queues: AtomicU32::new(0) }, GFP_KERNEL)?)
         })();
         let vif = match vif {
             Ok(v) => KBox::into_raw(v).cast_const(),
@@ -231,6 +236,7 @@ impl Vif {
             };
             drop(conn);
         }
+        self.ctrl.disconnect();
     }
 
     /// The receive capabilities of the connected frontend (queue 0's copy).
@@ -297,6 +303,11 @@ impl QueueCtx {
         }
     }
 
+    fn vif(&self) -> &Vif {
+        // SAFETY: `netdev` is a live device made by `Vif::create`.
+        unsafe { Vif::from_netdev(self.netdev) }
+    }
+
     fn subqueue_stopped(&self) -> bool {
         // SAFETY: `netdev` is live; `index` is below its queue count.
         unsafe { b::xennet_shim_netif_subqueue_stopped(self.netdev, self.index as u16) }
@@ -316,7 +327,7 @@ impl QueueCtx {
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
-                match c.guest_tx(self.napi(), self.netdev, budget - done, &mut batch, stats) {
+                match c.guest_tx(self.napi(), self.netdev, budget - done, &mut batch, stats, &self.vif().ctrl) {
                     Ok(w) => work |= w,
                     Err(e) => c.broken = Some(e),
                 }
@@ -382,6 +393,15 @@ impl QueueCtx {
 
     /// Guest receive: copy `skb` into the guest's buffers.
     fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
+        let ctrl = &self.vif().ctrl;
+        if !ctrl.mcast_passes(&dest_mac(skb)) {
+            // A group the guest did not join (multicast control).
+            self.state.lock().stats.mcast_filtered += 1;
+            // SAFETY: the skb is ours to free.
+            unsafe { b::xennet_shim_kfree_skb_any(skb) };
+            return b::netdev_tx_NETDEV_TX_OK;
+        }
+        let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash(skb) };
         let mut q = self.state.lock();
         let Queue { conn, caps, stats } = &mut *q;
         let outcome = match conn.as_mut().filter(|c| c.broken.is_none()) {
@@ -390,7 +410,7 @@ impl QueueCtx {
                 RxOutcome::Dropped
             }
             Some(c) => {
-                let mut outcome = c.guest_rx(skb, *caps, stats);
+                let mut outcome = c.guest_rx(skb, *caps, &cfg, stats);
                 if matches!(outcome, RxOutcome::NoRoom) {
                     // SAFETY: `netdev` is live; `index` is below its queue count.
                     unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
@@ -399,7 +419,7 @@ impl QueueCtx {
                     if c.rx_wait_for_buffers() {
                         // SAFETY: as above.
                         unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
-                        outcome = c.guest_rx(skb, *caps, stats);
+                        outcome = c.guest_rx(skb, *caps, &cfg, stats);
                     } else {
                         // Starts the stall clock; the timer declares a stall
                         // if the guest posts nothing until it fires.
@@ -423,6 +443,41 @@ impl QueueCtx {
                 b::netdev_tx_NETDEV_TX_OK
             }
         }
+    }
+}
+
+/// The destination MAC of a frame the stack hands us (its data starts at
+/// the Ethernet header); all-zero if the linear area is shorter.
+fn dest_mac(skb: *mut b::sk_buff) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: `skb` is live; at least `headlen` bytes at `data` are readable.
+    unsafe {
+        if b::xennet_shim_skb_headlen(skb) >= 6 {
+            core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(skb).cast::<u8>(), mac.as_mut_ptr(), 6);
+        }
+    }
+    mac
+}
+
+/// `ndo_select_queue`: the frontend's hash mapping when it configured one
+/// over the control ring, else the stack's choice.
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Vif::create`; `skb` live.
+unsafe extern "C" fn ndo_select_queue(
+    netdev: *mut b::net_device,
+    skb: *mut b::sk_buff,
+    _sb_dev: *mut b::net_device,
+) -> u16 {
+    // SAFETY: the stack calls us with our live net device.
+    let vif = unsafe { Vif::from_netdev(netdev) };
+    // SAFETY: `netdev` and `skb` are live.
+    let stack = || unsafe { b::xennet_shim_netdev_pick_tx(netdev, skb) };
+    match vif.ctrl.select_queue(skb) {
+        // The mapping only names queues below the connected count.
+        Some(q) if (q as usize) < vif.queues.len() => q as u16,
+        _ => stack(),
     }
 }
 

@@ -5,11 +5,13 @@
 
 use core::ffi::c_int;
 use kernel::prelude::*;
-use kernel::sync::SpinLock;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::sync::{Mutex, SpinLock};
 use kernel::str::CString;
 use kernel::types::Opaque;
 
-use crate::netif::{Gso, GsoType, TxFlags, MAX_TX_SIZE};
+use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX};
+use crate::rss::{CtrlRing, RssLayout};
 use crate::queue::{Connection, SkbBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
@@ -107,6 +109,16 @@ pub(crate) struct Frontend {
     queues: KVec<Pin<KBox<QueueCtx>>>,
     #[pin]
     caps: SpinLock<BackendCaps>,
+    /// The control ring while connected to a backend offering one (and we
+    /// have several queues). A mutex: its requests sleep for replies.
+    #[pin]
+    ctrl: Mutex<Option<CtrlRing>>,
+    /// Where RSS sends hashed packets (checked on receive).
+    pub(crate) rss: RssLayout,
+    /// The backend filters multicast for us (this connection).
+    mcast_control: AtomicBool,
+    /// The "filter cannot express this" warning was logged.
+    mcast_warned: AtomicBool,
 }
 
 // SAFETY: the raw pointers are a net device and a xenbus device that outlive
@@ -123,6 +135,7 @@ static NETDEV_OPS: b::net_device_ops = {
     ops.ndo_start_xmit = Some(ndo_start_xmit);
     ops.ndo_get_stats64 = Some(ndo_get_stats64);
     ops.ndo_fix_features = Some(ndo_fix_features);
+    ops.ndo_set_rx_mode = Some(ndo_set_rx_mode);
     ops
 };
 
@@ -169,6 +182,10 @@ impl Frontend {
                 netdev,
                 queues,
                 caps <- kernel::new_spinlock!(BackendCaps::default(), "netfront_opt_caps"),
+                ctrl <- kernel::new_mutex!(None, "netfront_opt_ctrl"),
+                rss: RssLayout::default(),
+                mcast_control: AtomicBool::new(false),
+                mcast_warned: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -321,6 +338,7 @@ impl Frontend {
                     self.xbdev.fatal(e, c"netfront_opt: connecting to the backend");
                 }
             }
+            state::CONNECTED if ours == state::CONNECTED => self.configure_rss(),
             // While we (re)initialise, a closed backend is the old
             // connection's: wait for it to come back to InitWait.
             state::CLOSING | state::CLOSED
@@ -368,14 +386,35 @@ impl Frontend {
             let rx_irq = rx.map(|(irq, _)| irq);
             conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid)?, GFP_KERNEL)?;
         }
-        self.publish(&keys[..n])?;
+        // The control ring, for RSS: only worth it with several queues.
+        #[cfg(xennet_hostile)]
+        let want_ctrl = n > 1 || crate::hostile::mode() == crate::hostile::BAD_CTRL;
+        #[cfg(not(xennet_hostile))]
+        let want_ctrl = n > 1;
+        let ctrl = if want_ctrl && Device::read_unsigned(be, c"feature-ctrl-ring", 0) == 1 {
+            CtrlRing::new(&self.xbdev)
+                .inspect_err(|e| pr_warn!("{}: no control ring ({:?}); RSS stays the backend's\n", self.name(), e))
+                .ok()
+        } else {
+            None
+        };
+        let mcast = crate::multicast_control() && Device::read_unsigned(be, c"feature-multicast-control", 0) == 1;
+        self.publish(&keys[..n], ctrl.as_ref().map(|c| c.keys()), mcast)?;
+        *self.ctrl.lock() = ctrl;
         // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
         let rc = unsafe { b::xennet_shim_set_real_num_queues(self.netdev, n as u32) };
         if rc < 0 {
             return Err(Error::from_errno(rc));
         }
-        for (q, conn) in self.queues.iter().zip(conns.drain_all()) {
+        for (q, mut conn) in self.queues.iter().zip(conns.drain_all()) {
+            if mcast && q.index == 0 {
+                conn.enable_mcast_control();
+            }
             q.state.lock().conn = Some(conn);
+        }
+        self.mcast_control.store(mcast, Ordering::Release);
+        if mcast {
+            self.refresh_mcast(true);
         }
         *self.caps.lock() = caps;
         // Jumbo frames need multi-slot transmit.
@@ -410,6 +449,52 @@ impl Frontend {
         Ok(())
     }
 
+    /// Hands the device's multicast list to queue 0, which keeps the
+    /// backend's filter in step. `lock`: take the address-list lock (not
+    /// held by the caller).
+    fn refresh_mcast(&self, lock: bool) {
+        if !self.mcast_control.load(Ordering::Acquire) {
+            return;
+        }
+        let mut buf = [0u8; 6 * MCAST_MAX];
+        let mut all = false;
+        // SAFETY: `netdev` is live; `buf` holds `MCAST_MAX` addresses.
+        let n = unsafe { b::xennet_shim_netdev_mc_list(self.netdev, buf.as_mut_ptr(), MCAST_MAX as u32, lock, &mut all) }
+            as usize;
+        let mut wanted = McastFilter::new();
+        for a in buf.chunks_exact(6).take(n.min(MCAST_MAX)) {
+            let mut addr = [0u8; 6];
+            addr.copy_from_slice(a);
+            let _ = wanted.add(addr);
+        }
+        if (all || n > MCAST_MAX) && !self.mcast_warned.swap(true, Ordering::AcqRel) {
+            pr_warn!(
+                "{}: the backend's multicast filter holds {} listed groups and cannot pass all multicast; reload with multicast_control=0 for promiscuous or all-multicast use\n",
+                self.name(),
+                MCAST_MAX
+            );
+        }
+        if let Some(q) = self.queues.first() {
+            if let Some(c) = q.state.lock().conn.as_mut() {
+                c.set_mcast_wanted(&wanted);
+            }
+        }
+    }
+
+    /// Configures RSS over the control ring, once per connection, when the
+    /// backend is Connected (it has mapped the ring by then).
+    fn configure_rss(&self) {
+        let mut ctrl = self.ctrl.lock();
+        let Some(c) = Option::as_mut(&mut *ctrl) else { return };
+        if self.rss.expected_queue(0).is_some() {
+            return;
+        }
+        let queues = self.active_queues().len() as u32;
+        if let Err(e) = c.configure(queues, &self.rss) {
+            pr_warn!("{}: RSS not configured ({:?}); the backend picks queues\n", self.name(), e);
+        }
+    }
+
     /// Allocates an event channel for the backend and binds it to `q`'s handler.
     fn bind_event_channel(&self, q: &QueueCtx, name: &'static CStr) -> Result<(EventIrq, u32)> {
         let port = self.xbdev.alloc_evtchn()?;
@@ -426,7 +511,7 @@ impl Frontend {
     /// Writes our ring references, event channels and features. One queue
     /// uses the flat layout every backend understands; several use
     /// `multi-queue-num-queues` and a `queue-N/` directory each.
-    fn publish(&self, keys: &[QueueKeys]) -> Result {
+    fn publish(&self, keys: &[QueueKeys], ctrl: Option<(u32, u32)>, mcast: bool) -> Result {
         let dir = self.xbdev.nodename();
         let mut qdirs = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
         for i in 0..keys.len() {
@@ -451,6 +536,21 @@ impl Frontend {
                 if crate::hostile::mode() == crate::hostile::BAD_QUEUES {
                     kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
                     t.write_u32(dir, c"multi-queue-num-queues", 99)?;
+                }
+                match ctrl {
+                    Some((gref, port)) => {
+                        t.write_u32(dir, c"ctrl-ring-ref", gref)?;
+                        t.write_u32(dir, c"event-channel-ctrl", port)?;
+                    }
+                    None => {
+                        t.remove(dir, c"ctrl-ring-ref")?;
+                        t.remove(dir, c"event-channel-ctrl")?;
+                    }
+                }
+                if mcast {
+                    t.write(dir, c"request-multicast-control", c"1")?;
+                } else {
+                    t.remove(dir, c"request-multicast-control")?;
                 }
                 t.write(dir, c"request-rx-copy", c"1")?;
                 t.write(dir, c"feature-rx-notify", c"1")?;
@@ -478,6 +578,10 @@ impl Frontend {
     fn disconnect(&self) {
         // SAFETY: `netdev` is live.
         unsafe { b::netif_carrier_off(self.netdev) };
+        self.rss.clear();
+        self.mcast_control.store(false, Ordering::Release);
+        let ctrl = self.ctrl.lock().take();
+        drop(ctrl);
         for q in self.queues.iter() {
             let conn = q.state.lock().conn.take();
             drop(conn);
@@ -570,7 +674,9 @@ impl QueueCtx {
                 };
                 let r = c.reap_tx(stats).and_then(|tx| {
                     work |= tx;
-                    c.receive(self.napi(), self.netdev, budget - done, &mut batch, stats)
+                    // SAFETY: `netdev` is the live device this queue belongs to.
+                    let rss = unsafe { &Frontend::from_netdev(self.netdev).rss };
+                    c.receive(self.napi(), self.netdev, budget - done, &mut batch, stats, (rss, self.index as u32))
                 });
                 match r {
                     Ok(rx) => work |= rx,
@@ -799,4 +905,15 @@ unsafe extern "C" fn ndo_fix_features(
         )
     };
     (features & !offered) | (features & allowed)
+}
+
+/// `ndo_set_rx_mode`: the multicast list changed (address-list lock held).
+///
+/// # Safety
+///
+/// `netdev` must be a live net device created by `Frontend::probe`.
+unsafe extern "C" fn ndo_set_rx_mode(netdev: *mut b::net_device) {
+    // SAFETY: the stack calls us with our live net device.
+    let fe = unsafe { Frontend::from_netdev(netdev) };
+    fe.refresh_mcast(false);
 }

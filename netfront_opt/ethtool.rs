@@ -17,6 +17,8 @@ impl PerQueueStats for Frontend {
         ("tx_queue_{}_bytes", |s| s.tx_bytes),
         ("tx_queue_{}_errors", |s| s.tx_errors),
         ("tx_queue_{}_dropped", |s| s.tx_dropped),
+        ("rx_queue_{}_hashed", |s| s.rx_hashed),
+        ("rx_queue_{}_misrouted", |s| s.rx_misrouted),
     ];
 
     unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Self {

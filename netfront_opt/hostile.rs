@@ -29,6 +29,9 @@ pub(crate) const PROD_JUMP: u32 = 5;
 pub(crate) const EVENT_STORM: u32 = 6;
 /// `multi-queue-num-queues` = 99 in xenstore (see `device.rs`).
 pub(crate) const BAD_QUEUES: u32 = 7;
+/// Bad control-ring requests after a valid RSS setup, then a control-ring
+/// producer index 1000 ahead (see `rss.rs`).
+pub(crate) const BAD_CTRL: u32 = 8;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;

@@ -15,6 +15,7 @@ mod ethtool;
 #[cfg(xennet_hostile)]
 mod hostile;
 mod queue;
+mod rss;
 
 // The netif protocol core, shared with the host tests (see netif/).
 #[path = "../netif/src/proto/mod.rs"]
@@ -42,6 +43,10 @@ module! {
             default: 8,
             description: "Maximum queues per device (also capped by the vCPUs and the backend)",
         },
+        multicast_control: u32 {
+            default: 1,
+            description: "Ask the backend to deliver only the multicast groups the device joined (1) or all (0)",
+        },
     },
 }
 
@@ -58,6 +63,10 @@ module! {
             default: 8,
             description: "Maximum queues per device (also capped by the vCPUs and the backend)",
         },
+        multicast_control: u32 {
+            default: 1,
+            description: "Ask the backend to deliver only the multicast groups the device joined (1) or all (0)",
+        },
         hostile: u32 {
             default: 0,
             description: "Test-only: the misbehaviour to inject (see hostile.rs)",
@@ -68,6 +77,11 @@ module! {
 /// The `max_queues` module parameter.
 pub(crate) fn max_queues() -> u32 {
     module_parameters::max_queues.value()
+}
+
+/// The `multicast_control` module parameter.
+pub(crate) fn multicast_control() -> bool {
+    module_parameters::multicast_control.value() != 0
 }
 
 /// The xenbus device types we drive, zero-terminated.

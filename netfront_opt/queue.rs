@@ -13,7 +13,7 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    Error as NetifError, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
+    Error as NetifError, McastFilter, Gso, MCAST_MAX, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
     TxFront, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
 use crate::xen_sys::barrier::XenBarriers;
@@ -53,9 +53,19 @@ pub(crate) struct Connection {
     rx_bufs: KVec<GrantedPage>,
     /// Set on a fatal protocol error: the queue carries nothing more.
     pub(crate) broken: Option<NetifError>,
+    /// Multicast groups the backend filters for us (queue 0 only, when it
+    /// offered `feature-multicast-control`): the groups it has, the ones
+    /// the device wants, and whether an update waits for ring room.
+    mcast_control: bool,
+    mcast_sent: McastFilter,
+    mcast_wanted: McastFilter,
+    mcast_pending: bool,
     _tx_ring: RingPage,
     _rx_ring: RingPage,
 }
+
+/// `tx_buf_of_id` of a request that carries no buffer (a multicast update).
+const NO_BUF: u16 = u16::MAX;
 
 impl Connection {
     /// Builds a connection: ring pages, buffer pages granted to `domid`, all
@@ -100,6 +110,10 @@ impl Connection {
                 tx_bufs,
                 rx_bufs,
                 broken: None,
+                mcast_control: false,
+                mcast_sent: McastFilter::new(),
+                mcast_wanted: McastFilter::new(),
+                mcast_pending: false,
                 _tx_ring: tx_ring,
                 _rx_ring: rx_ring,
             },
@@ -216,13 +230,78 @@ impl Connection {
         while let Some(c) = self.tx.next_completion()? {
             any = true;
             let buf = self.tx_buf_of_id[usize::from(c.id)];
+            if buf == NO_BUF {
+                if c.status != crate::netif::RspStatus::OKAY {
+                    pr_warn!("backend refused a multicast filter update\n");
+                }
+                continue;
+            }
             // Cannot fail: one buffer per outstanding id, capacity for all.
             let _ = self.tx_free.push(buf, GFP_ATOMIC);
             if c.status != crate::netif::RspStatus::OKAY {
                 stats.tx_errors += 1;
             }
         }
+        if self.mcast_pending {
+            self.sync_mcast();
+        }
         Ok(any)
+    }
+
+    /// This queue carries the multicast filter updates (queue 0 with a
+    /// backend that filters).
+    pub(crate) fn enable_mcast_control(&mut self) {
+        self.mcast_control = true;
+    }
+
+    /// The device's multicast list changed: keep the backend's filter in
+    /// step.
+    pub(crate) fn set_mcast_wanted(&mut self, wanted: &McastFilter) {
+        if !self.mcast_control {
+            return;
+        }
+        self.mcast_wanted = wanted.clone();
+        self.sync_mcast();
+    }
+
+    /// Sends the updates that bring the backend's list to the wanted one
+    /// (deletions first, so the list never overflows); what does not fit
+    /// on the ring now is sent after the next completions.
+    fn sync_mcast(&mut self) {
+        self.mcast_pending = false;
+        let mut sent_any = false;
+        // Deletions first, so the backend's list never overflows.
+        let mut updates = [(false, [0u8; 6]); 2 * MCAST_MAX];
+        let mut n = 0;
+        for a in self.mcast_sent.iter().filter(|a| !self.mcast_wanted.contains(a)) {
+            updates[n] = (false, *a);
+            n += 1;
+        }
+        for a in self.mcast_wanted.iter().filter(|a| !self.mcast_sent.contains(a)) {
+            updates[n] = (true, *a);
+            n += 1;
+        }
+        let updates = &updates[..n];
+        for &(add, addr) in updates {
+            match self.tx.queue_mcast(add, addr) {
+                Ok(id) => {
+                    self.tx_buf_of_id[usize::from(id)] = NO_BUF;
+                    if add {
+                        let _ = self.mcast_sent.add(addr);
+                    } else {
+                        self.mcast_sent.del(&addr);
+                    }
+                    sent_any = true;
+                }
+                Err(_) => {
+                    self.mcast_pending = true;
+                    break;
+                }
+            }
+        }
+        if sent_any && self.tx.push() {
+            self.irq.notify();
+        }
     }
 
     /// Receives up to `max` packets into `batch` (copying each out of its
@@ -234,6 +313,7 @@ impl Connection {
         max: usize,
         batch: &mut SkbBatch,
         stats: &mut Stats,
+        rss: (&crate::rss::RssLayout, u32),
     ) -> core::result::Result<bool, NetifError> {
         let mut any = false;
         while batch.len() < max.min(SkbBatch::MAX) {
@@ -243,7 +323,7 @@ impl Connection {
             any = true;
             let pkt = match event {
                 RxEvent::Packet(pkt) => {
-                    self.deliver(&pkt, napi, netdev, batch, stats);
+                    self.deliver(&pkt, napi, netdev, batch, stats, rss);
                     pkt
                 }
                 RxEvent::Dropped(pkt, err) => {
@@ -281,6 +361,7 @@ impl Connection {
         netdev: *mut b::net_device,
         batch: &mut SkbBatch,
         stats: &mut Stats,
+        (rss, queue): (&crate::rss::RssLayout, u32),
     ) {
         let total = pkt.len();
         if total < ETH_HLEN {
@@ -328,6 +409,16 @@ impl Connection {
         } else if pkt.flags.contains(RxFlags::DATA_VALIDATED) {
             // SAFETY: `skb` is ours.
             unsafe { b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_UNNECESSARY) };
+        }
+        if let Some(h) = pkt.hash {
+            // The backend's Toeplitz hash, as we configured it: the stack
+            // uses it instead of hashing again.
+            // SAFETY: `skb` is ours.
+            unsafe { b::xennet_shim_skb_set_rx_hash(skb, h.value, h.ty & 1 == 1) };
+            stats.rx_hashed += 1;
+            if rss.expected_queue(h.value).is_some_and(|q| q != queue) {
+                stats.rx_misrouted += 1;
+            }
         }
         batch.push(skb);
         stats.rx_packets += 1;

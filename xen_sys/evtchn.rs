@@ -83,6 +83,33 @@ impl EventIrq {
         })
     }
 
+    /// As [`EventIrq::bind_interdomain`], but `handler` runs in a kernel
+    /// thread (process context, may sleep), one event at a time.
+    ///
+    /// # Safety
+    ///
+    /// `dev_id` must stay valid for `handler` until this value is dropped.
+    pub(crate) unsafe fn bind_interdomain_threaded(
+        dev: &super::xenbus::Device,
+        remote_port: u32,
+        handler: Handler,
+        name: &'static CStr,
+        dev_id: *mut kernel::ffi::c_void,
+    ) -> Result<Self> {
+        // SAFETY: `dev` is live; `name` is 'static; `dev_id` validity is the
+        // caller's contract.
+        let irq = unsafe {
+            b::xennet_shim_bind_interdomain_threaded(dev.as_raw(), remote_port, Some(handler), name.as_char_ptr(), dev_id)
+        };
+        if irq < 0 {
+            return Err(Error::from_errno(irq));
+        }
+        Ok(Self {
+            irq: irq as u32,
+            dev_id,
+        })
+    }
+
     /// Signals the other end.
     pub(crate) fn notify(&self) {
         // SAFETY: `irq` is bound to an event channel (type invariant).

@@ -23,6 +23,12 @@ pub(crate) struct Stats {
     pub(crate) copy_ops: u64,
     /// Notifications sent to the peer.
     pub(crate) notifies: u64,
+    /// Multicast frames for groups the guest did not join (backend).
+    pub(crate) mcast_filtered: u64,
+    /// Received packets carrying the backend's hash (frontend).
+    pub(crate) rx_hashed: u64,
+    /// Of those, arrived on another queue than our RSS table names.
+    pub(crate) rx_misrouted: u64,
 }
 
 impl Stats {
@@ -38,6 +44,9 @@ impl Stats {
         self.tx_dropped += o.tx_dropped;
         self.copy_ops += o.copy_ops;
         self.notifies += o.notifies;
+        self.mcast_filtered += o.mcast_filtered;
+        self.rx_hashed += o.rx_hashed;
+        self.rx_misrouted += o.rx_misrouted;
     }
 
     /// Sums `queues` and writes the device totals `ndo_get_stats64` reports.

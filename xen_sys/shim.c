@@ -15,6 +15,9 @@
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
+#include <linux/interrupt.h>
+#include <net/flow_dissector.h>
+#include <xen/events.h>
 #include <xen/page.h>
 #include <xen/xen.h>
 #include <xen/xenbus.h>
@@ -440,4 +443,88 @@ u64 xennet_shim_now_us(void)
 unsigned long xennet_shim_sizeof_timer_list(void)
 {
 	return sizeof(struct timer_list);
+}
+
+int xennet_shim_bind_interdomain_threaded(struct xenbus_device *dev, unsigned int remote_port,
+					  irq_handler_t thread_fn, const char *name,
+					  void *dev_id)
+{
+	int irq = bind_interdomain_evtchn_to_irq_lateeoi(dev, remote_port);
+	int err;
+
+	if (irq < 0)
+		return irq;
+	err = request_threaded_irq(irq, NULL, thread_fn, IRQF_ONESHOT, name, dev_id);
+	if (err) {
+		unbind_from_irqhandler(irq, dev_id);
+		return err;
+	}
+	return irq;
+}
+
+bool xennet_shim_skb_flow(struct sk_buff *skb, bool *v6, u8 *src16, u8 *dst16, u8 *ports4,
+			  bool *tcp)
+{
+	struct flow_keys k;
+
+	memset(&k, 0, sizeof(k));
+	if (!skb_flow_dissect_flow_keys(skb, &k, 0))
+		return false;
+	switch (k.control.addr_type) {
+	case FLOW_DISSECTOR_KEY_IPV4_ADDRS:
+		*v6 = false;
+		memcpy(src16, &k.addrs.v4addrs.src, 4);
+		memcpy(dst16, &k.addrs.v4addrs.dst, 4);
+		break;
+	case FLOW_DISSECTOR_KEY_IPV6_ADDRS:
+		*v6 = true;
+		memcpy(src16, &k.addrs.v6addrs.src, 16);
+		memcpy(dst16, &k.addrs.v6addrs.dst, 16);
+		break;
+	default:
+		return false;
+	}
+	*tcp = k.basic.ip_proto == IPPROTO_TCP && !(k.control.flags & FLOW_DIS_IS_FRAGMENT);
+	memcpy(ports4, &k.ports.src, 2);
+	memcpy(ports4 + 2, &k.ports.dst, 2);
+	return true;
+}
+
+void xennet_shim_skb_set_sw_hash(struct sk_buff *skb, u32 hash, bool l4)
+{
+	__skb_set_sw_hash(skb, hash, l4);
+}
+
+void xennet_shim_skb_clear_hash(struct sk_buff *skb)
+{
+	skb_clear_hash(skb);
+}
+
+u16 xennet_shim_netdev_pick_tx(struct net_device *dev, struct sk_buff *skb)
+{
+	return netdev_pick_tx(dev, skb, NULL) % dev->real_num_tx_queues;
+}
+
+void xennet_shim_skb_set_rx_hash(struct sk_buff *skb, u32 hash, bool l4)
+{
+	skb_set_hash(skb, hash, l4 ? PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3);
+}
+
+unsigned int xennet_shim_netdev_mc_list(struct net_device *dev, u8 *out, unsigned int max, bool lock,
+					bool *all)
+{
+	struct netdev_hw_addr *ha;
+	unsigned int n = 0;
+
+	if (lock)
+		netif_addr_lock_bh(dev);
+	*all = dev->flags & (IFF_ALLMULTI | IFF_PROMISC);
+	netdev_for_each_mc_addr(ha, dev) {
+		if (n < max)
+			memcpy(out + 6 * n, ha->addr, 6);
+		n++;
+	}
+	if (lock)
+		netif_addr_unlock_bh(dev);
+	return n;
 }

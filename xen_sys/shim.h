@@ -9,6 +9,7 @@
 #define XENNET_SHIM_H
 
 #include <linux/types.h>
+#include <linux/interrupt.h>
 
 struct net_device;
 struct net_device_ops;
@@ -96,6 +97,30 @@ unsigned int xennet_shim_skb_frag_off(struct sk_buff *skb, unsigned int i);
 unsigned int xennet_shim_skb_frag_size(struct sk_buff *skb, unsigned int i);
 void *xennet_shim_skb_put(struct sk_buff *skb, unsigned int len);
 bool xennet_shim_skb_has_frag_list(struct sk_buff *skb);
+
+/* Control ring event channel: bound in late-EOI mode to a threaded handler
+ * (process context: the control ring's grant copies may sleep). */
+int xennet_shim_bind_interdomain_threaded(struct xenbus_device *dev, unsigned int remote_port,
+					  irq_handler_t thread_fn, const char *name,
+					  void *dev_id);
+
+/* net/flow_dissector.h: the addresses and ports a receive hash covers.
+ * False for a packet that is neither IPv4 nor IPv6. */
+bool xennet_shim_skb_flow(struct sk_buff *skb, bool *v6, u8 *src16, u8 *dst16, u8 *ports4,
+			  bool *tcp);
+void xennet_shim_skb_set_sw_hash(struct sk_buff *skb, u32 hash, bool l4);
+void xennet_shim_skb_clear_hash(struct sk_buff *skb);
+/* A received packet's hash (skb_set_hash: L4 or L3). */
+void xennet_shim_skb_set_rx_hash(struct sk_buff *skb, u32 hash, bool l4);
+/* The stack's own queue choice (netdev_pick_tx), in range. */
+u16 xennet_shim_netdev_pick_tx(struct net_device *dev, struct sk_buff *skb);
+
+/* The device's multicast list (netdev_for_each_mc_addr): copies up to max
+ * addresses (6 bytes each) and returns the list's length; with lock, under
+ * netif_addr_lock_bh (the caller holds it otherwise). *all: the device wants
+ * every multicast frame (IFF_ALLMULTI or IFF_PROMISC). */
+unsigned int xennet_shim_netdev_mc_list(struct net_device *dev, u8 *out, unsigned int max, bool lock,
+					bool *all);
 
 /* linux/timer.h, linux/ktime.h */
 struct timer_list;

@@ -7,7 +7,7 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 10
+ktap_plan 11
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -83,6 +83,17 @@ storm() {
 }
 check "event storm (XSA-391): coalesced, vif keeps working" storm
 check "multi-queue-num-queues = 99: connection refused" hostile_case 7 "frontend asked for 99 queues" refused
+# Control ring: after a valid RSS setup the hostile frontend sends a
+# mapping naming queue 99, one beyond the table, a 41-byte key, a key in a
+# bad grant and an unknown request (each must be refused and logged), then
+# moves the ring's producer 1000 ahead (ring disabled, data path unhurt).
+ctrl_case() {
+	mark=$(($(dmesg | wc -l) + 1))
+	hostile_case 8 "control ring protocol error" survives || return 1
+	dmesg | tail -n +"$mark" | grep -c "control request refused" | awk '{ print "refusals logged: " $1; exit !($1 >= 5) }' || return 1
+	guest-exec 1 'dmesg | grep -c "refused as it must be"' | awk '{ print "refusals seen by the guest: " $1; exit !($1 == 5) }'
+}
+check "bad control-ring requests refused, producer jump disables the ring only" ctrl_case
 check "iperf3 after the hostile cases" iperf_mbits -c "$G" -t 2
 # Every reload and broken connection returned its pages.
 mem_back() {

@@ -492,9 +492,12 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
     /// The queue a packet with `hash` goes to: the frontend's mapping
     /// table, or the hash modulo the queue count while it set none.
     pub fn queue_for(&self, hash: u32) -> u32 {
-        match self.mapping_size {
-            0 => hash % self.num_queues,
-            size => self.mapping[(hash % size) as usize],
+        // Panic-free (this runs per packet in the kernel): neither divisor
+        // is zero and the index is below the table's size, but say so
+        // without a panic path.
+        match hash.checked_rem(self.mapping_size) {
+            None => hash.checked_rem(self.num_queues).unwrap_or(0),
+            Some(i) => self.mapping.get(i as usize).copied().unwrap_or(0),
         }
     }
 }

@@ -87,6 +87,11 @@ impl McastFilter {
         !is_group_addr(dest) || self.contains(dest)
     }
 
+    /// The groups in the list.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8; 6]> {
+        self.addrs[..self.len].iter()
+    }
+
     /// Forgets every group (frontend disconnected).
     pub fn clear(&mut self) {
         self.len = 0;

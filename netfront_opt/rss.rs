@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Receive-side scaling over the control ring (`feature-ctrl-ring`).
+//!
+//! With several queues and a backend that offers the control ring, we pick
+//! the hash ourselves: Toeplitz over addresses and TCP ports, the kernel's
+//! RSS key, and an indirection table spreading hash buckets round-robin
+//! over our queues. The backend then steers each flow to the queue the
+//! table names and sends the hash along (an extra), which we put on the skb
+//! so the stack does not hash again. The requests run once per connection,
+//! from the xenbus watch thread, each answered before the next is sent.
+
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+
+use crate::netif::{CtrlFront, CtrlRingKind, CtrlStatus, CtrlType, HashAlgorithm, HashTypes, SharedRing, PAGE_SIZE};
+use crate::xen_sys::barrier::XenBarriers;
+use crate::xen_sys::bindings as b;
+use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::grant::GrantedPage;
+use crate::xen_sys::xenbus::{Device, RingPage};
+
+/// Entries of our indirection table (the backend accepts up to 128).
+const TABLE_SIZE: u32 = 64;
+/// Hash key length (the largest the backend accepts).
+const KEY_LEN: usize = 40;
+/// How long one control request may take (ms).
+const REPLY_TIMEOUT_MS: u32 = 2000;
+
+/// The control ring and the pages its requests point to. Field order is
+/// drop order: the event channel first, then the ring and pages.
+pub(crate) struct CtrlRing {
+    irq: EventIrq,
+    port: u32,
+    front: CtrlFront<XenBarriers>,
+    ring: RingPage,
+    key: GrantedPage,
+    table: GrantedPage,
+}
+
+/// What the data path needs to check where hashed packets land: the
+/// table's size and the queue count it spreads over (0: no RSS).
+#[derive(Default)]
+pub(crate) struct RssLayout {
+    size: AtomicU32,
+    queues: AtomicU32,
+}
+
+impl RssLayout {
+    /// The queue our table sends `hash` to, if RSS is configured.
+    pub(crate) fn expected_queue(&self, hash: u32) -> Option<u32> {
+        let (size, queues) = (self.size.load(Ordering::Acquire), self.queues.load(Ordering::Acquire));
+        let bucket = hash.checked_rem(size)?;
+        bucket.checked_rem(queues)
+    }
+
+    pub(crate) fn clear(&self) {
+        self.size.store(0, Ordering::Release);
+        self.queues.store(0, Ordering::Release);
+    }
+}
+
+/// The control event channel carries nothing we wait on (replies are
+/// polled): acknowledge and re-enable it.
+///
+/// # Safety
+///
+/// Called by the IRQ layer for the channel bound in [`CtrlRing::new`].
+unsafe extern "C" fn ctrl_event(irq: c_int, _dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: `irq` was bound in late-EOI mode.
+    unsafe { b::xen_irq_lateeoi(irq as u32, 0) };
+    b::irqreturn::IRQ_HANDLED
+}
+
+impl CtrlRing {
+    /// Allocates the ring, its event channel and the key and table pages.
+    pub(crate) fn new(xbdev: &Device) -> Result<Self> {
+        let domid = xbdev.otherend_id();
+        let ring = RingPage::new(xbdev)?;
+        // SAFETY: our ring page, shared with the backend only through the ring.
+        let sring = unsafe { SharedRing::<CtrlRingKind>::from_raw(ring.as_ptr(), PAGE_SIZE) }.map_err(|_| EINVAL)?;
+        let front = CtrlFront::new(sring);
+        let key = GrantedPage::new(domid, true)?;
+        let table = GrantedPage::new(domid, true)?;
+        let port = xbdev.alloc_evtchn()?;
+        // SAFETY: the handler uses no cookie.
+        let irq = unsafe { EventIrq::bind(port, ctrl_event, c"netfront_opt-ctrl", core::ptr::null_mut()) }
+            .inspect_err(|_| xbdev.free_evtchn(port))?;
+        Ok(Self { irq, port, front, ring, key, table })
+    }
+
+    /// `ctrl-ring-ref` and `event-channel-ctrl`.
+    pub(crate) fn keys(&self) -> (u32, u32) {
+        (self.ring.gref(), self.port)
+    }
+
+    /// Sends one request and waits for its reply; the reply's data, or the
+    /// backend's refusal.
+    fn call(&mut self, ty: CtrlType, data: [u32; 3]) -> Result<u32> {
+        let (id, notify) = self.front.send(ty, data).map_err(|_| EBUSY)?;
+        if notify {
+            self.irq.notify();
+        }
+        let mut waited = 0;
+        loop {
+            match self.front.poll() {
+                Ok(Some(rsp)) if rsp.id() == id => {
+                    return if rsp.status() == CtrlStatus::SUCCESS {
+                        Ok(rsp.data())
+                    } else {
+                        pr_warn!("control request {} refused (status {})\n", ty.0, rsp.status().0);
+                        Err(EINVAL)
+                    };
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    pr_err!("control ring: {}\n", e.as_str());
+                    return Err(EIO);
+                }
+            }
+            if waited >= REPLY_TIMEOUT_MS {
+                pr_warn!("control request {} not answered in {} ms\n", ty.0, REPLY_TIMEOUT_MS);
+                return Err(ETIMEDOUT);
+            }
+            // SAFETY: process context (the xenbus watch thread).
+            unsafe { b::msleep(10) };
+            waited += 10;
+        }
+    }
+
+    /// Configures Toeplitz hashing with the kernel's RSS key and a table
+    /// spreading buckets over `queues`; publishes the layout for the data
+    /// path once the backend accepted all of it.
+    pub(crate) fn configure(&mut self, queues: u32, layout: &RssLayout) -> Result {
+        self.call(CtrlType::SET_HASH_ALGORITHM, [HashAlgorithm::TOEPLITZ.0, 0, 0])?;
+        let offered = HashTypes(self.call(CtrlType::GET_HASH_FLAGS, [0; 3])?);
+        let wanted = HashTypes(offered.0 & HashTypes::ALL.0);
+        self.call(CtrlType::SET_HASH_FLAGS, [wanted.0, 0, 0])?;
+        // SAFETY: the key page is ours; the backend only reads it.
+        unsafe { b::netdev_rss_key_fill(self.key.as_ptr().cast(), KEY_LEN) };
+        self.call(CtrlType::SET_HASH_KEY, [self.key.gref(), KEY_LEN as u32, 0])?;
+        let max = self.call(CtrlType::GET_HASH_MAPPING_SIZE, [0; 3])?;
+        let size = TABLE_SIZE.min(max);
+        if size == 0 {
+            return Err(EOPNOTSUPP);
+        }
+        self.call(CtrlType::SET_HASH_MAPPING_SIZE, [size, 0, 0])?;
+        let table = self.table.as_ptr().cast::<u32>();
+        for i in 0..size {
+            // SAFETY: `size` u32s fit in our page (at most 128 of 1024).
+            unsafe { table.add(i as usize).write_volatile(i.checked_rem(queues).unwrap_or(0)) };
+        }
+        self.call(CtrlType::SET_HASH_MAPPING, [self.table.gref(), size, 0])?;
+        layout.size.store(size, Ordering::Release);
+        layout.queues.store(queues, Ordering::Release);
+        pr_info!(
+            "RSS over the control ring: Toeplitz, hash types {:#x}, {} buckets over {} queues\n",
+            wanted.0,
+            size,
+            queues
+        );
+        #[cfg(xennet_hostile)]
+        if crate::hostile::mode() == crate::hostile::BAD_CTRL {
+            self.hostile_requests(size);
+        }
+        Ok(())
+    }
+
+    /// Test-only: requests a backend must refuse, then a producer jump.
+    #[cfg(xennet_hostile)]
+    fn hostile_requests(&mut self, size: u32) {
+        let table = self.table.as_ptr().cast::<u32>();
+        // SAFETY: our page; the backend only reads it.
+        unsafe { table.write_volatile(99) };
+        let cases: [(&str, CtrlType, [u32; 3]); 5] = [
+            ("mapping naming queue 99", CtrlType::SET_HASH_MAPPING, [self.table.gref(), 1, 0]),
+            ("mapping beyond the table", CtrlType::SET_HASH_MAPPING, [self.table.gref(), 1, size]),
+            ("41-byte key", CtrlType::SET_HASH_KEY, [self.key.gref(), 41, 0]),
+            ("key in grant 0xdead", CtrlType::SET_HASH_KEY, [0xdead, 40, 0]),
+            ("unknown request type 77", CtrlType(77), [0; 3]),
+        ];
+        for (what, ty, data) in cases {
+            match self.call(ty, data) {
+                Err(e) if e == EINVAL => pr_warn!("hostile: control request ({}) refused as it must be\n", what),
+                r => pr_err!("hostile: control request ({}) not refused: {:?}\n", what, r),
+            }
+        }
+        let ring = self.front.ring.shared();
+        ring.fault_inject_req_prod(self.front.ring.req_prod_pvt().wrapping_add(1000));
+        self.irq.notify();
+        pr_warn!("hostile: control ring producer index 1000 ahead\n");
+    }
+}
