@@ -159,6 +159,9 @@ pub(crate) struct VifCtrl {
     mcast_on: AtomicBool,
     /// Headroom before the first guest-receive fragment (XDP).
     xdp_headroom: AtomicU32,
+    /// Queues of the connection: with more than one, `ndo_select_queue`
+    /// has already hashed each packet by the time it is transmitted.
+    queues: AtomicU32,
 }
 
 // SAFETY: the net device outlives the vif; mutable state is behind the lock
@@ -178,6 +181,7 @@ impl VifCtrl {
             hash_on: AtomicBool::new(false),
             mcast_on: AtomicBool::new(false),
             xdp_headroom: AtomicU32::new(0),
+            queues: AtomicU32::new(0),
         })
     }
 
@@ -212,6 +216,7 @@ impl VifCtrl {
         )?;
         let old = self.state.lock().conn.replace(conn);
         drop(old);
+        self.queues.store(nq, Ordering::Release);
         Ok(())
     }
 
@@ -252,52 +257,62 @@ impl VifCtrl {
         self.hash_on.store(false, Ordering::Release);
         self.mcast_on.store(false, Ordering::Release);
         self.xdp_headroom.store(0, Ordering::Release);
+        self.queues.store(0, Ordering::Release);
         drop(conn);
+    }
+
+    /// The frontend's Toeplitz hash of a packet about to be copied to the
+    /// guest: the one `select_queue` stamped on it when there are several
+    /// queues (it stamps or clears every packet), else computed now.
+    pub(crate) fn hash_for_guest(&self, skb: *mut b::sk_buff) -> Option<FlowHash> {
+        if !self.hash_on.load(Ordering::Acquire) {
+            return None;
+        }
+        if self.queues.load(Ordering::Acquire) <= 1 {
+            return self.hash(skb);
+        }
+        let (mut value, mut l4) = (0, false);
+        // SAFETY: `skb` is live; valid out-pointers.
+        let (stamped, v6) = unsafe { (b::xennet_shim_skb_sw_hash(skb, &mut value, &mut l4), b::xennet_shim_skb_is_ipv6(skb)) };
+        stamped.then(|| FlowHash { value, ty: 2 * u8::from(v6) + u8::from(l4) })
     }
 
     /// The frontend's Toeplitz hash of `skb`, if it configured one that
     /// covers the packet.
-    pub(crate) fn hash(&self, skb: *mut b::sk_buff) -> Option<FlowHash> {
-        if !self.hash_on.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut f = FlowKeys::default();
-        let mut ports = [0u8; 4];
-        let mut tcp = false;
-        // SAFETY: `skb` is live; the out-pointers are valid and sized as
-        // the shim writes them (16, 16 and 4 bytes).
-        let ok = unsafe {
-            b::xennet_shim_skb_flow(skb, &mut f.v6, f.src.as_mut_ptr(), f.dst.as_mut_ptr(), ports.as_mut_ptr(), &mut tcp)
-        };
-        if !ok {
-            return None;
-        }
-        if tcp {
-            f.tcp_ports = Some(([ports[0], ports[1]], [ports[2], ports[3]]));
-        }
+    fn hash(&self, skb: *mut b::sk_buff) -> Option<FlowHash> {
+        let f = flow_keys(skb)?;
         let s = self.state.lock();
         s.conn.as_ref()?.back.state.flow_hash(&f)
     }
 
+    /// The hash and the queue the frontend's table names for it, under one
+    /// lock; a packet no enabled hash type covers (ARP, say) gets no hash
+    /// and the table's bucket 0, as with the C netback. `None` while no
+    /// control ring is connected.
+    fn hash_and_queue(&self, skb: *mut b::sk_buff) -> Option<(Option<FlowHash>, u32)> {
+        let f = flow_keys(skb);
+        let s = self.state.lock();
+        let cfg = &s.conn.as_ref()?.back.state;
+        let h = f.and_then(|f| cfg.flow_hash(&f));
+        Some((h, cfg.queue_for(h.map_or(0, |h| h.value))))
+    }
+
     /// The queue the frontend's mapping picks for `skb` (stamping the
-    /// hash on it), or `None` to let the stack choose.
+    /// frontend's hash on it, or clearing any other: the guest-receive path
+    /// sends what is stamped), or `None` to let the stack choose.
     pub(crate) fn select_queue(&self, skb: *mut b::sk_buff) -> Option<u32> {
         if !self.hash_on.load(Ordering::Acquire) {
             return None;
         }
-        match self.hash(skb) {
-            Some(h) => {
-                // SAFETY: `skb` is live and ours to annotate.
-                unsafe { b::xennet_shim_skb_set_sw_hash(skb, h.value, h.is_l4()) };
-                let s = self.state.lock();
-                Some(s.conn.as_ref()?.back.state.queue_for(h.value))
-            }
-            None => {
-                // SAFETY: as above.
-                unsafe { b::xennet_shim_skb_clear_hash(skb) };
-                None
+        let (h, q) = self.hash_and_queue(skb)?;
+        // SAFETY: `skb` is live and ours to annotate.
+        unsafe {
+            match h {
+                Some(h) => b::xennet_shim_skb_set_sw_hash(skb, h.value, h.is_l4()),
+                None => b::xennet_shim_skb_clear_hash(skb),
             }
         }
+        Some(q)
     }
 
     /// Whether a frame to `dest` goes to the guest (multicast filter).
@@ -374,6 +389,25 @@ impl VifCtrl {
             }
         }
     }
+}
+
+/// The addresses and ports of `skb` (flow dissector), if IPv4 or IPv6.
+fn flow_keys(skb: *mut b::sk_buff) -> Option<FlowKeys> {
+    let mut f = FlowKeys::default();
+    let mut ports = [0u8; 4];
+    let mut tcp = false;
+    // SAFETY: `skb` is live; the out-pointers are valid and sized as the
+    // shim writes them (16, 16 and 4 bytes).
+    let ok = unsafe {
+        b::xennet_shim_skb_flow(skb, &mut f.v6, f.src.as_mut_ptr(), f.dst.as_mut_ptr(), ports.as_mut_ptr(), &mut tcp)
+    };
+    if !ok {
+        return None;
+    }
+    if tcp {
+        f.tcp_ports = Some(([ports[0], ports[1]], [ports[2], ports[3]]));
+    }
+    Some(f)
 }
 
 /// The control ring's threaded event handler.

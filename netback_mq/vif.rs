@@ -401,7 +401,7 @@ impl QueueCtx {
             unsafe { b::xennet_shim_kfree_skb_any(skb) };
             return b::netdev_tx_NETDEV_TX_OK;
         }
-        let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash(skb) };
+        let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash_for_guest(skb) };
         let mut q = self.state.lock();
         let Queue { conn, caps, stats } = &mut *q;
         let outcome = match conn.as_mut().filter(|c| c.broken.is_none()) {

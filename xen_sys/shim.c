@@ -528,3 +528,15 @@ unsigned int xennet_shim_netdev_mc_list(struct net_device *dev, u8 *out, unsigne
 		netif_addr_unlock_bh(dev);
 	return n;
 }
+
+bool xennet_shim_skb_sw_hash(struct sk_buff *skb, u32 *hash, bool *l4)
+{
+	*hash = skb->hash;
+	*l4 = skb->l4_hash;
+	return skb->sw_hash;
+}
+
+bool xennet_shim_skb_is_ipv6(struct sk_buff *skb)
+{
+	return skb->protocol == htons(ETH_P_IPV6);
+}

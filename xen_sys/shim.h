@@ -110,6 +110,9 @@ bool xennet_shim_skb_flow(struct sk_buff *skb, bool *v6, u8 *src16, u8 *dst16, u
 			  bool *tcp);
 void xennet_shim_skb_set_sw_hash(struct sk_buff *skb, u32 hash, bool l4);
 void xennet_shim_skb_clear_hash(struct sk_buff *skb);
+/* skb->sw_hash: the hash (and whether it covers L4) when software set one. */
+bool xennet_shim_skb_sw_hash(struct sk_buff *skb, u32 *hash, bool *l4);
+bool xennet_shim_skb_is_ipv6(struct sk_buff *skb);
 /* A received packet's hash (skb_set_hash: L4 or L3). */
 void xennet_shim_skb_set_rx_hash(struct sk_buff *skb, u32 hash, bool l4);
 /* The stack's own queue choice (netdev_pick_tx), in range. */

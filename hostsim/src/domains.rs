@@ -7,8 +7,8 @@ use crate::evtchn::EventChannel;
 use crate::grant::{CopyPtr, DomId, DomainGrants, GrantTable, Mapping};
 use crate::page::{Page, PageRef};
 use netif::{
-    Error, GrantRef, Gso, HostBarriers, Result, RspStatus, RxBack, RxEvent, RxFlags, RxFront,
-    RxExtras, RxOut, RxRequest, SharedRing, TxBack, TxEvent, TxFlags, TxFrag, TxFront, NR_SLOTS_MIN,
+    Error, GrantRef, Gso, HostBarriers, Result, RspStatus, RxBack, RxEvent, RxExtras, RxFlags,
+    RxFront, RxOut, RxRequest, SharedRing, TxBack, TxEvent, TxFlags, TxFrag, TxFront, NR_SLOTS_MIN,
     PAGE_SIZE,
 };
 use std::collections::{HashMap, VecDeque};
@@ -390,8 +390,7 @@ impl Backend {
                     continue;
                 }
                 let mut bufs = [RxRequest::zeroed(); NR_SLOTS_MIN + 1];
-                let bufs =
-                    &mut bufs[..RxBack::<HostBarriers>::slots_needed(chunks.len(), &extras)];
+                let bufs = &mut bufs[..RxBack::<HostBarriers>::slots_needed(chunks.len(), &extras)];
                 if !self.rx.take_buffers(bufs)? {
                     break;
                 }

@@ -157,7 +157,14 @@ mod tests {
 
     #[test]
     fn one_to_one() {
-        let mut out = [CopyOp { src: Frame::Local(0), src_offset: 0, dst: Frame::Local(0), dst_offset: 0, len: 0, dst_seg: 0 }; 4];
+        let mut out = [CopyOp {
+            src: Frame::Local(0),
+            src_offset: 0,
+            dst: Frame::Local(0),
+            dst_offset: 0,
+            len: 0,
+            dst_seg: 0,
+        }; 4];
         let n = plan(&[l(7, 100, 1000)], &[g(3, 0, 4096)], &mut out).unwrap();
         assert_eq!(n, 1);
         assert_eq!(out[0].src, Frame::Local(7));
@@ -168,34 +175,77 @@ mod tests {
 
     #[test]
     fn source_split_across_destinations() {
-        let mut out = [CopyOp { src: Frame::Local(0), src_offset: 0, dst: Frame::Local(0), dst_offset: 0, len: 0, dst_seg: 0 }; 4];
-        let n = plan(&[l(1, 0, 4096), l(2, 0, 1000)], &[g(10, 0, 3000), g(11, 0, 4096)], &mut out)
-            .unwrap();
-        let lens: Vec<_> = out[..n].iter().map(|o| (o.len, o.dst_seg, o.dst_offset)).collect();
+        let mut out = [CopyOp {
+            src: Frame::Local(0),
+            src_offset: 0,
+            dst: Frame::Local(0),
+            dst_offset: 0,
+            len: 0,
+            dst_seg: 0,
+        }; 4];
+        let n = plan(
+            &[l(1, 0, 4096), l(2, 0, 1000)],
+            &[g(10, 0, 3000), g(11, 0, 4096)],
+            &mut out,
+        )
+        .unwrap();
+        let lens: Vec<_> = out[..n]
+            .iter()
+            .map(|o| (o.len, o.dst_seg, o.dst_offset))
+            .collect();
         assert_eq!(lens, [(3000, 0, 0), (1096, 1, 0), (1000, 1, 1096)]);
     }
 
     #[test]
     fn zero_length_sources_and_errors() {
-        let mut out = [CopyOp { src: Frame::Local(0), src_offset: 0, dst: Frame::Local(0), dst_offset: 0, len: 0, dst_seg: 0 }; 1];
+        let mut out = [CopyOp {
+            src: Frame::Local(0),
+            src_offset: 0,
+            dst: Frame::Local(0),
+            dst_offset: 0,
+            len: 0,
+            dst_seg: 0,
+        }; 1];
         assert_eq!(plan(&[g(1, 0, 0), g(2, 10, 0)], &[], &mut out), Ok(0));
-        assert_eq!(plan(&[g(1, 0, 10)], &[], &mut out), Err(PlanError::DestinationTooSmall));
+        assert_eq!(
+            plan(&[g(1, 0, 10)], &[], &mut out),
+            Err(PlanError::DestinationTooSmall)
+        );
         assert_eq!(
             plan(&[g(1, 0, 10), g(2, 0, 10)], &[l(1, 0, 100)], &mut out),
             Err(PlanError::TooManyOps)
         );
-        let bad = Seg { frame: Frame::Grant(1), offset: 4000, len: 200 };
-        assert_eq!(plan(&[bad], &[l(1, 0, 4096)], &mut out), Err(PlanError::SegmentCrossesPage));
+        let bad = Seg {
+            frame: Frame::Grant(1),
+            offset: 4000,
+            len: 200,
+        };
+        assert_eq!(
+            plan(&[bad], &[l(1, 0, 4096)], &mut out),
+            Err(PlanError::SegmentCrossesPage)
+        );
         assert!(Seg::new(Frame::Grant(1), 4000, 200).is_none());
     }
 
     #[test]
     fn split_contiguous_pages() {
         let mut out = [l(0, 0, 0); 4];
-        let n = split_contiguous(4096 * 5 + 4000, 200, |i| Frame::Local(50 + i as u64), &mut out).unwrap();
+        let n = split_contiguous(
+            4096 * 5 + 4000,
+            200,
+            |i| Frame::Local(50 + i as u64),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(&out[..n], &[l(50, 4000, 96), l(51, 0, 104)]);
-        assert_eq!(split_contiguous(0, 0, |_| Frame::Local(0), &mut out), Some(0));
-        assert_eq!(split_contiguous(100, 4096 * 4, |_| Frame::Local(0), &mut out), None);
+        assert_eq!(
+            split_contiguous(0, 0, |_| Frame::Local(0), &mut out),
+            Some(0)
+        );
+        assert_eq!(
+            split_contiguous(100, 4096 * 4, |_| Frame::Local(0), &mut out),
+            None
+        );
     }
 
     fn segs(lens: &[u16], grant: bool) -> Vec<Seg> {
@@ -203,7 +253,11 @@ mod tests {
             .enumerate()
             .map(|(i, &len)| {
                 let off = usize::from(len % 97).min(PAGE_SIZE - usize::from(len));
-                let f = if grant { Frame::Grant(i as u32) } else { Frame::Local(i as u64) };
+                let f = if grant {
+                    Frame::Grant(i as u32)
+                } else {
+                    Frame::Local(i as u64)
+                };
                 Seg::new(f, off, usize::from(len)).unwrap()
             })
             .collect()

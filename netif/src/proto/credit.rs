@@ -23,7 +23,12 @@ pub struct Credit {
 impl Credit {
     /// No limit.
     pub const fn unlimited() -> Self {
-        Self { bytes: 0, interval_us: 0, tokens: 0, filled_to: 0 }
+        Self {
+            bytes: 0,
+            interval_us: 0,
+            tokens: 0,
+            filled_to: 0,
+        }
     }
 
     /// `bytes` every `interval_us`, starting full at `now_us`. A zero in
@@ -32,7 +37,12 @@ impl Credit {
         if bytes == 0 || interval_us == 0 {
             return Self::unlimited();
         }
-        let mut c = Self { bytes, interval_us, tokens: 0, filled_to: now_us };
+        let mut c = Self {
+            bytes,
+            interval_us,
+            tokens: 0,
+            filled_to: now_us,
+        };
         c.tokens = c.burst();
         c
     }
@@ -99,7 +109,16 @@ mod tests {
     fn parse() {
         assert_eq!(Credit::parse_rate(b"62500,50000"), Some((62500, 50000)));
         assert_eq!(Credit::parse_rate(b"1,2\0"), Some((1, 2)));
-        for bad in [&b""[..], b",", b"1,", b",2", b"1 ,2", b"-1,2", b"1,2,3", b"99999999999999999999,1"] {
+        for bad in [
+            &b""[..],
+            b",",
+            b"1,",
+            b",2",
+            b"1 ,2",
+            b"-1,2",
+            b"1,2,3",
+            b"99999999999999999999,1",
+        ] {
             assert_eq!(Credit::parse_rate(bad), None, "{:?}", bad);
         }
     }

@@ -815,27 +815,77 @@ mod tests {
         run0(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 0, 0]);
         run0(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 40, 0]);
         assert_eq!(b.flow_hash(&tcp), None, "no type enabled");
-        run0(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [HashTypes::IPV4.0, 0, 0]);
-        assert_eq!(b.flow_hash(&tcp), Some(FlowHash { value: 0x323e_8fc2, ty: 0 }));
-        run0(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [HashTypes::ALL.0, 0, 0]);
+        run0(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_FLAGS,
+            [HashTypes::IPV4.0, 0, 0],
+        );
+        assert_eq!(
+            b.flow_hash(&tcp),
+            Some(FlowHash {
+                value: 0x323e_8fc2,
+                ty: 0
+            })
+        );
+        run0(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_FLAGS,
+            [HashTypes::ALL.0, 0, 0],
+        );
         let h = b.flow_hash(&tcp).unwrap();
-        assert_eq!(h, FlowHash { value: 0x51cc_c178, ty: 1 });
+        assert_eq!(
+            h,
+            FlowHash {
+                value: 0x51cc_c178,
+                ty: 1
+            }
+        );
         assert!(h.is_l4());
         let udp = v4([199, 92, 111, 2], [65, 69, 140, 83], None);
         assert_eq!(b.flow_hash(&udp).unwrap().value, 0xd718_262a);
         let tcp2 = v4([199, 92, 111, 2], [65, 69, 140, 83], Some((14230, 4739)));
         assert_eq!(b.flow_hash(&tcp2).unwrap().value, 0xc626_b0ea);
         // IPv6 (same suite).
-        let mut f = FlowKeys { v6: true, ..FlowKeys::default() };
-        f.src = [0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7];
-        f.dst = [0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1];
-        assert_eq!(b.flow_hash(&f), Some(FlowHash { value: 0x2cc1_8cd5, ty: 2 }));
+        let mut f = FlowKeys {
+            v6: true,
+            ..FlowKeys::default()
+        };
+        f.src = [
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7,
+        ];
+        f.dst = [
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        assert_eq!(
+            b.flow_hash(&f),
+            Some(FlowHash {
+                value: 0x2cc1_8cd5,
+                ty: 2
+            })
+        );
         f.tcp_ports = Some((2794u16.to_be_bytes(), 1766u16.to_be_bytes()));
-        assert_eq!(b.flow_hash(&f), Some(FlowHash { value: 0x4020_7d3d, ty: 3 }));
+        assert_eq!(
+            b.flow_hash(&f),
+            Some(FlowHash {
+                value: 0x4020_7d3d,
+                ty: 3
+            })
+        );
         // IPv6 only: IPv4 packets get no hash.
-        run0(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [HashTypes::IPV6.0, 0, 0]);
+        run0(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_FLAGS,
+            [HashTypes::IPV6.0, 0, 0],
+        );
         assert_eq!(b.flow_hash(&tcp), None);
-        assert_eq!(b.flow_hash(&f).unwrap().ty, 2, "falls back to the address-only type");
+        assert_eq!(
+            b.flow_hash(&f).unwrap().ty,
+            2,
+            "falls back to the address-only type"
+        );
     }
 
     #[test]

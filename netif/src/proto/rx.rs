@@ -322,7 +322,9 @@ pub struct RxExtras {
 impl RxExtras {
     /// Slots the extras take.
     pub fn count(&self) -> usize {
-        usize::from(self.gso.is_some()) + usize::from(self.xdp_headroom != 0) + usize::from(self.hash.is_some())
+        usize::from(self.gso.is_some())
+            + usize::from(self.xdp_headroom != 0)
+            + usize::from(self.hash.is_some())
     }
 
     /// The extras as chained segments (`MORE` on all but the last), in
@@ -540,10 +542,7 @@ mod tests {
                 offset: 256,
                 len: 4096 - 256,
             },
-            RxOut {
-                offset: 0,
-                len: 10,
-            },
+            RxOut { offset: 0, len: 10 },
         ];
         let n = RxBack::<HostBarriers>::slots_needed(2, &extras);
         assert_eq!(n, 5);
@@ -559,9 +558,16 @@ mod tests {
             panic!()
         };
         assert_eq!((p.ring_slots, p.len()), (5, 4096 - 256 + 10));
-        assert_eq!((p.gso, p.hash, p.xdp_headroom), (extras.gso, extras.hash, 256));
+        assert_eq!(
+            (p.gso, p.hash, p.xdp_headroom),
+            (extras.gso, extras.hash, 256)
+        );
         assert_eq!(p.frags()[0].offset, 256);
-        assert_eq!(p.frags()[1].gref, 1004, "data resumes after the three extras");
+        assert_eq!(
+            p.frags()[1].gref,
+            1004,
+            "data resumes after the three extras"
+        );
     }
 
     #[test]

@@ -260,7 +260,10 @@ impl TxAssembler {
         if pkt.mcast_add.is_some() || pkt.mcast_del.is_some() {
             // netif.h: filter updates ride on dummy requests; one that also
             // carries a packet or both updates is answered with an error.
-            if pkt.len() != 0 || pkt.nr_frags() != 1 || pkt.mcast_add.is_some() == pkt.mcast_del.is_some() {
+            if !pkt.is_empty()
+                || pkt.nr_frags() != 1
+                || pkt.mcast_add.is_some() == pkt.mcast_del.is_some()
+            {
                 return Ok(TxEvent::Dropped(pkt, Error::McastWithData));
             }
             return Ok(TxEvent::Mcast(pkt));
@@ -408,7 +411,11 @@ impl<B: Barriers> TxFront<B> {
         let id = self.ids.alloc()?;
         self.ring
             .push_request(TxRequest::new(0, 0, TxFlags::EXTRA_INFO, id, 0))?;
-        let ty = if add { ExtraType::MCAST_ADD } else { ExtraType::MCAST_DEL };
+        let ty = if add {
+            ExtraType::MCAST_ADD
+        } else {
+            ExtraType::MCAST_DEL
+        };
         let e = ExtraInfo::mcast(ty, ExtraFlags(0), addr);
         self.ring.push_request(TxRequest::from_extra(&e))?;
         Ok(id)
@@ -751,7 +758,10 @@ mod tests {
             TxEvent::Dropped(_, Error::McastWithData)
         ));
         // A unicast "group" is a malformed extra: fatal, as any bad extra.
-        r.write(&[req(0, X, 7, 0), mcast_slot(ExtraType::MCAST_ADD, [2, 0, 0, 0, 0, 1])]);
+        r.write(&[
+            req(0, X, 7, 0),
+            mcast_slot(ExtraType::MCAST_ADD, [2, 0, 0, 0, 0, 1]),
+        ]);
         assert_eq!(r.back.poll().unwrap_err(), Error::McastNotMulticast);
     }
 
@@ -768,7 +778,10 @@ mod tests {
         let mut front = TxFront::<HostBarriers>::new(a);
         let mut back = TxBack::<HostBarriers>::attach(b).unwrap();
         let g = [0x33, 0x33, 0, 0, 0, 1];
-        assert_eq!(front.queue_mcast(true, [2; 6]), Err(Error::McastNotMulticast));
+        assert_eq!(
+            front.queue_mcast(true, [2; 6]),
+            Err(Error::McastNotMulticast)
+        );
         let id = front.queue_mcast(false, g).unwrap();
         front.push();
         let TxEvent::Mcast(pkt) = back.poll().unwrap().unwrap() else {

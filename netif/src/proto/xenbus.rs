@@ -99,10 +99,19 @@ mod tests {
 
     #[test]
     fn every_walk_ends_at_its_target_or_stops() {
-        let backend_states = [INITIALISING, INIT_WAIT, CONNECTED, CLOSING, CLOSED, RECONFIGURED];
+        let backend_states = [
+            INITIALISING,
+            INIT_WAIT,
+            CONNECTED,
+            CLOSING,
+            CLOSED,
+            RECONFIGURED,
+        ];
         for from in backend_states {
             for fe in 0..=9 {
-                let Some(to) = backend_target(fe) else { continue };
+                let Some(to) = backend_target(fe) else {
+                    continue;
+                };
                 walk(from, to);
             }
         }
@@ -111,13 +120,22 @@ mod tests {
     #[test]
     fn reconnect_after_close_goes_through_init_wait() {
         use BackendStep::*;
-        assert_eq!(walk(CONNECTED, INIT_WAIT), [DisconnectThenClose, Switch(CLOSED), Switch(INIT_WAIT)]);
-        assert_eq!(walk(CLOSED, CONNECTED), [Switch(INIT_WAIT), ConnectThenSwitch]);
+        assert_eq!(
+            walk(CONNECTED, INIT_WAIT),
+            [DisconnectThenClose, Switch(CLOSED), Switch(INIT_WAIT)]
+        );
+        assert_eq!(
+            walk(CLOSED, CONNECTED),
+            [Switch(INIT_WAIT), ConnectThenSwitch]
+        );
         assert_eq!(walk(INIT_WAIT, CLOSED), [Switch(CLOSING), Switch(CLOSED)]);
         // Reconfigured keeps the data path: back to Connected without a
         // reconnect, and torn down on the way to Closed.
         assert_eq!(walk(RECONFIGURED, CONNECTED), [Switch(CONNECTED)]);
-        assert_eq!(walk(RECONFIGURED, CLOSED), [DisconnectThenClose, Switch(CLOSED)]);
+        assert_eq!(
+            walk(RECONFIGURED, CLOSED),
+            [DisconnectThenClose, Switch(CLOSED)]
+        );
         // A hostile frontend's unknown state moves nothing.
         assert_eq!(backend_target(42), None);
         assert_eq!(backend_target(INITIALISED), None);
