@@ -7,6 +7,7 @@ use crate::vif::Vif;
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::ethtool::{ops, Field, PerQueueStats};
 use crate::xen_sys::netdev::Stats;
+use crate::xen_sys::sync::LockBh;
 
 impl PerQueueStats for Vif {
     const FIELDS: &'static [Field] = &[
@@ -33,7 +34,7 @@ impl PerQueueStats for Vif {
     }
 
     fn queue_stats(&self, q: usize) -> Stats {
-        self.queues[q].state.lock().stats
+        self.queues[q].state.lock_bh().stats
     }
 }
 

@@ -31,6 +31,14 @@ pub(crate) const TX_BAD_ID: u32 = 6;
 /// Packets delivered normally before the injection.
 const TRIGGER_AT: u32 = 10;
 static DELIVERED: AtomicU32 = AtomicU32::new(0);
+/// Set once a raw producer index was published: delivering more would
+/// overwrite it before the frontend looks.
+static FROZEN: AtomicU32 = AtomicU32::new(0);
+
+/// True when the hostile backend must not deliver any more.
+pub(crate) fn frozen() -> bool {
+    FROZEN.load(Ordering::Relaxed) != 0
+}
 static TRANSMITTED: AtomicU32 = AtomicU32::new(0);
 
 /// The misbehaviour chosen at load.
@@ -81,6 +89,7 @@ pub(crate) fn rx_after_push(rx: &RxBack<XenBarriers>, notify: impl Fn()) {
         RX_PROD_JUMP => {
             pr_warn!("hostile: RX response producer 1000 ahead\n");
             rx.ring.shared().fault_inject_rsp_prod(rx.ring.rsp_prod_pvt().wrapping_add(1000));
+            FROZEN.store(1, Ordering::Relaxed);
             notify();
         }
         EVENT_STORM => {

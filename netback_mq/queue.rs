@@ -505,6 +505,11 @@ impl Connection {
 
     /// Copies `skb` into buffers the guest posted (`ndo_start_xmit`).
     pub(crate) fn guest_rx(&mut self, skb: *mut b::sk_buff, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
+        #[cfg(xennet_hostile)]
+        if crate::hostile::frozen() {
+            stats.tx_dropped += 1;
+            return RxOutcome::Dropped;
+        }
         // SAFETY: `skb` is a live skb handed to us by the stack.
         let (len, summed, gso_size, v6) = unsafe {
             (

@@ -13,6 +13,7 @@ use kernel::types::Opaque;
 use crate::ctrl::VifCtrl;
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::bindings as b;
+use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::Device;
 
 /// Most queues a vif has (the `max_queues` parameter is capped to this).
@@ -202,7 +203,7 @@ impl Vif {
             return Err(Error::from_errno(rc));
         }
         for (q, conn) in self.queues.iter().zip(conns) {
-            let mut s = q.state.lock();
+            let mut s = q.state.lock_bh();
             s.conn = Some(conn);
             s.caps = caps;
         }
@@ -225,7 +226,7 @@ impl Vif {
         unsafe { b::netif_carrier_off(self.netdev) };
         for q in self.queues.iter() {
             let conn = {
-                let mut s = q.state.lock();
+                let mut s = q.state.lock_bh();
                 if let Some(c) = s.conn.as_mut() {
                     c.drain_tx();
                     if c.rx_stalled {
@@ -241,7 +242,7 @@ impl Vif {
 
     /// The receive capabilities of the connected frontend (queue 0's copy).
     fn caps(&self) -> FrontCaps {
-        self.queues[0].state.lock().caps
+        self.queues[0].state.lock_bh().caps
     }
 }
 
@@ -322,7 +323,7 @@ impl QueueCtx {
         loop {
             let mut batch = SkbBatch::new();
             let rx_room = {
-                let mut q = self.state.lock();
+                let mut q = self.state.lock_bh();
                 let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
@@ -364,7 +365,7 @@ impl QueueCtx {
         }
         // SAFETY: we are this NAPI context's poll function.
         if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
-            let mut q = self.state.lock();
+            let mut q = self.state.lock_bh();
             if let Some(c) = q.conn.as_mut() {
                 if let Some(wait) = c.rate_wait_us() {
                     // Over the rate limit: the timer polls again when credit
@@ -396,13 +397,13 @@ impl QueueCtx {
         let ctrl = &self.vif().ctrl;
         if !ctrl.mcast_passes(&dest_mac(skb)) {
             // A group the guest did not join (multicast control).
-            self.state.lock().stats.mcast_filtered += 1;
+            self.state.lock_bh().stats.mcast_filtered += 1;
             // SAFETY: the skb is ours to free.
             unsafe { b::xennet_shim_kfree_skb_any(skb) };
             return b::netdev_tx_NETDEV_TX_OK;
         }
         let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash_for_guest(skb) };
-        let mut q = self.state.lock();
+        let mut q = self.state.lock_bh();
         let Queue { conn, caps, stats } = &mut *q;
         let outcome = match conn.as_mut().filter(|c| c.broken.is_none()) {
             None => {
@@ -599,7 +600,7 @@ unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rt
     let vif = unsafe { Vif::from_netdev(netdev) };
     // SAFETY: `out` is a valid stats structure to fill.
     let out = unsafe { &mut *out };
-    Stats::fill_link_stats(vif.queues.iter().map(|q| q.state.lock().stats), out);
+    Stats::fill_link_stats(vif.queues.iter().map(|q| q.state.lock_bh().stats), out);
 }
 
 /// `ndo_fix_features`: offloads towards the guest only as far as its

@@ -15,6 +15,7 @@ use crate::rss::{CtrlRing, RssLayout};
 use crate::queue::{Connection, SkbBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
 use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
 
 /// What the backend offers: transmit offloads (its `feature-*` keys) and
@@ -302,12 +303,12 @@ impl Frontend {
 
     /// Counters of queue `q` (< `nr_queues`).
     pub(crate) fn queue_stats(&self, q: usize) -> Stats {
-        self.queues[q].state.lock().stats
+        self.queues[q].state.lock_bh().stats
     }
 
     /// Queues connected to the backend.
     fn active_queues(&self) -> &[Pin<KBox<QueueCtx>>] {
-        let n = self.caps.lock().queues.min(self.queues.len());
+        let n = self.caps.lock_bh().queues.min(self.queues.len());
         &self.queues[..n]
     }
 
@@ -410,13 +411,13 @@ impl Frontend {
             if mcast && q.index == 0 {
                 conn.enable_mcast_control();
             }
-            q.state.lock().conn = Some(conn);
+            q.state.lock_bh().conn = Some(conn);
         }
         self.mcast_control.store(mcast, Ordering::Release);
         if mcast {
             self.refresh_mcast(true);
         }
-        *self.caps.lock() = caps;
+        *self.caps.lock_bh() = caps;
         // Jumbo frames need multi-slot transmit.
         let max_mtu = if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 };
         // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
@@ -475,7 +476,7 @@ impl Frontend {
             );
         }
         if let Some(q) = self.queues.first() {
-            if let Some(c) = q.state.lock().conn.as_mut() {
+            if let Some(c) = q.state.lock_bh().conn.as_mut() {
                 c.set_mcast_wanted(&wanted);
             }
         }
@@ -583,7 +584,7 @@ impl Frontend {
         let ctrl = self.ctrl.lock().take();
         drop(ctrl);
         for q in self.queues.iter() {
-            let conn = q.state.lock().conn.take();
+            let conn = q.state.lock_bh().conn.take();
             drop(conn);
         }
     }
@@ -667,7 +668,7 @@ impl QueueCtx {
         loop {
             let mut batch = SkbBatch::new();
             let tx_room = {
-                let mut q = self.state.lock();
+                let mut q = self.state.lock_bh();
                 let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
@@ -716,7 +717,7 @@ impl QueueCtx {
         }
         // SAFETY: we are this NAPI context's poll function.
         if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
-            let mut q = self.state.lock();
+            let mut q = self.state.lock_bh();
             if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
                 match c.final_check() {
                     // SAFETY: the NAPI context is live.
@@ -733,7 +734,7 @@ impl QueueCtx {
     fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
         // SAFETY: the stack hands us a live skb.
         let len = unsafe { b::xennet_shim_skb_len(skb) } as usize;
-        let mut q = self.state.lock();
+        let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
         match conn {
@@ -881,7 +882,7 @@ unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rt
     let fe = unsafe { Frontend::from_netdev(netdev) };
     // SAFETY: `out` is a valid stats structure to fill.
     let out = unsafe { &mut *out };
-    Stats::fill_link_stats(fe.queues.iter().map(|q| q.state.lock().stats), out);
+    Stats::fill_link_stats(fe.queues.iter().map(|q| q.state.lock_bh().stats), out);
 }
 
 /// `ndo_fix_features`: keeps only the offloads the backend accepts.
@@ -895,7 +896,7 @@ unsafe extern "C" fn ndo_fix_features(
 ) -> b::netdev_features_t {
     // SAFETY: the stack calls us with our live net device.
     let fe = unsafe { Frontend::from_netdev(netdev) };
-    let caps = *fe.caps.lock();
+    let caps = *fe.caps.lock_bh();
     // SAFETY: pure functions returning feature masks.
     let (offered, allowed) = unsafe {
         (

@@ -32,6 +32,9 @@ pub(crate) const BAD_QUEUES: u32 = 7;
 /// Bad control-ring requests after a valid RSS setup, then a control-ring
 /// producer index 1000 ahead (see `rss.rs`).
 pub(crate) const BAD_CTRL: u32 = 8;
+/// 100 multicast joins in a burst, over the backend's 64-group list
+/// (XSA-527 class: filter updates racing the data path and teardown).
+pub(crate) const MCAST_FLOOD: u32 = 9;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -50,6 +53,12 @@ pub(crate) fn mode() -> u32 {
     crate::module_parameters::hostile.value()
 }
 
+/// True once, for the packet at which a burst of multicast joins goes out
+/// (`MCAST_FLOOD`; the connection sends them, as it tracks their ids).
+pub(crate) fn mcast_flood_now() -> bool {
+    mode() == MCAST_FLOOD && SENT.fetch_add(1, Ordering::Relaxed) + 1 == TRIGGER_AT
+}
+
 /// When to inject: before the packet's requests are published (rewriting
 /// them) or after (raw ring writes).
 #[derive(PartialEq, Eq)]
@@ -62,7 +71,7 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: &EventIrq, slots: usize, phase: Phase) {
     let m = mode();
-    if m == 0 || m == BAD_QUEUES {
+    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD {
         return;
     }
     let n = if phase == Phase::BeforePush {

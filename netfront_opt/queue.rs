@@ -198,6 +198,10 @@ impl Connection {
             self.tx_buf_of_id[usize::from(*id)] = *buf;
         }
         #[cfg(xennet_hostile)]
+        if crate::hostile::mcast_flood_now() {
+            self.hostile_mcast_flood();
+        }
+        #[cfg(xennet_hostile)]
         let slots = nslots + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
         crate::hostile::inject(&mut self.tx, &self.irq, slots, crate::hostile::Phase::BeforePush);
@@ -262,6 +266,22 @@ impl Connection {
         }
         self.mcast_wanted = wanted.clone();
         self.sync_mcast();
+    }
+
+    /// Test-only: 100 joins at once (as many as the ring takes).
+    #[cfg(xennet_hostile)]
+    fn hostile_mcast_flood(&mut self) {
+        let mut sent = 0;
+        for i in 0..100u8 {
+            match self.tx.queue_mcast(true, [0x01, 0x00, 0x5e, 0x7f, 0x00, i]) {
+                Ok(id) => {
+                    self.tx_buf_of_id[usize::from(id)] = NO_BUF;
+                    sent += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        pr_warn!("hostile: {} multicast joins in a burst\n", sent);
     }
 
     /// Sends the updates that bring the backend's list to the wanted one

@@ -35,6 +35,7 @@ pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod netdev;
+pub(crate) mod sync;
 pub(crate) mod xenbus;
 
 /// Checks that the structures bindgen laid out for us have the C compiler's

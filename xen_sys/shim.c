@@ -540,3 +540,13 @@ bool xennet_shim_skb_is_ipv6(struct sk_buff *skb)
 {
 	return skb->protocol == htons(ETH_P_IPV6);
 }
+
+void xennet_shim_local_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void xennet_shim_local_bh_enable(void)
+{
+	local_bh_enable();
+}

@@ -125,6 +125,10 @@ u16 xennet_shim_netdev_pick_tx(struct net_device *dev, struct sk_buff *skb);
 unsigned int xennet_shim_netdev_mc_list(struct net_device *dev, u8 *out, unsigned int max, bool lock,
 					bool *all);
 
+/* linux/bottom_half.h */
+void xennet_shim_local_bh_disable(void);
+void xennet_shim_local_bh_enable(void);
+
 /* linux/timer.h, linux/ktime.h */
 struct timer_list;
 void xennet_shim_timer_setup(struct timer_list *t, void (*fn)(struct timer_list *));
