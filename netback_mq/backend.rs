@@ -179,12 +179,16 @@ impl Backend {
             // The frontend changes its XDP headroom (the only thing
             // Reconfiguring carries); the data path stays up.
             if matches!(self.xbdev.state(), state::CONNECTED | state::RECONFIGURED) {
-                let h = Device::read_unsigned(self.xbdev.otherend(), c"xdp-headroom", 0);
-                self.vif().ctrl.set_xdp_headroom(h);
-                pr_info!("{}: XDP headroom {}\n", self.vif().name(), self.vif().ctrl.xdp_headroom());
+                self.read_xdp_headroom();
                 let _ = self.xbdev.switch_state(state::RECONFIGURED);
             }
             return;
+        }
+        if fe_state == state::CONNECTED && self.xbdev.state() == state::RECONFIGURED {
+            // The C netfront announces Reconfiguring before it writes the
+            // new headroom; by the time it is Connected again the key is
+            // final: read it once more.
+            self.read_xdp_headroom();
         }
         let Some(target) = backend_target(fe_state) else {
             if fe_state != state::INITIALISED {
@@ -324,6 +328,13 @@ impl Backend {
             self.vif().ctrl.xdp_headroom()
         );
         Ok(())
+    }
+
+    /// The frontend's `xdp-headroom`, applied to guest receive.
+    fn read_xdp_headroom(&self) {
+        let h = Device::read_unsigned(self.xbdev.otherend(), c"xdp-headroom", 0);
+        self.vif().ctrl.set_xdp_headroom(h);
+        pr_info!("{}: XDP headroom {}\n", self.vif().name(), self.vif().ctrl.xdp_headroom());
     }
 
     /// The guest-transmit rate limit the toolstack set (`rate` =

@@ -6,7 +6,8 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 N=${RIG_GUESTS:-1}
-ktap_plan 15
+CYCLES=${NETBACK_CYCLES:-20}
+ktap_plan 16
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -94,15 +95,19 @@ check "control ring, multicast control and XDP headroom offered" more_keys
 xdp() {
 	[ "$RIG_frontend" = c ] || { echo "frontend $RIG_frontend has no XDP: skipped"; return 0; }
 	fe=/local/domain/$domid1/device/vif/0
+	# the backend's last word on the headroom since MARK is N
+	headroom_is() { dmesg | tail -n +"$1" | grep "vif$domid1.0: XDP headroom" | tail -n 1 | grep -q "headroom $2\$"; }
+	mark=$(($(dmesg | wc -l) + 1))
 	guest-exec 1 '/usr/bin/ip link set dev eth0 xdp obj /rig/xdp-filter.o sec xdp' || return 1
+	wait_for 10 headroom_is "$mark" 256 || { echo "backend did not apply headroom 256"; dmesg | tail -n +"$mark"; return 1; }
 	wait_for 10 sh -c "[ \"\$(xenstore-read $be1/state)\" = 4 ]" || { echo "backend not Connected again"; return 1; }
 	echo "frontend xdp-headroom $(xenstore-read $fe/xdp-headroom); $(dmesg | grep "vif$domid1.0: XDP headroom" | tail -n 1)"
-	dmesg | grep -q "vif$domid1.0: XDP headroom 256" || return 1
 	ping -c 3 -W 2 -s 100 "$G" || { echo "small pings lost under XDP"; return 1; }
 	if ping -c 3 -W 2 -s 600 "$G" >/dev/null; then echo "628-byte pings were not dropped: XDP saw the wrong bytes"; return 1; fi
 	echo "628-byte pings dropped by the guest's XDP program, as they should be"
+	mark=$(($(dmesg | wc -l) + 1))
 	guest-exec 1 '/usr/bin/ip link set dev eth0 xdp off' || return 1
-	wait_for 10 sh -c "dmesg | grep -q 'vif$domid1.0: XDP headroom 0'" || return 1
+	wait_for 10 headroom_is "$mark" 0 || { echo "backend did not take the headroom back"; return 1; }
 	ping -c 2 -W 2 -s 600 "$G" >/dev/null && iperf_mbits -c "$G" -t 2
 }
 check "XDP in the guest: headroom honoured, then given back" xdp
@@ -174,6 +179,23 @@ rate_limit() {
 	awk -v l="$l" -v f="$f" 'BEGIN { exit !(l > 5 && l < 30 && f > 3 * l) }'
 }
 check "rate limit: rate=20Mb/s holds guest transmit near 20 Mbit/s" rate_limit
+
+# Detach/attach cycles with traffic in flight, whichever frontend: each
+# time the vif, its backend directory and its queues go and come back.
+cycles() {
+	i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
+		usleep 500000
+		reattach1 || { echo "cycle $i failed"; kill $! 2>/dev/null; return 1; }
+		kill $! 2>/dev/null; wait $! 2>/dev/null
+	done
+	n=$(ls /sys/bus/xen-backend/drivers/netback_mq | grep -c '^vif-')
+	echo "$CYCLES cycles; vifs bound: $n (guests: $N)"
+	[ "$n" = "$N" ] && iperf_mbits -c "$G" -t 2
+}
+check "$CYCLES detach/attach cycles with traffic, then iperf3" cycles
 
 # A guest that stops posting receive buffers (its interface down) stalls
 # its queue: carrier off after the stall timeout (the rig loads netback_mq
