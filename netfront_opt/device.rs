@@ -703,14 +703,7 @@ impl QueueCtx {
             }
         }
         if let Some(e) = failed {
-            pr_err!(
-                "{}: queue {}: backend protocol error: {}; disabling the device\n",
-                self.name(),
-                self.index,
-                e.as_str()
-            );
-            // SAFETY: `netdev` is live.
-            unsafe { b::netif_carrier_off(self.netdev) };
+            self.disable(e);
         }
         if done >= budget {
             return budget;
@@ -718,17 +711,40 @@ impl QueueCtx {
         // SAFETY: we are this NAPI context's poll function.
         if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
             let mut q = self.state.lock_bh();
+            let mut failed = None;
             if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
                 match c.final_check() {
                     // SAFETY: the NAPI context is live.
                     Ok(true) => unsafe { b::xennet_shim_napi_schedule(self.napi()) },
                     Ok(false) => {}
-                    Err(e) => c.broken = Some(e),
+                    Err(e) => {
+                        c.broken = Some(e);
+                        failed = Some(e);
+                    }
                 }
                 c.lateeoi(!work);
             }
+            drop(q);
+            // The final check reads the backend's producer index again: a
+            // protocol error found there is as fatal as one found above.
+            if let Some(e) = failed {
+                self.disable(e);
+            }
         }
         done
+    }
+
+    /// A fatal backend protocol error on this queue: log it, carrier off.
+    /// The device stays down until it reconnects.
+    fn disable(&self, e: crate::netif::Error) {
+        pr_err!(
+            "{}: queue {}: backend protocol error: {}; disabling the device\n",
+            self.name(),
+            self.index,
+            e.as_str()
+        );
+        // SAFETY: `netdev` is live.
+        unsafe { b::netif_carrier_off(self.netdev) };
     }
 
     fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
@@ -737,10 +753,14 @@ impl QueueCtx {
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
+        let mut failed = None;
         match conn {
-            Some(c) if (ETH_HLEN..=MAX_TX_SIZE).contains(&len) => {
+            Some(c) if (ETH_HLEN..=MAX_TX_SIZE).contains(&len) => 'sent: {
                 if let Err(e) = c.reap_tx(stats) {
                     c.broken = Some(e);
+                    failed = Some(e);
+                    stats.tx_dropped += 1;
+                    break 'sent;
                 }
                 let (flags, gso) = tx_offloads(skb);
                 if c.transmit(skb, len, flags, gso, stats).is_err() {
@@ -756,6 +776,9 @@ impl QueueCtx {
             _ => stats.tx_dropped += 1,
         }
         drop(q);
+        if let Some(e) = failed {
+            self.disable(e);
+        }
         // SAFETY: copied (or dropped): the skb is ours to free.
         unsafe { b::xennet_shim_kfree_skb_any(skb) };
         b::netdev_tx_NETDEV_TX_OK
