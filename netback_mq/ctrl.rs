@@ -315,12 +315,14 @@ impl VifCtrl {
         Some(q)
     }
 
-    /// Whether a frame to `dest` goes to the guest (multicast filter).
-    pub(crate) fn mcast_passes(&self, dest: &[u8; 6]) -> bool {
-        if !self.mcast_on.load(Ordering::Acquire) || !netif::is_group_addr(dest) {
+    /// Whether a frame goes to the guest (multicast filter; the frame is
+    /// only looked at when the guest asked for filtering).
+    pub(crate) fn mcast_passes(&self, skb: *mut b::sk_buff) -> bool {
+        if !self.mcast_on.load(Ordering::Acquire) {
             return true;
         }
-        self.state.lock().mcast.passes(dest)
+        let dest = dest_mac(skb);
+        !netif::is_group_addr(&dest) || self.state.lock().mcast.passes(&dest)
     }
 
     /// A filter update from the guest's TX ring; false if refused.
@@ -389,6 +391,19 @@ impl VifCtrl {
             }
         }
     }
+}
+
+/// The destination MAC of a frame the stack hands us (its data starts at
+/// the Ethernet header); all-zero if the linear area is shorter.
+fn dest_mac(skb: *mut b::sk_buff) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: `skb` is live; at least `headlen` bytes at `data` are readable.
+    unsafe {
+        if b::xennet_shim_skb_headlen(skb) >= 6 {
+            core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(skb).cast::<u8>(), mac.as_mut_ptr(), 6);
+        }
+    }
+    mac
 }
 
 /// The addresses and ports of `skb` (flow dissector), if IPv4 or IPv6.

@@ -116,9 +116,9 @@ struct Scratch {
 impl Scratch {
     fn new() -> Result<Self> {
         Ok(Self {
-            src: KVec::from_elem(NO_SEG, MAX_SEGS, GFP_KERNEL)?,
-            dst: KVec::from_elem(NO_SEG, MAX_SEGS, GFP_KERNEL)?,
-            planned: KVec::from_elem(NO_OP, MAX_OPS, GFP_KERNEL)?,
+            src: KVec::from_elem(Seg::EMPTY, MAX_SEGS, GFP_KERNEL)?,
+            dst: KVec::from_elem(Seg::EMPTY, MAX_SEGS, GFP_KERNEL)?,
+            planned: KVec::from_elem(CopyOp::EMPTY, MAX_OPS, GFP_KERNEL)?,
             ops: KVec::with_capacity(MAX_OPS, GFP_KERNEL)?,
         })
     }
@@ -139,20 +139,6 @@ fn copy_plan(
     }
     Ok(n)
 }
-
-const NO_OP: CopyOp = CopyOp {
-    src: Frame::Local(0),
-    src_offset: 0,
-    dst: Frame::Local(0),
-    dst_offset: 0,
-    len: 0,
-    dst_seg: 0,
-};
-const NO_SEG: Seg = Seg {
-    frame: Frame::Local(0),
-    offset: 0,
-    len: 0,
-};
 
 /// The page segments of an skb's data, in order.
 fn skb_segments(skb: *mut b::sk_buff, out: &mut [Seg]) -> Option<usize> {

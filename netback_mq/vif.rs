@@ -395,7 +395,7 @@ impl QueueCtx {
     /// Guest receive: copy `skb` into the guest's buffers.
     fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
         let ctrl = &self.vif().ctrl;
-        if !ctrl.mcast_passes(&dest_mac(skb)) {
+        if !ctrl.mcast_passes(skb) {
             // A group the guest did not join (multicast control).
             self.state.lock_bh().stats.mcast_filtered += 1;
             // SAFETY: the skb is ours to free.
@@ -445,19 +445,6 @@ impl QueueCtx {
             }
         }
     }
-}
-
-/// The destination MAC of a frame the stack hands us (its data starts at
-/// the Ethernet header); all-zero if the linear area is shorter.
-fn dest_mac(skb: *mut b::sk_buff) -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    // SAFETY: `skb` is live; at least `headlen` bytes at `data` are readable.
-    unsafe {
-        if b::xennet_shim_skb_headlen(skb) >= 6 {
-            core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(skb).cast::<u8>(), mac.as_mut_ptr(), 6);
-        }
-    }
-    mac
 }
 
 /// `ndo_select_queue`: the frontend's hash mapping when it configured one

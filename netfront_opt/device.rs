@@ -477,7 +477,7 @@ impl Frontend {
         }
         if let Some(q) = self.queues.first() {
             if let Some(c) = q.state.lock_bh().conn.as_mut() {
-                c.set_mcast_wanted(&wanted);
+                c.set_mcast_wanted(wanted);
             }
         }
     }

@@ -13,7 +13,7 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    Error as NetifError, McastFilter, Gso, MCAST_MAX, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
+    Error as NetifError, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
     TxFront, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
 use crate::xen_sys::barrier::XenBarriers;
@@ -258,16 +258,6 @@ impl Connection {
         self.mcast_control = true;
     }
 
-    /// The device's multicast list changed: keep the backend's filter in
-    /// step.
-    pub(crate) fn set_mcast_wanted(&mut self, wanted: &McastFilter) {
-        if !self.mcast_control {
-            return;
-        }
-        self.mcast_wanted = wanted.clone();
-        self.sync_mcast();
-    }
-
     /// Test-only: 100 joins at once (as many as the ring takes).
     #[cfg(xennet_hostile)]
     fn hostile_mcast_flood(&mut self) {
@@ -284,40 +274,42 @@ impl Connection {
         pr_warn!("hostile: {} multicast joins in a burst\n", sent);
     }
 
-    /// Sends the updates that bring the backend's list to the wanted one
-    /// (deletions first, so the list never overflows); what does not fit
-    /// on the ring now is sent after the next completions.
+    /// The device's multicast list changed: keep the backend's filter in
+    /// step.
+    pub(crate) fn set_mcast_wanted(&mut self, wanted: McastFilter) {
+        if !self.mcast_control {
+            return;
+        }
+        self.mcast_wanted = wanted;
+        self.sync_mcast();
+    }
+
+    /// Sends the updates that bring the backend's list to the wanted one,
+    /// deletions first so it never overflows; what does not fit on the ring
+    /// now is sent after the next completions.
     fn sync_mcast(&mut self) {
         self.mcast_pending = false;
         let mut sent_any = false;
-        // Deletions first, so the backend's list never overflows.
-        let mut updates = [(false, [0u8; 6]); 2 * MCAST_MAX];
-        let mut n = 0;
-        for a in self.mcast_sent.iter().filter(|a| !self.mcast_wanted.contains(a)) {
-            updates[n] = (false, *a);
-            n += 1;
-        }
-        for a in self.mcast_wanted.iter().filter(|a| !self.mcast_sent.contains(a)) {
-            updates[n] = (true, *a);
-            n += 1;
-        }
-        let updates = &updates[..n];
-        for &(add, addr) in updates {
-            match self.tx.queue_mcast(add, addr) {
-                Ok(id) => {
-                    self.tx_buf_of_id[usize::from(id)] = NO_BUF;
-                    if add {
-                        let _ = self.mcast_sent.add(addr);
-                    } else {
-                        self.mcast_sent.del(&addr);
-                    }
-                    sent_any = true;
-                }
-                Err(_) => {
-                    self.mcast_pending = true;
-                    break;
-                }
+        loop {
+            let stale = self.mcast_sent.iter().find(|a| !self.mcast_wanted.contains(a)).copied();
+            let next = match stale {
+                Some(a) => (false, a),
+                None => match self.mcast_wanted.iter().find(|a| !self.mcast_sent.contains(a)) {
+                    Some(a) => (true, *a),
+                    None => break,
+                },
+            };
+            let Ok(id) = self.tx.queue_mcast(next.0, next.1) else {
+                self.mcast_pending = true;
+                break;
+            };
+            self.tx_buf_of_id[usize::from(id)] = NO_BUF;
+            if next.0 {
+                let _ = self.mcast_sent.add(next.1);
+            } else {
+                self.mcast_sent.del(&next.1);
             }
+            sent_any = true;
         }
         if sent_any && self.tx.push() {
             self.irq.notify();

@@ -46,3 +46,15 @@ dmesg_clean() {
 	echo "$bad" | head -n 20
 	return 1
 }
+
+# guest_mem_kb: guest1's MemAvailable (kB).
+guest_mem_kb() { guest-exec 1 "awk '/MemAvailable/ { print \$2 }' /proc/meminfo"; }
+
+# guest_mem_back START_KB WHAT: guest1 has its memory back after WHAT
+# (within 8 MB: one leaked connection holds about 2 MB of pages).
+guest_mem_back() {
+	sleep 5
+	now=$(guest_mem_kb)
+	echo "guest MemAvailable: $1 kB before $2, $now kB after"
+	[ $(($1 - now)) -lt 8192 ]
+}

@@ -39,13 +39,7 @@ impl EventIrq {
         let irq = unsafe {
             b::bind_evtchn_to_irqhandler_lateeoi(port, Some(handler), 0, name.as_char_ptr(), dev_id)
         };
-        if irq < 0 {
-            return Err(Error::from_errno(irq));
-        }
-        Ok(Self {
-            irq: irq as u32,
-            dev_id,
-        })
+        Self::bound(irq, dev_id)
     }
 
     /// Binds the other end's unbound `remote_port` (a backend connecting to
@@ -74,13 +68,7 @@ impl EventIrq {
                 dev_id,
             )
         };
-        if irq < 0 {
-            return Err(Error::from_errno(irq));
-        }
-        Ok(Self {
-            irq: irq as u32,
-            dev_id,
-        })
+        Self::bound(irq, dev_id)
     }
 
     /// As [`EventIrq::bind_interdomain`], but `handler` runs in a kernel
@@ -101,6 +89,11 @@ impl EventIrq {
         let irq = unsafe {
             b::xennet_shim_bind_interdomain_threaded(dev.as_raw(), remote_port, Some(handler), name.as_char_ptr(), dev_id)
         };
+        Self::bound(irq, dev_id)
+    }
+
+    /// The result of a binding call: its IRQ, or the error it returned.
+    fn bound(irq: kernel::ffi::c_int, dev_id: *mut kernel::ffi::c_void) -> Result<Self> {
         if irq < 0 {
             return Err(Error::from_errno(irq));
         }

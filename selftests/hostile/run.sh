@@ -13,7 +13,6 @@ dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
 vif=vif$domid1.0
 
-guest_mem_kb() { guest-exec 1 "awk '/MemAvailable/ { print \$2 }' /proc/meminfo"; }
 mem_start=$(guest_mem_kb)
 echo "# guest1 MemAvailable at the start: $mem_start kB"
 
@@ -100,13 +99,7 @@ check "bad control-ring requests refused, producer jump disables the ring only" 
 check "100 multicast joins: list bounded at 64, rest refused" hostile_case 9 "too many multicast addresses" survives
 check "iperf3 after the hostile cases" iperf_mbits -c "$G" -t 2
 # Every reload and broken connection returned its pages.
-mem_back() {
-	sleep 3
-	now=$(guest_mem_kb)
-	echo "guest MemAvailable: $mem_start kB before the cases, $now kB after"
-	[ $((mem_start - now)) -lt 8192 ]
-}
-check "guest memory back after the cases (no leaked pages)" mem_back
+check "guest memory back after the cases (no leaked pages)" guest_mem_back "$mem_start" "the cases"
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
 check "dom0 dmesg clean" dom0_clean
 ktap_exit

@@ -32,6 +32,13 @@ pub struct Seg {
 }
 
 impl Seg {
+    /// An empty segment (initialises working arrays).
+    pub const EMPTY: Self = Self {
+        frame: Frame::Local(0),
+        offset: 0,
+        len: 0,
+    };
+
     /// A segment, or `None` if it would cross the end of its page.
     pub fn new(frame: Frame, offset: usize, len: usize) -> Option<Self> {
         (offset + len <= PAGE_SIZE).then_some(Self {
@@ -57,6 +64,18 @@ pub struct CopyOp {
     pub len: u16,
     /// Index of the destination segment this op writes into.
     pub dst_seg: u16,
+}
+
+impl CopyOp {
+    /// An empty operation (initialises working arrays).
+    pub const EMPTY: Self = Self {
+        src: Frame::Local(0),
+        src_offset: 0,
+        dst: Frame::Local(0),
+        dst_offset: 0,
+        len: 0,
+        dst_seg: 0,
+    };
 }
 
 /// Why a plan could not be made.
@@ -157,14 +176,7 @@ mod tests {
 
     #[test]
     fn one_to_one() {
-        let mut out = [CopyOp {
-            src: Frame::Local(0),
-            src_offset: 0,
-            dst: Frame::Local(0),
-            dst_offset: 0,
-            len: 0,
-            dst_seg: 0,
-        }; 4];
+        let mut out = [CopyOp::EMPTY; 4];
         let n = plan(&[l(7, 100, 1000)], &[g(3, 0, 4096)], &mut out).unwrap();
         assert_eq!(n, 1);
         assert_eq!(out[0].src, Frame::Local(7));
@@ -175,14 +187,7 @@ mod tests {
 
     #[test]
     fn source_split_across_destinations() {
-        let mut out = [CopyOp {
-            src: Frame::Local(0),
-            src_offset: 0,
-            dst: Frame::Local(0),
-            dst_offset: 0,
-            len: 0,
-            dst_seg: 0,
-        }; 4];
+        let mut out = [CopyOp::EMPTY; 4];
         let n = plan(
             &[l(1, 0, 4096), l(2, 0, 1000)],
             &[g(10, 0, 3000), g(11, 0, 4096)],
@@ -198,14 +203,7 @@ mod tests {
 
     #[test]
     fn zero_length_sources_and_errors() {
-        let mut out = [CopyOp {
-            src: Frame::Local(0),
-            src_offset: 0,
-            dst: Frame::Local(0),
-            dst_offset: 0,
-            len: 0,
-            dst_seg: 0,
-        }; 1];
+        let mut out = [CopyOp::EMPTY; 1];
         assert_eq!(plan(&[g(1, 0, 0), g(2, 10, 0)], &[], &mut out), Ok(0));
         assert_eq!(
             plan(&[g(1, 0, 10)], &[], &mut out),
@@ -275,7 +273,7 @@ mod tests {
             let dst = segs(&dst_lens, false);
             let total_src: usize = src_lens.iter().map(|&x| usize::from(x)).sum();
             let total_dst: usize = dst_lens.iter().map(|&x| usize::from(x)).sum();
-            let mut out = std::vec![CopyOp { src: Frame::Local(0), src_offset: 0, dst: Frame::Local(0), dst_offset: 0, len: 0, dst_seg: 0 }; 64];
+            let mut out = std::vec![CopyOp::EMPTY; 64];
             match plan(&src, &dst, &mut out) {
                 Err(PlanError::DestinationTooSmall) => prop_assert!(total_src > total_dst),
                 Err(e) => prop_assert!(false, "unexpected {:?}", e),
