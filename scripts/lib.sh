@@ -30,3 +30,72 @@ kernel_key() {
 
 kernel_src_dir() { echo "$CACHE/src/linux-$LINUX_PKG_VERSION"; }
 kernel_build_dir() { echo "$CACHE/kbuild-$(kernel_key)"; }
+
+# ktap_count LOG LABEL [SUITE...]: counts the KTAP results in LOG, a rig
+# job.log: selftests/run prints "# suite: NAME" then the suite's document
+# ("KTAP version 1", the plan "1..N", results). Sets ktap_passed, ktap_failed
+# and ktap_skipped. "ok N NAME # SKIP REASON" is a skip, "not ok" a failure;
+# a document with fewer (or more) results than its plan, or no plan, and a
+# SUITE expected but absent, count one failure each, with a log line. Only
+# top-level lines count: "#" diagnostics and indented (nested) lines do not.
+# shellcheck disable=SC2034 # ktap_* are the caller's
+ktap_count() {
+	local log=$1 label=$2 line counts=""
+	shift 2
+	ktap_passed=0 ktap_failed=0 ktap_skipped=0
+	while IFS= read -r line; do
+		case "$line" in
+		"counts "*) counts=${line#counts } ;;
+		*) log "test: KTAP ($label): $line" ;;
+		esac
+	done < <(awk -v expect="$*" '
+		function bad(msg) { f++; print msg }
+		function open_doc() {
+			close_doc(); docs++; open = 1; planned = 0; plan = 0; nres = 0
+			doc = pending ? "suite " suite : "KTAP document " docs
+			pending = 0
+		}
+		function end_suite() {
+			close_doc()
+			if (pending) bad("suite " suite ": no KTAP output")
+			pending = 0
+		}
+		function close_doc() {
+			if (!open) return
+			open = 0
+			if (!planned) bad(doc ": no plan (1..N), " nres " results")
+			else if (plan == 0 && nres == 0) { s++; print doc ": skipped as a whole (plan 1..0)" }
+			else if (nres < plan) bad(doc ": stopped after " nres " of " plan " results")
+			else if (nres > plan) bad(doc ": " nres " results, more than its plan 1.." plan)
+		}
+		BEGIN { n = split(expect, want, " ") }
+		/^# suite: / { end_suite(); suite = substr($0, 10); sub(/[ \t]+$/, "", suite); ran[suite] = 1; pending = 1; next }
+		/^K?TAP version / { open_doc(); next }
+		/^1\.\.[0-9]+/ {
+			if (!open) open_doc()
+			if (planned) bad(doc ": a second plan")
+			planned = 1; plan = substr($1, 4) + 0; next
+		}
+		/^ok / && $2 ~ /^[0-9]+$/ {
+			if (!open) open_doc()
+			nres++
+			i = index($0, "#")
+			if (i && substr($0, i + 1) ~ /^[ \t]*[Ss][Kk][Ii][Pp]/) s++; else p++
+			next
+		}
+		/^not ok / && $3 ~ /^[0-9]+$/ {
+			if (!open) open_doc()
+			nres++; f++; next
+		}
+		END {
+			end_suite()
+			for (i = 1; i <= n; i++) if (!(want[i] in ran)) bad("suite " want[i] ": did not run")
+			printf "counts %d %d %d\n", p, f, s
+		}' "$log")
+	if [ -z "$counts" ]; then
+		log "test: KTAP ($label): cannot read $log"
+		ktap_failed=1
+		return
+	fi
+	read -r ktap_passed ktap_failed ktap_skipped <<<"$counts"
+}

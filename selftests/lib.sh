@@ -1,10 +1,16 @@
 # KTAP helpers for rig suites (sourced; busybox sh). Each suite prints one
-# KTAP document; the host counts its "ok"/"not ok" lines.
+# KTAP document; the host (scripts/test, ktap_count in scripts/lib.sh) counts
+# its "ok", "not ok" and "ok ... # SKIP" lines, and fails a suite that printed
+# fewer results than its plan.
 KTAP_N=0
 KTAP_FAIL=0
 ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
 ktap_ok() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $*"; }
 ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok $KTAP_N $*"; }
+# ktap_skip NAME REASON: NAME's precondition is not met in this rig set-up
+# (KTAP's SKIP directive). Only for a set-up that cannot run the test, never
+# for a failure.
+ktap_skip() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $1 # SKIP${2:+ $2}"; }
 # check NAME CMD...: runs CMD, indents its output as KTAP diagnostics.
 check() {
 	name=$1; shift

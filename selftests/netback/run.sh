@@ -7,7 +7,7 @@
 G=$GUEST1_IP
 N=${RIG_GUESTS:-1}
 CYCLES=${NETBACK_CYCLES:-20}
-ktap_plan 16
+ktap_plan 17
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -42,6 +42,20 @@ vif_queues() {
 }
 check "per-queue counters: every connected queue carries traffic both ways" vif_queues
 
+# A packet that finds too few guest buffers is held and its queue stopped:
+# the vif never hands one back to the stack (NETDEV_TX_BUSY, which the qdisc
+# counts as a requeue), as with the C netback. The 8-stream run above fills
+# the guest's receive ring many times over.
+no_requeues() {
+	vif=vif$domid1.0
+	/usr/sbin/tc -s qdisc show dev "$vif" || return 1
+	r=$(/usr/sbin/tc -s qdisc show dev "$vif" | awk '/requeues/ { for (i = 1; i < NF; i++) if ($i == "requeues") s += $(i + 1) } END { print s + 0 }')
+	echo "requeues: $r"
+	[ "$r" = 0 ]
+}
+if [ "$RIG_backend" = rust ]; then check "guest receive never pushes back on the stack (qdisc requeues 0)" no_requeues
+else ktap_skip "guest receive never pushes back on the stack (qdisc requeues 0)" "backend $RIG_backend"; fi
+
 # Offloads the frontend accepts are on the vif, the rest off.
 offloads() {
 	vif=vif$domid1.0
@@ -54,7 +68,6 @@ offloads() {
 check "vif offloads follow the frontend's features" offloads
 
 two_guests() {
-	[ "$N" -ge 2 ] || { echo "one guest: skipped (run with --guests 2)"; return 0; }
 	ping -c 2 -W 2 "$GUEST2_IP" || return 1
 	guest-exec 1 "ping -c 2 -W 2 $GUEST2_IP" || return 1
 	# both guests at once, through their own vifs
@@ -64,7 +77,8 @@ two_guests() {
 	wait $p || return 1
 	guest-exec 1 "iperf3 -c $GUEST2_IP -t 2 -f m | grep receiver"
 }
-check "two guests: dom0 to both at once, guest to guest" two_guests
+tname="two guests: dom0 to both at once, guest to guest"
+if [ "$N" -ge 2 ]; then check "$tname" two_guests; else ktap_skip "$tname" "one guest (run with --guests 2)"; fi
 
 # Defaults as the C driver's: a queue per dom0 CPU (at most 8), split event
 # channels offered.
@@ -93,7 +107,6 @@ check "control ring, multicast control and XDP headroom offered" more_keys
 # pings pass and big ones vanish only if the data sits where the backend's
 # XDP extra says. Detaching gives the headroom back.
 xdp() {
-	[ "$RIG_frontend" = c ] || { echo "frontend $RIG_frontend has no XDP: skipped"; return 0; }
 	fe=/local/domain/$domid1/device/vif/0
 	# the backend's last word on the headroom since MARK is N
 	headroom_is() { dmesg | tail -n +"$1" | grep "vif$domid1.0: XDP headroom" | tail -n 1 | grep -q "headroom $2\$"; }
@@ -110,7 +123,8 @@ xdp() {
 	wait_for 10 headroom_is "$mark" 0 || { echo "backend did not take the headroom back"; return 1; }
 	ping -c 2 -W 2 -s 600 "$G" >/dev/null && iperf_mbits -c "$G" -t 2
 }
-check "XDP in the guest: headroom honoured, then given back" xdp
+tname="XDP in the guest: headroom honoured, then given back"
+if [ "$RIG_frontend" = c ]; then check "$tname" xdp; else ktap_skip "$tname" "frontend $RIG_frontend has no XDP"; fi
 
 # A frontend asking for an absurd headroom (0xffff) gets it clamped, with a
 # log line, and traffic keeps flowing with the data at the clamped offset.
@@ -132,14 +146,13 @@ headroom_clamp() {
 }
 check "hostile xdp-headroom: clamped and logged, traffic flows" headroom_clamp
 
-# Multicast control (netfront_opt asks for it; the C netfront does not):
-# frames to a group guest1 did not join are dropped in dom0 and counted;
-# after it joins (ip maddr add: netfront_opt sends MCAST_ADD on its TX
-# ring) they pass; after it leaves, they are dropped again.
+# Multicast control (netfront_opt asks for it by default; the C netfront
+# does not): frames to a group guest1 did not join are dropped in dom0 and
+# counted; after it joins (ip maddr add: netfront_opt sends MCAST_ADD on its
+# TX ring) they pass; after it leaves, they are dropped again.
+mcast_requested() { [ "$(xenstore-read /local/domain/$domid1/device/vif/0/request-multicast-control 2>/dev/null)" = 1 ]; }
 mcast() {
-	fe=/local/domain/$domid1/device/vif/0
-	req=$(xenstore-read $fe/request-multicast-control 2>/dev/null || echo 0)
-	[ "$req" = 1 ] || { echo "frontend did not ask for multicast control: skipped"; return 0; }
+	mcast_requested || { echo "netfront_opt did not ask for multicast control"; return 1; }
 	vif=vif$domid1.0
 	filtered() { ethtool -S "$vif" | awk '/mcast_filtered:/ { s += $2 } END { print s + 0 }'; }
 	# 20 frames to 239.1.1.1 each time; other multicast (IPv6 and IGMP
@@ -154,7 +167,12 @@ mcast() {
 	echo "multicast frames dropped in dom0: not joined +$((f1 - f0)), joined +$((f2 - f1)), left +$((f3 - f2))"
 	[ $((f1 - f0)) -ge 20 ] && [ $((f2 - f1)) -lt 5 ] && [ $((f3 - f2)) -ge 20 ]
 }
-check "multicast control: unjoined groups dropped in dom0, joined ones delivered" mcast
+tname="multicast control: unjoined groups dropped in dom0, joined ones delivered"
+if [ "$RIG_frontend" = rust ] || mcast_requested; then
+	check "$tname" mcast
+else
+	ktap_skip "$tname" "frontend $RIG_frontend did not ask for multicast control"
+fi
 
 reattach1() { # VIF-SPEC-EXTRAS...
 	xl network-detach guest1 0 || return 1

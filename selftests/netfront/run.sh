@@ -72,8 +72,6 @@ check "ethtool -S: per-queue counters, all moving, summing to the device's" etht
 rss() {
 	domid=$(xl domid guest1)
 	fe=/local/domain/$domid/device/vif/0
-	nq=$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null || echo 1)
-	[ "$nq" -gt 1 ] || { echo "single queue: no RSS to check"; return 0; }
 	echo "ctrl-ring-ref $(xenstore-read $fe/ctrl-ring-ref), event-channel-ctrl $(xenstore-read $fe/event-channel-ctrl)"
 	guest-exec 1 'dmesg | grep "RSS over the control ring"' || { echo "RSS not configured"; return 1; }
 	iperf3 -c "$G" -t 3 -P 8 >/dev/null || return 1
@@ -82,7 +80,11 @@ rss() {
 	echo "$out" | awk '/rx_queue_[0-9]+_hashed:/ { h += $2 } /rx_queue_[0-9]+_misrouted:/ { m += $2 }
 		END { printf "hashed %d, misrouted %d\n", h, m; exit !(h > 1000 && m * 1000 < h) }'
 }
-check "RSS over the control ring: hashed packets on the queue the guest's table names" rss
+# One queue (1-vCPU guest, or a backend offering one): nothing to steer. Whether
+# one queue is right is the queues check's verdict.
+tname="RSS over the control ring: hashed packets on the queue the guest's table names"
+nq=$(xenstore-read "/local/domain/$(xl domid guest1)/device/vif/0/multi-queue-num-queues" 2>/dev/null || echo 1)
+if [ "$nq" -gt 1 ]; then check "$tname" rss; else ktap_skip "$tname" "single queue (run with --guest-vcpus 2)"; fi
 
 # IPv6 neighbour discovery needs the guest's solicited-node groups: with
 # multicast control (both netbacks filter) it works only if netfront_opt
