@@ -17,11 +17,15 @@ use super::wire::{
 };
 use core::mem::size_of;
 use zerocopy::{FromBytes, IntoBytes};
+use zerocopy_derive::FromZeros;
 
 /// Largest hash key the backend accepts (as Linux netback).
 pub const MAX_HASH_KEY_SIZE: usize = 40;
 /// Largest hash mapping table (as Linux netback).
 pub const MAX_HASH_MAPPING_SIZE: usize = 128;
+/// Longest input [`CtrlBackend::flow_hash`] hashes: IPv6 source and
+/// destination addresses and TCP ports.
+pub const MAX_HASH_INPUT_SIZE: usize = 16 + 16 + 2 + 2;
 /// Gref-mapping entries in one page.
 pub const GREFS_PER_PAGE: usize = PAGE_SIZE / size_of::<Gref>();
 /// Control ring entries (one page).
@@ -68,6 +72,7 @@ pub struct CtrlBackend<const GREFS: usize> {
     mapping: [u32; MAX_HASH_MAPPING_SIZE],
     mapping_size: u32,
     grefs: [GrefMapping; GREFS],
+    generation: u64,
 }
 
 type Outcome = core::result::Result<u32, (CtrlStatus, Error)>;
@@ -87,7 +92,26 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
             mapping: [0; MAX_HASH_MAPPING_SIZE],
             mapping_size: 0,
             grefs: [GrefMapping::default(); GREFS],
+            generation: 0,
         }
+    }
+
+    /// Queues the mapping table (or the hash modulo) spreads over.
+    pub fn num_queues(&self) -> u32 {
+        self.num_queues
+    }
+
+    /// Counts the requests that changed the hash configuration: algorithm,
+    /// hash types, key, mapping size or mapping. Starts at 0; a request
+    /// that is rejected, or that sets what is already set, leaves it alone.
+    /// A [`HashSnapshot`] compares it to know when to refresh. Direct
+    /// writes to the public `algorithm`/`hash_types` fields bypass it.
+    pub fn config_generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn config_changed(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// The hash key (zero-padded).
@@ -133,7 +157,10 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                 if alg != HashAlgorithm::NONE && alg != HashAlgorithm::TOEPLITZ {
                     return Err(invalid(Error::CtrlBadAlgorithm));
                 }
-                self.algorithm = alg;
+                if self.algorithm != alg {
+                    self.algorithm = alg;
+                    self.config_changed();
+                }
                 Ok(0)
             }
             CtrlType::GET_HASH_FLAGS => {
@@ -152,7 +179,10 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                 if self.algorithm == HashAlgorithm::NONE {
                     return Err(invalid(Error::CtrlNoAlgorithm));
                 }
-                self.hash_types = t;
+                if self.hash_types != t {
+                    self.hash_types = t;
+                    self.config_changed();
+                }
                 Ok(0)
             }
             CtrlType::SET_HASH_KEY => {
@@ -166,7 +196,10 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                     g.copy_from_grant(d[0], 0, &mut key[..len])
                         .map_err(invalid)?;
                 }
-                self.key = key;
+                if self.key != key {
+                    self.key = key;
+                    self.config_changed();
+                }
                 Ok(0)
             }
             CtrlType::GET_HASH_MAPPING_SIZE => {
@@ -178,8 +211,11 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                 if d[0] as usize > MAX_HASH_MAPPING_SIZE {
                     return Err(invalid(Error::CtrlMappingSizeTooLarge));
                 }
-                self.mapping_size = d[0];
-                self.mapping = [0; MAX_HASH_MAPPING_SIZE];
+                if self.mapping_size != d[0] || self.mapping.iter().any(|&q| q != 0) {
+                    self.mapping_size = d[0];
+                    self.mapping = [0; MAX_HASH_MAPPING_SIZE];
+                    self.config_changed();
+                }
                 Ok(0)
             }
             CtrlType::SET_HASH_MAPPING => {
@@ -201,7 +237,11 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
                 if tmp[..len].iter().any(|&q| q >= self.num_queues) {
                     return Err(invalid(Error::CtrlMappingBadQueue));
                 }
-                self.mapping[off..off + len].copy_from_slice(&tmp[..len]);
+                let dst = &mut self.mapping[off..off + len];
+                if *dst != tmp[..len] {
+                    dst.copy_from_slice(&tmp[..len]);
+                    self.config_changed();
+                }
                 Ok(0)
             }
             CtrlType::GET_GREF_MAPPING_SIZE => {
@@ -454,37 +494,64 @@ impl FlowHash {
     }
 }
 
+/// The bytes the Toeplitz hash covers for `f` when `types` are enabled,
+/// written to the front of `buf`: their length and the hash type, or
+/// `None` if no enabled type covers the packet (as Linux netback: the TCP
+/// type if enabled and the packet is TCP, else the address-only type).
+fn hash_input(
+    f: &FlowKeys,
+    types: HashTypes,
+    buf: &mut [u8; MAX_HASH_INPUT_SIZE],
+) -> Option<(usize, u8)> {
+    let alen = if f.v6 { 16 } else { 4 };
+    let (l3, l4, base) = if f.v6 {
+        (HashTypes::IPV6, HashTypes::IPV6_TCP, 2)
+    } else {
+        (HashTypes::IPV4, HashTypes::IPV4_TCP, 0)
+    };
+    buf[..alen].copy_from_slice(&f.src[..alen]);
+    buf[alen..2 * alen].copy_from_slice(&f.dst[..alen]);
+    let mut n = 2 * alen;
+    let ty = match f.tcp_ports {
+        Some((sp, dp)) if types.contains(l4) => {
+            buf[n..n + 2].copy_from_slice(&sp);
+            buf[n + 2..n + 4].copy_from_slice(&dp);
+            n += 4;
+            base + 1
+        }
+        _ if types.contains(l3) => base,
+        _ => return None,
+    };
+    Some((n, ty))
+}
+
+/// The queue for `hash`: the mapping table's entry, or the hash modulo the
+/// queue count while the table is empty.
+fn mapped_queue(mapping: &[u32; MAX_HASH_MAPPING_SIZE], size: u32, queues: u32, hash: u32) -> u32 {
+    // Panic-free (this runs per packet in the kernel): neither divisor is
+    // zero and the index is below the table's size, but say so without a
+    // panic path.
+    match hash.checked_rem(size) {
+        None => hash.checked_rem(queues).unwrap_or(0),
+        Some(i) => mapping.get(i as usize).copied().unwrap_or(0),
+    }
+}
+
 impl<const GREFS: usize> CtrlBackend<GREFS> {
     /// The frontend's hash of a flow, as configured over the control ring
     /// (as Linux netback: the TCP type if enabled and the packet is TCP,
     /// else the address-only type if enabled); `None` if hashing is off or
     /// no enabled type covers the packet.
+    ///
+    /// Hashes bit by bit; the data path should use a [`HashSnapshot`].
     pub fn flow_hash(&self, f: &FlowKeys) -> Option<FlowHash> {
         if self.algorithm != HashAlgorithm::TOEPLITZ {
             return None;
         }
-        let alen = if f.v6 { 16 } else { 4 };
-        let (l3, l4, base) = if f.v6 {
-            (HashTypes::IPV6, HashTypes::IPV6_TCP, 2)
-        } else {
-            (HashTypes::IPV4, HashTypes::IPV4_TCP, 0)
-        };
-        let mut buf = [0u8; 36];
-        buf[..alen].copy_from_slice(&f.src[..alen]);
-        buf[alen..2 * alen].copy_from_slice(&f.dst[..alen]);
-        let mut n = 2 * alen;
-        let ty = match f.tcp_ports {
-            Some((sp, dp)) if self.hash_types.contains(l4) => {
-                buf[n..n + 2].copy_from_slice(&sp);
-                buf[n + 2..n + 4].copy_from_slice(&dp);
-                n += 4;
-                base + 1
-            }
-            _ if self.hash_types.contains(l3) => base,
-            _ => return None,
-        };
+        let mut buf = [0u8; MAX_HASH_INPUT_SIZE];
+        let (n, ty) = hash_input(f, self.hash_types, &mut buf)?;
         Some(FlowHash {
-            value: toeplitz_hash(&self.key, &buf[..n]),
+            value: toeplitz_hash(&self.key, buf.get(..n)?),
             ty,
         })
     }
@@ -492,13 +559,7 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
     /// The queue a packet with `hash` goes to: the frontend's mapping
     /// table, or the hash modulo the queue count while it set none.
     pub fn queue_for(&self, hash: u32) -> u32 {
-        // Panic-free (this runs per packet in the kernel): neither divisor
-        // is zero and the index is below the table's size, but say so
-        // without a panic path.
-        match hash.checked_rem(self.mapping_size) {
-            None => hash.checked_rem(self.num_queues).unwrap_or(0),
-            Some(i) => self.mapping.get(i as usize).copied().unwrap_or(0),
-        }
+        mapped_queue(&self.mapping, self.mapping_size, self.num_queues, hash)
     }
 }
 
@@ -525,6 +586,220 @@ pub fn toeplitz_hash(key: &[u8], buf: &[u8]) -> u32 {
         keyi += 1;
     }
     (hash >> 32) as u32
+}
+
+/// The Toeplitz hash under one key, table-driven: two lookups and two XORs
+/// per input byte instead of eight conditional XORs.
+///
+/// The hash is linear in its input (XOR of one 32-bit key window per set
+/// input bit), so each input nibble's contribution is precomputed for
+/// every nibble position up to [`MAX_HASH_INPUT_SIZE`] bytes: 72 tables of
+/// 16 entries (4.6 KB). Too large for a softirq stack: keep it inside a
+/// heap-allocated struct and fill it in place with [`ToeplitzTable::set_key`]
+/// (all-zero bytes are [`ToeplitzTable::EMPTY`]).
+#[derive(Clone, FromZeros)]
+pub struct ToeplitzTable {
+    key: [u8; MAX_HASH_KEY_SIZE],
+    /// `nibbles[i][0][v]`: the hash of input byte `i` being `v << 4`
+    /// (others zero); `nibbles[i][1][v]`: of it being `v`.
+    nibbles: [[[u32; 16]; 2]; MAX_HASH_INPUT_SIZE],
+}
+
+impl core::fmt::Debug for ToeplitzTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ToeplitzTable")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToeplitzTable {
+    /// The table of the all-zero key (every input hashes to 0).
+    pub const EMPTY: Self = Self {
+        key: [0; MAX_HASH_KEY_SIZE],
+        nibbles: [[[0; 16]; 2]; MAX_HASH_INPUT_SIZE],
+    };
+
+    /// The table for `key` (zero-padded, as [`CtrlBackend::key`]). Returns
+    /// 4.6 KB by value: in the kernel use [`ToeplitzTable::set_key`] on a
+    /// heap-allocated one.
+    pub fn new(key: &[u8; MAX_HASH_KEY_SIZE]) -> Self {
+        let mut t = Self::EMPTY;
+        t.set_key(key);
+        t
+    }
+
+    /// Rebuilds the table, in place, for `key`.
+    pub fn set_key(&mut self, key: &[u8; MAX_HASH_KEY_SIZE]) {
+        self.key = *key;
+        let k = |i: usize| u64::from(key.get(i).copied().unwrap_or(0));
+        for (i, halves) in self.nibbles.iter_mut().enumerate() {
+            // Key bits 8i .. 8i + 40: the 32-bit windows of input byte i's
+            // eight bits (input bit b, counted from the byte's most
+            // significant, selects key bits 8i + b .. 8i + b + 32).
+            let w = (k(i) << 32) | (k(i + 1) << 24) | (k(i + 2) << 16) | (k(i + 3) << 8) | k(i + 4);
+            let window = |b: usize| (w >> (8 - b)) as u32;
+            for (half, table) in halves.iter_mut().enumerate() {
+                for (v, entry) in table.iter_mut().enumerate() {
+                    *entry = (0..4)
+                        .filter(|j| v & (8 >> j) != 0)
+                        .fold(0, |h, j| h ^ window(4 * half + j));
+                }
+            }
+        }
+    }
+
+    /// The key the table was built for.
+    pub fn key(&self) -> &[u8; MAX_HASH_KEY_SIZE] {
+        &self.key
+    }
+
+    /// `toeplitz_hash(self.key(), input)`. Inputs longer than
+    /// [`MAX_HASH_INPUT_SIZE`] (no flow has one) fall back to the bitwise
+    /// hash.
+    pub fn hash(&self, input: &[u8]) -> u32 {
+        if input.len() > MAX_HASH_INPUT_SIZE {
+            return toeplitz_hash(&self.key, input);
+        }
+        self.nibbles.iter().zip(input).fold(0, |h, (t, &b)| {
+            h ^ t[0][usize::from(b >> 4)] ^ t[1][usize::from(b & 0xf)]
+        })
+    }
+}
+
+/// A copy of a [`CtrlBackend`]'s hash configuration for the data path:
+/// algorithm, hash types, the key's [`ToeplitzTable`], the mapping table
+/// and the queue count. [`HashSnapshot::flow_hash`] and
+/// [`HashSnapshot::queue_for`] answer exactly as the backend's did when
+/// the snapshot was taken, without its lock and with the table-driven
+/// hash.
+///
+/// About 5.2 KB: keep it on the heap. Start from [`HashSnapshot::EMPTY`]
+/// (or zeroed memory: all-zero bytes are `EMPTY`) and fill it in place with
+/// [`HashSnapshot::refresh_from`]; [`HashSnapshot::refresh_if_stale`]
+/// refreshes only when the backend's
+/// [`config_generation`](CtrlBackend::config_generation) moved. `EMPTY`
+/// hashes nothing and sends everything to queue 0.
+#[derive(Debug, Clone, FromZeros)]
+pub struct HashSnapshot {
+    /// Refreshed at least once.
+    taken: bool,
+    generation: u64,
+    algorithm: HashAlgorithm,
+    hash_types: HashTypes,
+    num_queues: u32,
+    mapping_size: u32,
+    mapping: [u32; MAX_HASH_MAPPING_SIZE],
+    toeplitz: ToeplitzTable,
+}
+
+impl Default for HashSnapshot {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl HashSnapshot {
+    /// No configuration: no hash, every packet to queue 0.
+    pub const EMPTY: Self = Self {
+        taken: false,
+        generation: 0,
+        algorithm: HashAlgorithm::NONE,
+        hash_types: HashTypes(0),
+        num_queues: 0,
+        mapping_size: 0,
+        mapping: [0; MAX_HASH_MAPPING_SIZE],
+        toeplitz: ToeplitzTable::EMPTY,
+    };
+
+    /// Copies `be`'s configuration, in place (the Toeplitz table is rebuilt
+    /// only if the key changed). No large temporaries.
+    pub fn refresh_from<const GREFS: usize>(&mut self, be: &CtrlBackend<GREFS>) {
+        self.taken = true;
+        self.generation = be.generation;
+        self.algorithm = be.algorithm;
+        self.hash_types = be.hash_types;
+        self.num_queues = be.num_queues;
+        self.mapping_size = be.mapping_size;
+        self.mapping = be.mapping;
+        if self.toeplitz.key != be.key {
+            self.toeplitz.set_key(&be.key);
+        }
+    }
+
+    /// True if the snapshot was taken from `be` at its current
+    /// [`config_generation`](CtrlBackend::config_generation) (also compares
+    /// the queue count and the public algorithm and hash-type fields). The
+    /// generation counts per backend: after replacing the backend (a new
+    /// control ring), call [`HashSnapshot::refresh_from`] unconditionally.
+    pub fn is_current<const GREFS: usize>(&self, be: &CtrlBackend<GREFS>) -> bool {
+        self.taken
+            && self.generation == be.generation
+            && self.num_queues == be.num_queues
+            && self.algorithm == be.algorithm
+            && self.hash_types == be.hash_types
+    }
+
+    /// Refreshes from `be` unless [`HashSnapshot::is_current`]; true if it
+    /// did.
+    pub fn refresh_if_stale<const GREFS: usize>(&mut self, be: &CtrlBackend<GREFS>) -> bool {
+        let stale = !self.is_current(be);
+        if stale {
+            self.refresh_from(be);
+        }
+        stale
+    }
+
+    /// The backend's [`config_generation`](CtrlBackend::config_generation)
+    /// when the snapshot was taken.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The selected algorithm.
+    pub fn algorithm(&self) -> HashAlgorithm {
+        self.algorithm
+    }
+
+    /// The enabled hash types.
+    pub fn hash_types(&self) -> HashTypes {
+        self.hash_types
+    }
+
+    /// The mapping table in use.
+    pub fn mapping(&self) -> &[u32] {
+        self.mapping
+            .get(..self.mapping_size as usize)
+            .unwrap_or(&[])
+    }
+
+    /// The queue count.
+    pub fn num_queues(&self) -> u32 {
+        self.num_queues
+    }
+
+    /// The key's Toeplitz table.
+    pub fn toeplitz(&self) -> &ToeplitzTable {
+        &self.toeplitz
+    }
+
+    /// As [`CtrlBackend::flow_hash`].
+    pub fn flow_hash(&self, f: &FlowKeys) -> Option<FlowHash> {
+        if self.algorithm != HashAlgorithm::TOEPLITZ {
+            return None;
+        }
+        let mut buf = [0u8; MAX_HASH_INPUT_SIZE];
+        let (n, ty) = hash_input(f, self.hash_types, &mut buf)?;
+        Some(FlowHash {
+            value: self.toeplitz.hash(buf.get(..n)?),
+            ty,
+        })
+    }
+
+    /// As [`CtrlBackend::queue_for`].
+    pub fn queue_for(&self, hash: u32) -> u32 {
+        mapped_queue(&self.mapping, self.mapping_size, self.num_queues, hash)
+    }
 }
 
 /// Reads a value of `T` from a byte slice (helper for environments).
@@ -903,5 +1178,323 @@ mod tests {
     fn run0(b: &mut CtrlBackend<0>, g: &mut FakeGrants, ty: CtrlType, d: [u32; 3]) {
         let (r, e) = b.handle(&req(ty, d), g);
         assert_eq!(r.status(), CtrlStatus::SUCCESS, "{e:?}");
+    }
+
+    /// The Microsoft RSS verification suite: (input, hash) with `MS_KEY`.
+    fn ms_vectors() -> Vec<(Vec<u8>, u32)> {
+        let v4 = |s: [u8; 4], d: [u8; 4], p: Option<(u16, u16)>| {
+            let mut b: Vec<u8> = s.iter().chain(&d).copied().collect();
+            if let Some((sp, dp)) = p {
+                b.extend(sp.to_be_bytes());
+                b.extend(dp.to_be_bytes());
+            }
+            b
+        };
+        let a6 = [
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7,
+        ];
+        let b6 = [
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        let v6: Vec<u8> = a6.iter().chain(&b6).copied().collect();
+        let mut v6_tcp = v6.clone();
+        v6_tcp.extend(2794u16.to_be_bytes());
+        v6_tcp.extend(1766u16.to_be_bytes());
+        std::vec![
+            (
+                v4([66, 9, 149, 187], [161, 142, 100, 80], Some((2794, 1766))),
+                0x51cc_c178
+            ),
+            (
+                v4([66, 9, 149, 187], [161, 142, 100, 80], None),
+                0x323e_8fc2
+            ),
+            (
+                v4([199, 92, 111, 2], [65, 69, 140, 83], Some((14230, 4739))),
+                0xc626_b0ea
+            ),
+            (v4([199, 92, 111, 2], [65, 69, 140, 83], None), 0xd718_262a),
+            (v6, 0x2cc1_8cd5),
+            (v6_tcp, 0x4020_7d3d),
+        ]
+    }
+
+    #[test]
+    fn toeplitz_table_rss_vectors() {
+        let t = std::boxed::Box::new(ToeplitzTable::new(&MS_KEY));
+        assert_eq!(t.key(), &MS_KEY);
+        for (input, want) in ms_vectors() {
+            assert_eq!(toeplitz_hash(&MS_KEY, &input), want, "{input:?}");
+            assert_eq!(t.hash(&input), want, "{input:?}");
+        }
+        let zero = ToeplitzTable::EMPTY;
+        assert_eq!(zero.hash(&[0xff; MAX_HASH_INPUT_SIZE]), 0);
+        assert_eq!(t.hash(&[]), 0);
+    }
+
+    #[test]
+    fn toeplitz_table_is_zeroed_empty() {
+        use zerocopy::FromZeros;
+        let z = ToeplitzTable::new_zeroed();
+        assert_eq!(z.key(), ToeplitzTable::EMPTY.key());
+        assert_eq!(z.nibbles, ToeplitzTable::EMPTY.nibbles);
+        let s = HashSnapshot::new_zeroed();
+        assert_eq!(format!("{s:?}"), format!("{:?}", HashSnapshot::EMPTY));
+    }
+
+    use proptest::prelude::*;
+    use std::boxed::Box;
+    use std::format;
+
+    fn flow_strategy() -> impl Strategy<Value = FlowKeys> {
+        (
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            proptest::option::of(any::<([u8; 2], [u8; 2])>()),
+        )
+            .prop_map(|(v6, src, dst, tcp_ports)| FlowKeys {
+                v6,
+                src,
+                dst,
+                tcp_ports,
+            })
+    }
+
+    /// One hash-configuration request, with the grant contents it reads.
+    #[derive(Debug, Clone)]
+    enum Cfg {
+        Algorithm(u32),
+        Flags(u32),
+        Key(Vec<u8>),
+        MappingSize(u32),
+        /// Offset, entries (taken modulo the queue count unless the bool
+        /// asks for a bad table).
+        Mapping(u32, Vec<u32>, bool),
+    }
+
+    fn cfg_strategy() -> impl Strategy<Value = Cfg> {
+        prop_oneof![
+            prop_oneof![1 => 0u32..3, 2 => Just(1)].prop_map(Cfg::Algorithm),
+            (0u32..17).prop_map(Cfg::Flags),
+            proptest::collection::vec(any::<u8>(), 0..=MAX_HASH_KEY_SIZE).prop_map(Cfg::Key),
+            prop_oneof![0u32..=8, 0u32..=129].prop_map(Cfg::MappingSize),
+            (
+                prop_oneof![3 => 0u32..4, 1 => 0u32..130],
+                prop_oneof![
+                    3 => proptest::collection::vec(any::<u32>(), 0..=8),
+                    1 => proptest::collection::vec(any::<u32>(), 0..=130),
+                ],
+                proptest::bool::weighted(0.1),
+            )
+                .prop_map(|(off, t, bad)| Cfg::Mapping(off, t, bad)),
+        ]
+    }
+
+    /// Sends `c` to `b`; true if it succeeded.
+    fn configure(b: &mut CtrlBackend<0>, g: &mut FakeGrants, c: &Cfg) -> bool {
+        let (ty, d) = match c {
+            Cfg::Algorithm(a) => (CtrlType::SET_HASH_ALGORITHM, [*a, 0, 0]),
+            Cfg::Flags(f) => (CtrlType::SET_HASH_FLAGS, [*f, 0, 0]),
+            Cfg::Key(k) => {
+                g.page(40, k);
+                (CtrlType::SET_HASH_KEY, [40, k.len() as u32, 0])
+            }
+            Cfg::MappingSize(n) => (CtrlType::SET_HASH_MAPPING_SIZE, [*n, 0, 0]),
+            Cfg::Mapping(off, t, bad) => {
+                let q = if *bad { u32::MAX } else { b.num_queues() };
+                let t: Vec<u32> = t.iter().map(|&e| e % q).collect();
+                g.page(41, t.as_bytes());
+                (CtrlType::SET_HASH_MAPPING, [41, t.len() as u32, *off])
+            }
+        };
+        b.handle(&req(ty, d), g).1.is_none()
+    }
+
+    proptest! {
+        /// The table-driven hash equals the bitwise one for every key and
+        /// input (longer inputs take the fallback).
+        #[test]
+        fn toeplitz_table_matches_bitwise(
+            key in any::<[u8; MAX_HASH_KEY_SIZE]>(),
+            inputs in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..=MAX_HASH_INPUT_SIZE + 8), 1..16),
+        ) {
+            let mut t = Box::new(ToeplitzTable::EMPTY);
+            t.set_key(&key);
+            for input in &inputs {
+                prop_assert_eq!(t.hash(input), toeplitz_hash(&key, input));
+            }
+            // Short keys (as the key request pads them).
+            let short = &key[..key[0] as usize % MAX_HASH_KEY_SIZE];
+            let mut padded = [0u8; MAX_HASH_KEY_SIZE];
+            padded[..short.len()].copy_from_slice(short);
+            t.set_key(&padded);
+            for input in &inputs {
+                prop_assert_eq!(t.hash(input), toeplitz_hash(short, input));
+            }
+        }
+
+        /// A snapshot answers as its backend, whatever the configuration
+        /// the frontend built (including rejected requests), and
+        /// `refresh_if_stale` refreshes exactly when the configuration
+        /// moved.
+        #[test]
+        fn snapshot_matches_backend(
+            queues in 1u32..=8,
+            rounds in proptest::collection::vec(
+                proptest::collection::vec(cfg_strategy(), 0..6), 1..5),
+            flows in proptest::collection::vec(flow_strategy(), 1..24),
+            hashes in proptest::collection::vec(any::<u32>(), 1..24),
+        ) {
+            let mut b = CtrlBackend::<0>::new(queues);
+            let mut g = FakeGrants::default();
+            let mut snap = Box::new(HashSnapshot::EMPTY);
+            prop_assert!(!snap.is_current(&b));
+            prop_assert!(snap.refresh_if_stale(&b));
+            for round in &rounds {
+                let before = b.config_generation();
+                let mut changed = false;
+                for c in round {
+                    let (alg, types, key, size, map) =
+                        (b.algorithm, b.hash_types, *b.key(), b.mapping_size, b.mapping);
+                    let gen = b.config_generation();
+                    let ok = configure(&mut b, &mut g, c);
+                    let moved = (alg, types, key, size, map)
+                        != (b.algorithm, b.hash_types, *b.key(), b.mapping_size, b.mapping);
+                    prop_assert!(ok || !moved, "a rejected request changed the config");
+                    prop_assert_eq!(b.config_generation(), gen + u64::from(moved));
+                    changed |= moved;
+                }
+                prop_assert_eq!(b.config_generation() != before, changed);
+                prop_assert_eq!(snap.is_current(&b), !changed);
+                prop_assert_eq!(snap.refresh_if_stale(&b), changed);
+                prop_assert!(snap.is_current(&b));
+                prop_assert_eq!(snap.generation(), b.config_generation());
+                prop_assert_eq!(snap.mapping(), b.mapping());
+                prop_assert_eq!(snap.num_queues(), queues);
+                for f in &flows {
+                    let h = b.flow_hash(f);
+                    prop_assert_eq!(snap.flow_hash(f), h);
+                    let v = h.map_or(0, |h| h.value);
+                    prop_assert_eq!(snap.queue_for(v), b.queue_for(v));
+                    prop_assert!(snap.queue_for(v) < queues);
+                }
+                for &v in &hashes {
+                    prop_assert_eq!(snap.queue_for(v), b.queue_for(v));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_follows_the_rss_suite() {
+        let mut b = CtrlBackend::<0>::new(4);
+        let mut g = FakeGrants::default();
+        g.page(10, &MS_KEY);
+        let mut snap = Box::new(HashSnapshot::EMPTY);
+        let tcp = v4([66, 9, 149, 187], [161, 142, 100, 80], Some((2794, 1766)));
+        assert_eq!(snap.flow_hash(&tcp), None);
+        assert_eq!(snap.queue_for(7), 0, "empty: everything to queue 0");
+        snap.refresh_from(&b);
+        assert_eq!(snap.queue_for(7), 3, "no table: hash modulo queues");
+        run0(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 0, 0]);
+        run0(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 40, 0]);
+        run0(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_FLAGS,
+            [HashTypes::ALL.0, 0, 0],
+        );
+        assert_eq!(snap.flow_hash(&tcp), None, "stale until refreshed");
+        assert!(snap.refresh_if_stale(&b));
+        assert!(!snap.refresh_if_stale(&b));
+        assert_eq!(snap.toeplitz().key(), &MS_KEY);
+        assert_eq!(
+            snap.flow_hash(&tcp),
+            Some(FlowHash {
+                value: 0x51cc_c178,
+                ty: 1
+            })
+        );
+        // A direct write to the public fields is still noticed.
+        b.hash_types = HashTypes::IPV4;
+        assert!(!snap.is_current(&b));
+        assert!(snap.refresh_if_stale(&b));
+        assert_eq!(snap.flow_hash(&tcp).unwrap().value, 0x323e_8fc2);
+    }
+
+    #[test]
+    fn config_generation_counts_changes() {
+        let mut b = CtrlBackend::<8>::new(4);
+        let mut g = FakeGrants::default();
+        let gen = |b: &CtrlBackend<8>| b.config_generation();
+        assert_eq!(gen(&b), 0);
+        let expect = |b: &mut CtrlBackend<8>, g: &mut FakeGrants, ty, d, bump: u64| {
+            let before = b.config_generation();
+            run(b, g, ty, d);
+            assert_eq!(b.config_generation(), before + bump, "{ty:?} {d:?}");
+        };
+        expect(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [1, 0, 0], 0); // no algorithm
+        expect(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [0, 0, 0], 0); // already NONE
+        expect(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 0, 0], 1);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [1, 0, 0], 0);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_ALGORITHM, [7, 0, 0], 0); // rejected
+        expect(&mut b, &mut g, CtrlType::GET_HASH_FLAGS, [0; 3], 0);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [3, 0, 0], 1);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [3, 0, 0], 0);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_FLAGS, [16, 0, 0], 0); // rejected
+        g.page(10, &MS_KEY);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 40, 0], 1);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 40, 0], 0);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_KEY, [10, 4, 0], 1);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_KEY, [99, 40, 0], 0); // bad grant
+        expect(&mut b, &mut g, CtrlType::GET_HASH_MAPPING_SIZE, [0; 3], 0);
+        expect(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_MAPPING_SIZE,
+            [0, 0, 0],
+            0,
+        );
+        expect(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_MAPPING_SIZE,
+            [4, 0, 0],
+            1,
+        );
+        expect(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_MAPPING_SIZE,
+            [4, 0, 0],
+            0,
+        );
+        expect(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_MAPPING_SIZE,
+            [200, 0, 0],
+            0,
+        );
+        g.page(20, [0u32, 1, 2, 3].as_bytes());
+        expect(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 1, 0], 0); // [0] is 0 already
+        expect(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 4, 0], 1);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 4, 0], 0);
+        expect(&mut b, &mut g, CtrlType::SET_HASH_MAPPING, [20, 4, 1], 0); // out of range
+                                                                           // Same size again, but the table was set: it is cleared.
+        expect(
+            &mut b,
+            &mut g,
+            CtrlType::SET_HASH_MAPPING_SIZE,
+            [4, 0, 0],
+            1,
+        );
+        assert_eq!(b.mapping(), &[0; 4]);
+        g.page(30, &list(&[(100, 0)]));
+        expect(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 1], 0);
+        expect(&mut b, &mut g, CtrlType::DEL_GREF_MAPPING, [0, 30, 1], 0);
+        assert_eq!(gen(&b), 7);
     }
 }

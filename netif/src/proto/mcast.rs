@@ -4,7 +4,8 @@
 //! with `MCAST_ADD`/`MCAST_DEL` extras on dummy TX requests; the backend then
 //! delivers only those multicast frames (broadcast always passes). The list
 //! is bounded (a frontend cannot grow dom0 memory) and held inline, so
-//! updating and matching never allocate.
+//! updating and matching never allocate. It is kept sorted: the per-frame
+//! lookup is a binary search (at most 7 comparisons of `MCAST_MAX`).
 
 use super::error::{Error, Result};
 
@@ -14,6 +15,8 @@ pub const MCAST_MAX: usize = 64;
 /// A multicast filter list.
 #[derive(Debug, Clone)]
 pub struct McastFilter {
+    /// `addrs[..len]`, sorted (byte-wise, i.e. as 48-bit big-endian
+    /// numbers), no duplicates.
     addrs: [[u8; 6]; MCAST_MAX],
     len: usize,
 }
@@ -48,37 +51,51 @@ impl McastFilter {
         self.len == 0
     }
 
+    /// The groups, sorted.
+    fn sorted(&self) -> &[[u8; 6]] {
+        self.addrs.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Where `addr` is (`Ok`) or would be inserted (`Err`).
+    fn search(&self, addr: &[u8; 6]) -> core::result::Result<usize, usize> {
+        self.sorted().binary_search(addr)
+    }
+
     /// Adds a group; adding one already present changes nothing.
     pub fn add(&mut self, addr: [u8; 6]) -> Result<()> {
         if addr[0] & 1 == 0 {
             return Err(Error::McastNotMulticast);
         }
-        if self.contains(&addr) {
+        let Err(at) = self.search(&addr) else {
             return Ok(());
-        }
-        if self.len == MCAST_MAX {
+        };
+        // `at <= len < MCAST_MAX` once the list has room.
+        let Some(tail) = self.addrs.get_mut(at..=self.len) else {
             return Err(Error::McastListFull);
+        };
+        tail.rotate_right(1);
+        if let Some(slot) = tail.first_mut() {
+            *slot = addr;
         }
-        self.addrs[self.len] = addr;
         self.len += 1;
         Ok(())
     }
 
     /// Removes a group; true if it was present.
     pub fn del(&mut self, addr: &[u8; 6]) -> bool {
-        match self.addrs[..self.len].iter().position(|a| a == addr) {
-            Some(i) => {
-                self.len -= 1;
-                self.addrs[i] = self.addrs[self.len];
-                true
-            }
-            None => false,
+        let Ok(at) = self.search(addr) else {
+            return false;
+        };
+        if let Some(tail) = self.addrs.get_mut(at..self.len) {
+            tail.rotate_left(1);
         }
+        self.len -= 1;
+        true
     }
 
     /// True if `addr` is in the list.
     pub fn contains(&self, addr: &[u8; 6]) -> bool {
-        self.addrs[..self.len].contains(addr)
+        self.search(addr).is_ok()
     }
 
     /// Whether a frame to `dest` may go to the frontend: unicast and
@@ -87,9 +104,9 @@ impl McastFilter {
         !is_group_addr(dest) || self.contains(dest)
     }
 
-    /// The groups in the list.
+    /// The groups in the list, in ascending byte-wise order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8; 6]> {
-        self.addrs[..self.len].iter()
+        self.sorted().iter()
     }
 
     /// Forgets every group (frontend disconnected).
@@ -103,6 +120,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+    use std::vec::Vec;
 
     const G1: [u8; 6] = [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03];
     const G2: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
@@ -159,6 +177,74 @@ mod tests {
             for n in 0..80u8 {
                 let a = [0x01, 0x00, 0x5e, 0, 0, n];
                 prop_assert_eq!(f.passes(&a), model.contains(&a));
+            }
+        }
+
+        /// Random add/del/contains/passes/clear sequences over a pool of
+        /// random addresses (group, unicast and broadcast) behave as an
+        /// unsorted `Vec` model with linear search, and the list stays
+        /// sorted.
+        #[test]
+        fn matches_a_vec_model(
+            pool in proptest::collection::vec(any::<[u8; 6]>(), 1..100),
+            ops in proptest::collection::vec((0u8..10, any::<proptest::sample::Index>()), 0..500),
+        ) {
+            let mut pool = pool;
+            pool.push([0xff; 6]);
+            // Group addresses, so that the list fills up.
+            pool.extend((0..70u8).map(|n| [0x01, 0x00, 0x5e, n, 0, n]));
+            let mut f = McastFilter::new();
+            let mut model: Vec<[u8; 6]> = Vec::new();
+            for (op, i) in ops {
+                let a = *i.get(&pool);
+                match op {
+                    0..=4 => {
+                        let want = if a[0] & 1 == 0 {
+                            Err(Error::McastNotMulticast)
+                        } else if model.contains(&a) {
+                            Ok(())
+                        } else if model.len() == MCAST_MAX {
+                            Err(Error::McastListFull)
+                        } else {
+                            model.push(a);
+                            Ok(())
+                        };
+                        prop_assert_eq!(f.add(a), want);
+                    }
+                    5 | 6 => {
+                        let want = match model.iter().position(|m| *m == a) {
+                            Some(p) => {
+                                model.swap_remove(p);
+                                true
+                            }
+                            None => false,
+                        };
+                        prop_assert_eq!(f.del(&a), want);
+                    }
+                    7 | 8 => {
+                        prop_assert_eq!(f.contains(&a), model.contains(&a));
+                        prop_assert_eq!(
+                            f.passes(&a),
+                            a[0] & 1 == 0 || a == [0xff; 6] || model.contains(&a)
+                        );
+                    }
+                    _ => {
+                        // Clears only a full list (so that full is reached).
+                        if model.len() == MCAST_MAX {
+                            f.clear();
+                            model.clear();
+                        }
+                    }
+                }
+                prop_assert_eq!(f.len(), model.len());
+                prop_assert_eq!(f.is_empty(), model.is_empty());
+                let mut sorted = model.clone();
+                sorted.sort();
+                let listed: Vec<[u8; 6]> = f.iter().copied().collect();
+                prop_assert_eq!(listed, sorted);
+            }
+            for a in &pool {
+                prop_assert_eq!(f.contains(a), model.contains(a));
             }
         }
     }
