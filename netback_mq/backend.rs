@@ -10,11 +10,12 @@ use kernel::str::CString;
 
 use crate::netif::xenbus::{backend_step, backend_target, BackendStep};
 use crate::netif::Credit;
-use crate::queue::{now_us, Connection, FrontCaps};
-use crate::vif::{interrupt_rx, interrupt_tx, Vif, MAX_QUEUES};
-use crate::xen_sys::bindings as b;
+use crate::queue::{Connection, FrontCaps};
+use crate::vif::{Vif, MAX_QUEUES};
 use crate::xen_sys::evtchn::EventIrq;
-use crate::xen_sys::xenbus::{state, Device, Transaction};
+use crate::xen_sys::netdev::{Kind, Registration};
+use crate::xen_sys::xenbus::{state, Device, Then, XenbusDriver};
+use crate::xen_sys::{now_us, sleep_ms};
 
 /// Event channel names per queue (they show in /proc/interrupts): shared,
 /// then the TX and RX ones of split channels.
@@ -68,172 +69,151 @@ impl QueueKeys {
     }
 }
 
-/// The backend of one vif. Lives in a box from probe to remove.
+/// The backend of one vif: its net device (and the queues behind it),
+/// from probe to remove.
 pub(crate) struct Backend {
-    xbdev: Device,
-    vif: *const Vif,
+    reg: Registration<Vif>,
     /// Queues the vif was created with (the most a frontend may ask for).
     max_queues: usize,
 }
 
-// SAFETY: `vif` is owned by the backend and used under its locks.
-unsafe impl Send for Backend {}
-// SAFETY: as above.
-unsafe impl Sync for Backend {}
-
-impl Backend {
-    /// xenbus `probe`: create the net device, advertise, go to InitWait.
-    pub(crate) fn probe(xbdev: Device) -> Result {
-        let handle = Device::read_unsigned(xbdev.nodename(), c"handle", MISSING);
+#[vtable]
+impl XenbusDriver for Backend {
+    /// Creates the net device, advertises our features, goes to InitWait.
+    fn probe(dev: &Device) -> Result<Pin<KBox<Self>>> {
+        let handle = Device::read_unsigned(dev.nodename(), c"handle", MISSING);
         if handle == MISSING {
-            xbdev.fatal(EINVAL, c"netback_mq: no valid handle in xenstore");
+            dev.fatal(EINVAL, c"netback_mq: no valid handle in xenstore");
             return Err(EINVAL);
         }
-        let domid = xbdev.otherend_id();
+        let domid = dev.otherend_id();
         let nq = crate::max_queues();
-        let vif = Vif::create(xbdev, domid, handle, nq).inspect_err(|e| {
-            pr_err!("creating vif{}.{} failed: {:?}\n", domid, handle, e);
-            xbdev.fatal(*e, c"netback_mq: creating the vif");
-        })?;
-        let be = KBox::new(Backend { xbdev, vif, max_queues: nq }, GFP_KERNEL);
-        let be = match be {
-            Ok(be) => KBox::into_raw(be),
-            Err(e) => {
-                // SAFETY: just created, never connected or shared.
-                unsafe { Vif::destroy(vif) };
-                return Err(e.into());
-            }
-        };
-        // SAFETY: `xbdev` is live; the pointer is taken back in `remove`.
-        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), be.cast()) };
-        // SAFETY: just created, owned by the xenbus device now.
-        let be = unsafe { &*be };
-        if let Err(e) = be.advertise() {
-            pr_err!("{}: writing our features failed: {:?}\n", be.vif().name(), e);
-            xbdev.fatal(e, c"netback_mq: writing features");
-            return Ok(());
+        let name = CString::try_from_fmt(fmt!("vif{}.{}", domid, handle))?;
+        let reg = Vif::new(nq, &name)
+            .and_then(|vif| Registration::register(Kind::Vif { name: &name }, dev, vif))
+            .inspect_err(|e| {
+                pr_err!("creating vif{}.{} failed: {:?}\n", domid, handle, e);
+                dev.fatal(*e, c"netback_mq: creating the vif");
+            })?;
+        let be = KBox::pin(Backend { reg, max_queues: nq }, GFP_KERNEL)?;
+        if let Err(e) = be.advertise(dev) {
+            pr_err!("{}: writing our features failed: {:?}\n", be.name(), e);
+            dev.fatal(e, c"netback_mq: writing features");
+            return Ok(be);
         }
-        if let Err(e) = xbdev.switch_state(state::INIT_WAIT) {
-            pr_err!("{}: cannot switch to InitWait: {:?}\n", be.vif().name(), e);
+        if let Err(e) = dev.switch_state(state::INIT_WAIT) {
+            pr_err!("{}: cannot switch to InitWait: {:?}\n", be.name(), e);
         }
         pr_info!(
             "{}: backend for domain {} ({}), up to {} queue(s)\n",
-            be.vif().name(),
+            be.name(),
             domid,
-            xbdev.nodename().to_str().unwrap_or("?"),
+            dev.nodename().to_str().unwrap_or("?"),
             nq
         );
-        Ok(())
+        Ok(be)
     }
 
-    fn vif(&self) -> &Vif {
-        // SAFETY: the vif lives from probe to remove, as the backend.
-        unsafe { &*self.vif }
-    }
-
-    /// Writes the features we offer the frontend.
-    fn advertise(&self) -> Result {
-        let dir = self.xbdev.nodename();
-        loop {
-            let t = Transaction::start()?;
-            let written = (|| -> Result {
-                t.write(dir, c"feature-sg", c"1")?;
-                t.write(dir, c"feature-gso-tcpv4", c"1")?;
-                t.write(dir, c"feature-gso-tcpv6", c"1")?;
-                t.write(dir, c"feature-ipv6-csum-offload", c"1")?;
-                t.write(dir, c"feature-rx-copy", c"1")?;
-                t.write(dir, c"feature-rx-flip", c"0")?;
-                t.write_u32(dir, c"feature-split-event-channels", u32::from(crate::separate_tx_rx_irq()))?;
-                t.write(dir, c"feature-ctrl-ring", c"1")?;
-                t.write(dir, c"feature-multicast-control", c"1")?;
-                t.write(dir, c"feature-xdp-headroom", c"1")?;
-                t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)
-            })();
-            if let Err(e) = written {
-                let _ = t.end(true);
-                return Err(e);
-            }
-            match t.end(false) {
-                Err(e) if e == EAGAIN => continue,
-                r => return r,
-            }
-        }
-    }
-
-    /// The backend of a bound xenbus device.
-    ///
-    /// # Safety
-    ///
-    /// `xbdev` must have been probed successfully and not yet removed.
-    pub(crate) unsafe fn from_xenbus<'a>(xbdev: Device) -> &'a Backend {
-        // SAFETY: probe stored a valid backend pointer (caller's contract).
-        unsafe { &*b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Backend>() }
-    }
-
-    /// Frontend state changed (xenbus `otherend_changed`): walk our state
-    /// towards the one it implies, as the C netback. May unregister the
-    /// device (then `self` is gone on return).
-    pub(crate) fn frontend_changed(&self, fe_state: u32) {
-        pr_debug!("{}: frontend {}\n", self.vif().name(), state::name(fe_state));
+    /// Frontend state changed: walk our state towards the one it implies,
+    /// as the C netback.
+    fn otherend_changed(&self, dev: &Device, fe_state: u32) -> Then {
+        pr_debug!("{}: frontend {}\n", self.name(), state::name(fe_state));
         if fe_state == state::RECONFIGURING {
             // The frontend changes its XDP headroom (the only thing
             // Reconfiguring carries); the data path stays up.
-            if matches!(self.xbdev.state(), state::CONNECTED | state::RECONFIGURED) {
-                self.read_xdp_headroom();
-                let _ = self.xbdev.switch_state(state::RECONFIGURED);
+            if matches!(dev.state(), state::CONNECTED | state::RECONFIGURED) {
+                self.read_xdp_headroom(dev);
+                let _ = dev.switch_state(state::RECONFIGURED);
             }
-            return;
+            return Then::Stay;
         }
-        if fe_state == state::CONNECTED && self.xbdev.state() == state::RECONFIGURED {
+        if fe_state == state::CONNECTED && dev.state() == state::RECONFIGURED {
             // The C netfront announces Reconfiguring before it writes the
             // new headroom; by the time it is Connected again the key is
             // final: read it once more.
-            self.read_xdp_headroom();
+            self.read_xdp_headroom(dev);
         }
         let Some(target) = backend_target(fe_state) else {
             if fe_state != state::INITIALISED {
-                pr_warn!("{}: frontend in unexpected state {}; ignored\n", self.vif().name(), fe_state);
+                pr_warn!("{}: frontend in unexpected state {}; ignored\n", self.name(), fe_state);
             }
-            return;
+            return Then::Stay;
         };
-        let mut cur = self.xbdev.state();
+        let mut cur = dev.state();
         while let Some(step) = backend_step(cur, target) {
             let next = match step {
                 BackendStep::Switch(s) => s,
                 BackendStep::ConnectThenSwitch => {
-                    if let Err(e) = self.connect() {
-                        pr_err!("{}: connecting to the frontend failed: {:?}\n", self.vif().name(), e);
-                        self.vif().detach();
+                    if let Err(e) = self.connect(dev) {
+                        pr_err!("{}: connecting to the frontend failed: {:?}\n", self.name(), e);
+                        self.vif().detach(self.reg.device());
                         // Records the error in xenstore and switches to Closing.
-                        self.xbdev.fatal(e, c"netback_mq: connecting to the frontend");
-                        return;
+                        dev.fatal(e, c"netback_mq: connecting to the frontend");
+                        return Then::Stay;
                     }
                     state::CONNECTED
                 }
                 BackendStep::DisconnectThenClose => {
-                    self.vif().detach();
-                    pr_info!("{}: disconnected\n", self.vif().name());
+                    self.vif().detach(self.reg.device());
+                    pr_info!("{}: disconnected\n", self.name());
                     state::CLOSING
                 }
             };
-            if let Err(e) = self.xbdev.switch_state(next) {
-                pr_warn!("{}: switching to {} failed: {:?}\n", self.vif().name(), state::name(next), e);
-                return;
+            if let Err(e) = dev.switch_state(next) {
+                pr_warn!("{}: switching to {} failed: {:?}\n", self.name(), state::name(next), e);
+                return Then::Stay;
             }
             cur = next;
         }
-        // The toolstack removed the device (xl network-detach, domain gone).
-        if fe_state == state::UNKNOWN || (fe_state == state::CLOSED && !self.xbdev.is_online()) {
-            // Runs `remove`, which frees `self`: nothing may follow.
-            self.xbdev.unregister();
+        // The toolstack removed the device (xl network-detach, domain gone):
+        // unregistering runs `remove` once this borrow has ended.
+        if fe_state == state::UNKNOWN || (fe_state == state::CLOSED && !dev.is_online()) {
+            return Then::Unregister;
         }
+        Then::Stay
+    }
+
+    /// Tears everything down: the connection, then the net device.
+    fn remove(this: Pin<KBox<Self>>, dev: &Device) {
+        this.vif().detach(this.reg.device());
+        dev.remove_node(c"hotplug-status");
+        // Dropping `this` unregisters and frees the net device, then the vif.
+    }
+}
+
+impl Backend {
+    fn vif(&self) -> &Vif {
+        self.reg.data()
+    }
+
+    fn name(&self) -> &str {
+        self.reg.device().name()
+    }
+
+    /// Writes the features we offer the frontend.
+    fn advertise(&self, dev: &Device) -> Result {
+        let dir = dev.nodename();
+        dev.transaction(|t| {
+            t.write(dir, c"feature-sg", c"1")?;
+            t.write(dir, c"feature-gso-tcpv4", c"1")?;
+            t.write(dir, c"feature-gso-tcpv6", c"1")?;
+            t.write(dir, c"feature-ipv6-csum-offload", c"1")?;
+            t.write(dir, c"feature-rx-copy", c"1")?;
+            t.write(dir, c"feature-rx-flip", c"0")?;
+            t.write_u32(dir, c"feature-split-event-channels", u32::from(crate::separate_tx_rx_irq()))?;
+            t.write(dir, c"feature-ctrl-ring", c"1")?;
+            t.write(dir, c"feature-multicast-control", c"1")?;
+            t.write(dir, c"feature-xdp-headroom", c"1")?;
+            t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)
+        })
     }
 
     /// Reads the frontend's rings, event channels and features, maps and
     /// binds them, and starts traffic once the hotplug script is done.
-    fn connect(&self) -> Result {
-        let fe = self.xbdev.otherend();
-        let name = self.vif().name();
+    fn connect(&self, dev: &Device) -> Result {
+        let fe = dev.otherend()?;
+        let fe = fe.as_ref();
+        let name = self.name();
         if Device::read_unsigned(fe, c"request-rx-copy", 0) != 1 {
             pr_err!("{}: frontend does not support rx-copy (required)\n", name);
             return Err(EOPNOTSUPP);
@@ -260,19 +240,20 @@ impl Backend {
             csum4: Device::read_unsigned(fe, c"feature-no-csum-offload", 0) != 1,
             csum6: Device::read_unsigned(fe, c"feature-ipv6-csum-offload", 0) == 1,
         };
-        let domid = self.xbdev.otherend_id();
-        let credit = self.read_rate();
+        let domid = dev.otherend_id();
+        let credit = self.read_rate(dev);
+        let vif = self.vif();
         let mcast = Device::read_unsigned(fe, c"request-multicast-control", 0) == 1;
-        self.vif().ctrl.set_features(mcast, Device::read_unsigned(fe, c"xdp-headroom", 0));
+        vif.ctrl().set_features(mcast, Device::read_unsigned(fe, c"xdp-headroom", 0));
         let (ctrl_ref, ctrl_port) =
             (Device::read_unsigned(fe, c"ctrl-ring-ref", MISSING), Device::read_unsigned(fe, c"event-channel-ctrl", MISSING));
         let has_ctrl = ctrl_ref != MISSING && ctrl_port != MISSING;
         if has_ctrl {
-            self.vif().ctrl.connect_ring(&self.xbdev, ctrl_ref, ctrl_port, nq as u32)?;
+            vif.connect_ctrl(dev, ctrl_ref, ctrl_port, nq as u32)?;
         }
         let mut conns = KVec::with_capacity(nq, GFP_KERNEL)?;
         let mut split = false;
-        for q in self.vif().queues[..nq].iter() {
+        for q in vif.queues[..nq].iter() {
             let keys = if nq == 1 {
                 QueueKeys::read(fe)
             } else {
@@ -280,38 +261,30 @@ impl Backend {
                 QueueKeys::read(&dir)
             }
             .inspect_err(|_| pr_err!("{}: queue {}: ring references or event channel missing\n", name, q.index))?;
-            let tx_map = self.xbdev.map_ring(keys.tx_ref).inspect_err(|e| {
+            let tx_map = dev.map_ring(keys.tx_ref).inspect_err(|e| {
                 pr_err!("{}: queue {}: mapping TX ring grant {} failed: {:?}\n", name, q.index, keys.tx_ref, e)
             })?;
-            let rx_map = self.xbdev.map_ring(keys.rx_ref).inspect_err(|e| {
+            let rx_map = dev.map_ring(keys.rx_ref).inspect_err(|e| {
                 pr_err!("{}: queue {}: mapping RX ring grant {} failed: {:?}\n", name, q.index, keys.rx_ref, e)
             })?;
             let names = IRQ_NAMES[q.index];
-            let dev_id = core::ptr::from_ref::<crate::vif::QueueCtx>(q).cast_mut().cast();
             split = keys.rx_port.is_some();
-            // SAFETY: the handlers get the queue, which outlives the binding:
-            // the connection owning it is dropped in `detach`, which runs
-            // before the vif (and its queues) is freed.
-            let irq = unsafe {
-                EventIrq::bind_interdomain(&self.xbdev, keys.port, interrupt_tx, names[usize::from(split)], dev_id)
-            }
-            .inspect_err(|e| pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, keys.port, e))?;
+            // The bindings hold a reference to the queue, their target.
+            let irq = EventIrq::bind_interdomain(dev, keys.port, names[usize::from(split)], q.clone()).inspect_err(|e| {
+                pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, keys.port, e)
+            })?;
             let rx_irq = match keys.rx_port {
-                // SAFETY: as above.
-                Some(p) => Some(
-                    unsafe { EventIrq::bind_interdomain(&self.xbdev, p, interrupt_rx, names[2], dev_id) }
-                        .inspect_err(|e| {
-                            pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, p, e)
-                        })?,
-                ),
+                Some(p) => Some(EventIrq::bind_interdomain(dev, p, names[2], q.clone()).inspect_err(|e| {
+                    pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, p, e)
+                })?),
                 None => None,
             };
             let conn = Connection::new(tx_map, rx_map, irq, rx_irq, domid, credit)
                 .inspect_err(|_| pr_err!("{}: queue {}: frontend's rings are malformed\n", name, q.index))?;
             conns.push(conn, GFP_KERNEL)?;
         }
-        self.vif().attach(conns, caps)?;
-        self.wait_for_hotplug();
+        vif.attach(self.reg.device(), conns, caps)?;
+        self.wait_for_hotplug(dev);
         pr_info!(
             "{}: connected to domain {}: {} queue(s), {} event channels, sg {} gso {}/{} csum {}/{} ctrl-ring {} mcast-control {} xdp-headroom {}\n",
             name,
@@ -325,32 +298,33 @@ impl Backend {
             u8::from(caps.csum6),
             u8::from(has_ctrl),
             u8::from(mcast),
-            self.vif().ctrl.xdp_headroom()
+            vif.ctrl().xdp_headroom()
         );
         Ok(())
     }
 
     /// The frontend's `xdp-headroom`, applied to guest receive.
-    fn read_xdp_headroom(&self) {
-        let h = Device::read_unsigned(self.xbdev.otherend(), c"xdp-headroom", 0);
-        self.vif().ctrl.set_xdp_headroom(h);
-        pr_info!("{}: XDP headroom {}\n", self.vif().name(), self.vif().ctrl.xdp_headroom());
+    fn read_xdp_headroom(&self, dev: &Device) {
+        let Ok(fe) = dev.otherend() else { return };
+        let h = Device::read_unsigned(&fe, c"xdp-headroom", 0);
+        self.vif().ctrl().set_xdp_headroom(h);
+        pr_info!("{}: XDP headroom {}\n", self.name(), self.vif().ctrl().xdp_headroom());
     }
 
     /// The guest-transmit rate limit the toolstack set (`rate` =
     /// "BYTES,USECS", from `rate=` in the vif spec); each queue gets it.
-    fn read_rate(&self) -> Credit {
+    fn read_rate(&self, dev: &Device) -> Credit {
         let mut buf = [0u8; 48];
-        let Ok(n) = Device::read_into(self.xbdev.nodename(), c"rate", &mut buf) else {
+        let Ok(n) = Device::read_into(dev.nodename(), c"rate", &mut buf) else {
             return Credit::unlimited();
         };
         match Credit::parse_rate(&buf[..n]) {
             Some((bytes, usecs)) => {
-                pr_info!("{}: rate limit {} bytes per {} us\n", self.vif().name(), bytes, usecs);
+                pr_info!("{}: rate limit {} bytes per {} us\n", self.name(), bytes, usecs);
                 Credit::new(bytes, usecs, now_us())
             }
             None => {
-                pr_warn!("{}: malformed rate in xenstore; no limit\n", self.vif().name());
+                pr_warn!("{}: malformed rate in xenstore; no limit\n", self.name());
                 Credit::unlimited()
             }
         }
@@ -359,37 +333,20 @@ impl Backend {
     /// Waits (bounded) for the hotplug script to report `connected`, as the
     /// C netback does before announcing Connected: until then the vif may
     /// not be on its bridge yet.
-    fn wait_for_hotplug(&self) {
+    fn wait_for_hotplug(&self, dev: &Device) {
         let mut buf = [0u8; 16];
         let mut waited = 0;
         loop {
-            let status = Device::read_into(self.xbdev.nodename(), c"hotplug-status", &mut buf);
+            let status = Device::read_into(dev.nodename(), c"hotplug-status", &mut buf);
             if matches!(status, Ok(n) if &buf[..n] == b"connected") {
                 return;
             }
             if waited >= HOTPLUG_WAIT_MS {
-                pr_warn!("{}: hotplug script has not reported; connecting anyway\n", self.vif().name());
+                pr_warn!("{}: hotplug script has not reported; connecting anyway\n", self.name());
                 return;
             }
-            // SAFETY: process context (the xenwatch thread).
-            unsafe { b::msleep(20) };
+            sleep_ms(20);
             waited += 20;
         }
-    }
-
-    /// xenbus `remove`: tear everything down.
-    ///
-    /// # Safety
-    ///
-    /// `xbdev` must have been probed successfully; called once.
-    pub(crate) unsafe fn remove(xbdev: Device) {
-        // SAFETY: probe stored this pointer; taken back once, here.
-        let be = unsafe { KBox::from_raw(b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Backend>()) };
-        be.vif().detach();
-        xbdev.remove_node(c"hotplug-status");
-        // SAFETY: disconnected above; not used after.
-        unsafe { Vif::destroy(be.vif) };
-        // SAFETY: `xbdev` is live.
-        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), core::ptr::null_mut()) };
     }
 }

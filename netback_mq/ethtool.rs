@@ -4,8 +4,7 @@
 //! the grant-copy operations and notifications each queue issued.
 
 use crate::vif::Vif;
-use crate::xen_sys::bindings as b;
-use crate::xen_sys::ethtool::{ops, Field, PerQueueStats};
+use crate::xen_sys::ethtool::{Field, PerQueueStats};
 use crate::xen_sys::netdev::Stats;
 use crate::xen_sys::sync::LockBh;
 
@@ -24,11 +23,6 @@ impl PerQueueStats for Vif {
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
     ];
 
-    unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Self {
-        // SAFETY: the caller passes a net device created by `Vif::create`.
-        unsafe { Vif::from_netdev(netdev) }
-    }
-
     fn nr_queues(&self) -> usize {
         self.queues.len()
     }
@@ -37,5 +31,3 @@ impl PerQueueStats for Vif {
         self.queues[q].state.lock_bh().stats
     }
 }
-
-pub(crate) static ETHTOOL_OPS: b::ethtool_ops = ops::<Vif>();

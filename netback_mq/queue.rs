@@ -14,20 +14,20 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    self, split_contiguous, CopyOp, Credit, Error as NetifError, FlowHash, Frame, Gso, GsoType, RspStatus,
-    RxBack, RxExtras, RxFlags, RxOut, RxRequest, RxRingKind, Seg, SharedRing, TxBack, TxEvent, TxFlags,
-    TxPacket, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE,
+    self, CopyOp, Credit, Error as NetifError, FlowHash, Frame, Gso, GsoType, RspStatus, RxBack, RxExtras,
+    RxFlags, RxOut, RxRequest, RxStallClock, Seg, TxBack, TxEvent, TxFlags, TxPacket,
+    NR_SLOTS_MIN, PAGE_SIZE,
 };
+use crate::vif::{QueueCtx, EOI_RX, EOI_TX};
 use crate::xen_sys::barrier::XenBarriers;
-use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant;
+use crate::xen_sys::netdev::{csum, FragPage, Napi, NetDevice, Skb};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
+use crate::xen_sys::now_us;
+use crate::xen_sys::warn_ratelimited;
+use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::MappedRing;
-
-/// `skb->ip_summed` values.
-const CHECKSUM_UNNECESSARY: u8 = 1;
-const CHECKSUM_PARTIAL: u8 = 3;
 /// Guest-TX bytes copied into the skb's linear area: enough for the
 /// Ethernet, IP and TCP headers the stack reads first; the rest goes into
 /// page fragments.
@@ -60,23 +60,32 @@ pub(crate) struct RxCfg {
 
 /// Outcome of offering an skb to the guest.
 pub(crate) enum RxOutcome {
-    /// Copied into guest buffers (the skb is ours to free).
+    /// Copied into guest buffers (and freed).
     Delivered,
-    /// Dropped (the skb is ours to free).
+    /// Dropped (and freed).
     Dropped,
-    /// Not enough buffers posted: keep the skb and stop the queue.
-    NoRoom,
+    /// Not enough buffers posted: the skb comes back.
+    NoRoom(Skb),
+}
+
+/// What one round of guest transmit did.
+#[derive(Default)]
+pub(crate) struct TxRound {
+    /// Requests consumed (packets built, dropped or refused, multicast
+    /// updates): each counts against the NAPI budget.
+    pub(crate) consumed: usize,
+    /// The ring had nothing more (or the rate limit holds a packet back):
+    /// polling again now finds no work.
+    pub(crate) drained: bool,
 }
 
 /// A queue's connection to the frontend. Field order is drop order: the
 /// event channels are unbound first, then the rings are unmapped.
 pub(crate) struct Connection {
-    irq: EventIrq,
-    rx_irq: Option<EventIrq>,
-    tx: TxBack<XenBarriers>,
-    rx: RxBack<XenBarriers>,
-    _tx_map: MappedRing,
-    _rx_map: MappedRing,
+    irq: EventIrq<QueueCtx, EOI_TX>,
+    rx_irq: Option<EventIrq<QueueCtx, EOI_RX>>,
+    tx: OnRing<TxBack<XenBarriers>, MappedRing>,
+    rx: OnRing<RxBack<XenBarriers>, MappedRing>,
     domid: u16,
     /// Set on a fatal protocol error: the queue carries nothing more.
     pub(crate) broken: Option<NetifError>,
@@ -92,16 +101,11 @@ pub(crate) struct Connection {
     /// A guest packet read from the ring but over the rate limit, and the
     /// time (µs) it may go.
     held: Option<(TxPacket, u64)>,
-    /// Since when (µs) guest receive found too few buffers, if it does.
-    rx_short_since: Option<u64>,
-    /// The guest stopped posting buffers for longer than the stall timeout.
-    pub(crate) rx_stalled: bool,
-}
-
-/// The clock the rate limit and stall detection use, in µs.
-pub(crate) fn now_us() -> u64 {
-    // SAFETY: reads the monotonic clock; no preconditions.
-    unsafe { b::xennet_shim_now_us() }
+    /// Whether (and since when) guest receive finds too few buffers.
+    pub(crate) rx_stall: RxStallClock,
+    /// The packet for the guest that found too few buffers, waiting for
+    /// more (the queue is stopped meanwhile).
+    rx_held: Option<Skb>,
 }
 
 /// The working arrays of one packet's copy.
@@ -110,7 +114,7 @@ struct Scratch {
     dst: KVec<Seg>,
     planned: KVec<CopyOp>,
     /// The planned copies as `GNTTABOP_copy` operations.
-    ops: KVec<b::gnttab_copy>,
+    ops: KVec<grant::GntCopy>,
 }
 
 impl Scratch {
@@ -129,7 +133,7 @@ fn copy_plan(
     src: &[Seg],
     dst: &[Seg],
     planned: &mut [CopyOp],
-    ops: &mut KVec<b::gnttab_copy>,
+    ops: &mut KVec<grant::GntCopy>,
     domid: u16,
 ) -> Result<usize> {
     let n = netif::plan(src, dst, planned).map_err(|_| EINVAL)?;
@@ -140,68 +144,19 @@ fn copy_plan(
     Ok(n)
 }
 
-/// The page segments of an skb's data, in order.
-fn skb_segments(skb: *mut b::sk_buff, out: &mut [Seg]) -> Option<usize> {
-    // SAFETY: `skb` is a live skb handed to us by the stack; these read its
-    // layout, which does not change while we hold it.
-    let (data, headlen, nr_frags) = unsafe {
-        (
-            b::xennet_shim_skb_data(skb) as usize,
-            b::xennet_shim_skb_headlen(skb) as usize,
-            b::xennet_shim_skb_nr_frags(skb) as usize,
-        )
-    };
-    let page_base = data & !(PAGE_SIZE - 1);
-    let mut n = split_contiguous(
-        data,
-        headlen,
-        // SAFETY: the linear area is directly mapped kernel memory; each
-        // page it covers has a frame number.
-        |i| Frame::Local(unsafe { b::xennet_shim_virt_to_gfn((page_base + i * PAGE_SIZE) as *const _) } as u64),
-        out,
-    )?;
-    for i in 0..nr_frags {
-        // SAFETY: `i` is below the skb's fragment count.
-        let (page, off, size) = unsafe {
-            (
-                b::xennet_shim_skb_frag_page(skb, i as u32),
-                b::xennet_shim_skb_frag_off(skb, i as u32) as usize,
-                b::xennet_shim_skb_frag_size(skb, i as u32) as usize,
-            )
-        };
-        let first = off / PAGE_SIZE;
-        n += split_contiguous(
-            off,
-            size,
-            // SAFETY: a fragment lies within its (possibly compound) page.
-            |j| Frame::Local(unsafe { b::xennet_shim_page_nth_gfn(page, first + j) } as u64),
-            out.get_mut(n..)?,
-        )?;
-    }
-    Some(n)
-}
-
 impl Connection {
     /// Attaches to the frontend's rings (already mapped) with the event
     /// channel(s) bound.
     pub(crate) fn new(
         tx_map: MappedRing,
         rx_map: MappedRing,
-        irq: EventIrq,
-        rx_irq: Option<EventIrq>,
+        irq: EventIrq<QueueCtx, EOI_TX>,
+        rx_irq: Option<EventIrq<QueueCtx, EOI_RX>>,
         domid: u16,
         credit: Credit,
     ) -> Result<KBox<Self>> {
-        // SAFETY: each mapping is one page of the frontend's, mapped for as
-        // long as this connection (a field, dropped after the rings) and
-        // only accessed through the ring.
-        let tx_sring = unsafe { SharedRing::<TxRingKind>::from_raw(tx_map.as_ptr(), PAGE_SIZE) }
-            .map_err(|_| EINVAL)?;
-        // SAFETY: as above.
-        let rx_sring = unsafe { SharedRing::<RxRingKind>::from_raw(rx_map.as_ptr(), PAGE_SIZE) }
-            .map_err(|_| EINVAL)?;
-        let tx = TxBack::attach(tx_sring).map_err(|_| EINVAL)?;
-        let rx = RxBack::attach(rx_sring).map_err(|_| EINVAL)?;
+        let tx = OnRing::new(tx_map, TxBack::attach)?;
+        let rx = OnRing::new(rx_map, RxBack::attach)?;
         let scratch = Scratch::new()?;
         Ok(KBox::new(
             Self {
@@ -209,8 +164,6 @@ impl Connection {
                 rx_irq,
                 tx,
                 rx,
-                _tx_map: tx_map,
-                _rx_map: rx_map,
                 domid,
                 broken: None,
                 broken_reported: false,
@@ -218,8 +171,8 @@ impl Connection {
                 rx_needed: 1,
                 credit,
                 held: None,
-                rx_short_since: None,
-                rx_stalled: false,
+                rx_stall: RxStallClock::new(),
+                rx_held: None,
             },
             GFP_KERNEL,
         )?)
@@ -234,7 +187,7 @@ impl Connection {
 
     fn notify_rx(&self, stats: &mut Stats) {
         stats.notifies += 1;
-        self.rx_irq.as_ref().unwrap_or(&self.irq).notify();
+        self.rx_irq.as_ref().map_or(self.irq.channel(), |r| r.channel()).notify();
     }
 
     /// Re-enables event delivery on the channel(s) flagged in `pending`
@@ -249,36 +202,43 @@ impl Connection {
         }
     }
 
-    /// Processes up to `budget` guest-TX packets into `batch`. Returns true
-    /// if there was work; `Err` is a fatal protocol error (queue broken).
+    /// Consumes up to `budget` guest-TX requests, building packets into
+    /// `batch`. `Err` is a fatal protocol error (queue broken).
     pub(crate) fn guest_tx(
         &mut self,
-        napi: *mut b::napi_struct,
-        netdev: *mut b::net_device,
+        napi: &Napi,
+        dev: &NetDevice,
         budget: usize,
         batch: &mut SkbBatch,
         stats: &mut Stats,
         ctrl: &crate::ctrl::VifCtrl,
-    ) -> core::result::Result<bool, NetifError> {
-        let mut work = false;
+    ) -> core::result::Result<TxRound, NetifError> {
+        let mut round = TxRound::default();
         let now = now_us();
-        while batch.len() < budget && !batch.is_full() {
+        loop {
+            if round.consumed >= budget || batch.is_full() {
+                break;
+            }
             let ev = match self.held.take() {
                 Some((pkt, _)) => TxEvent::Packet(pkt),
                 None => match self.tx.poll()? {
                     Some(ev) => ev,
-                    None => break,
+                    None => {
+                        round.drained = true;
+                        break;
+                    }
                 },
             };
-            work = true;
             match ev {
                 TxEvent::Packet(pkt) => {
                     if let Err(at) = self.credit.consume(pkt.len() as u64, now) {
                         // Over the rate: keep it until the credit timer.
                         self.held = Some((pkt, at));
+                        round.drained = true;
                         break;
                     }
-                    let status = match self.build_skb(napi, netdev, &pkt, stats) {
+                    round.consumed += 1;
+                    let status = match self.build_skb(napi, dev, &pkt, stats) {
                         Ok(skb) => {
                             batch.push(skb);
                             stats.rx_packets += 1;
@@ -293,11 +253,13 @@ impl Connection {
                     self.tx.respond(&pkt, status)?;
                 }
                 TxEvent::Dropped(pkt, e) => {
+                    round.consumed += 1;
                     warn_ratelimited!("domain {}: dropped a packet: {}\n", self.domid, e.as_str());
                     stats.rx_dropped += 1;
                     self.tx.respond(&pkt, RspStatus::ERROR)?;
                 }
                 TxEvent::Mcast(pkt) => {
+                    round.consumed += 1;
                     // Honoured whether or not the frontend asked for
                     // filtering yet (netif.h): the list is kept either way.
                     let ok = ctrl.mcast_update(pkt.mcast_add, pkt.mcast_del);
@@ -306,11 +268,11 @@ impl Connection {
             }
         }
         #[cfg(xennet_hostile)]
-        crate::hostile::tx_before_push(&self.tx, usize::from(work));
-        if work && self.tx.push() {
+        crate::hostile::tx_before_push(&self.tx, round.consumed);
+        if round.consumed > 0 && self.tx.push() {
             self.notify(stats);
         }
-        Ok(work)
+        Ok(round)
     }
 
     /// The fatal error, the first time it is asked for after it happened
@@ -345,24 +307,6 @@ impl Connection {
         }
     }
 
-    /// Guest-receive stall tracking, called when guest receive found too
-    /// few buffers (`short`) or after it found enough. Returns a change:
-    /// `Some(true)` the guest just stalled (no buffers for `timeout_us`),
-    /// `Some(false)` a stalled guest posted buffers again.
-    pub(crate) fn rx_stall_check(&mut self, short: bool, timeout_us: u64) -> Option<bool> {
-        if !short {
-            self.rx_short_since = None;
-            return core::mem::replace(&mut self.rx_stalled, false).then_some(false);
-        }
-        let now = now_us();
-        let since = *self.rx_short_since.get_or_insert(now);
-        if !self.rx_stalled && now.saturating_sub(since) >= timeout_us {
-            self.rx_stalled = true;
-            return Some(true);
-        }
-        None
-    }
-
     /// True if the frontend posted more TX requests (and arms the event
     /// otherwise): call before re-enabling events.
     pub(crate) fn final_check(&mut self) -> core::result::Result<bool, NetifError> {
@@ -370,66 +314,27 @@ impl Connection {
     }
 
     /// Copies one guest packet into a new skb.
-    fn build_skb(
-        &mut self,
-        napi: *mut b::napi_struct,
-        netdev: *mut b::net_device,
-        pkt: &TxPacket,
-        stats: &mut Stats,
-    ) -> Result<*mut b::sk_buff> {
+    fn build_skb(&mut self, napi: &Napi, dev: &NetDevice, pkt: &TxPacket, stats: &mut Stats) -> Result<Skb> {
         let len = pkt.len();
         let head = len.min(TX_HEAD_LEN);
-        // SAFETY: allocation in NAPI context (our poll).
-        let skb = unsafe { b::napi_alloc_skb(napi, head as u32) };
-        if skb.is_null() {
-            return Err(ENOMEM);
-        }
-        let r = self.fill_skb(skb, netdev, pkt, head, stats);
-        if r.is_err() {
-            // SAFETY: the skb is ours and never handed on.
-            unsafe { b::xennet_shim_kfree_skb_any(skb) };
-        }
-        r.map(|()| skb)
+        let mut skb = napi.alloc_skb(head).ok_or(ENOMEM)?;
+        // Freed on error (dropped with `skb`).
+        self.fill_skb(&mut skb, dev, pkt, head, stats)?;
+        Ok(skb)
     }
 
-    fn fill_skb(
-        &mut self,
-        skb: *mut b::sk_buff,
-        netdev: *mut b::net_device,
-        pkt: &TxPacket,
-        head: usize,
-        stats: &mut Stats,
-    ) -> Result {
+    fn fill_skb(&mut self, skb: &mut Skb, dev: &NetDevice, pkt: &TxPacket, head: usize, stats: &mut Stats) -> Result {
         let len = pkt.len();
-        // SAFETY: `skb` is ours, with `head` bytes of tailroom.
-        let data = unsafe { b::xennet_shim_skb_put(skb, head as u32) } as usize;
         let Scratch { src, dst, planned, ops } = &mut self.scratch;
-        let page_base = data & !(PAGE_SIZE - 1);
-        let mut nd = split_contiguous(
-            data,
-            head,
-            // SAFETY: the skb's linear area is directly mapped kernel memory.
-            |i| Frame::Local(unsafe { b::xennet_shim_virt_to_gfn((page_base + i * PAGE_SIZE) as *const _) } as u64),
-            dst,
-        )
-        .ok_or(EINVAL)?;
+        let mut nd = skb.put_segments(head, dst).ok_or(EINVAL)?;
         let mut rest = len - head;
-        let mut frag = 0;
         while rest > 0 {
-            let size = rest.min(PAGE_SIZE);
-            // SAFETY: plain atomic page allocation.
-            let page = unsafe { b::xennet_shim_alloc_page_atomic() };
-            if page.is_null() {
-                return Err(ENOMEM);
-            }
-            // SAFETY: the page is ours; the skb takes it (freed with the skb).
             // At most 16 fragments: a packet is under 64 KiB.
-            unsafe { b::xennet_shim_skb_add_rx_frag(skb, frag, page, 0, size as i32) };
-            // SAFETY: `page` is a valid page.
-            let gfn = unsafe { b::xennet_shim_page_to_gfn(page) };
-            *dst.get_mut(nd).ok_or(EINVAL)? = Seg::new(Frame::Local(gfn as u64), 0, size).ok_or(EINVAL)?;
+            let size = rest.min(PAGE_SIZE);
+            let page = FragPage::alloc_atomic()?;
+            *dst.get_mut(nd).ok_or(EINVAL)? = page.segment(size).ok_or(EINVAL)?;
+            skb.add_frag(page, size)?;
             nd += 1;
-            frag += 1;
             rest -= size;
         }
         let mut ns = 0;
@@ -448,76 +353,54 @@ impl Connection {
             );
             return Err(EFAULT);
         }
-        // SAFETY: the skb holds the packet; `netdev` is our live device.
-        unsafe {
-            let proto = b::eth_type_trans(skb, netdev);
-            b::xennet_shim_skb_set_protocol(skb, proto);
-            b::xennet_shim_skb_reset_network_header(skb);
-        }
+        skb.eth_type_trans(dev)?;
         let flags = pkt.flags();
         let mut recalc = false;
         if let Some(g) = pkt.gso {
-            // SAFETY: the skb is ours; the protocol core checked type and size.
-            unsafe { b::xennet_shim_skb_set_gso(skb, g.size, g.ty == GsoType::TCPV6) };
+            // The protocol core checked type and size.
+            skb.set_gso(g.size, g.ty == GsoType::TCPV6);
         }
         let summed = if flags.contains(TxFlags::CSUM_BLANK) {
-            CHECKSUM_PARTIAL
+            csum::PARTIAL
         } else if pkt.gso.is_some() {
             // A GSO packet needs a partial checksum: set one up from the
             // headers (as the C netback's checksum fix-up).
             recalc = true;
-            CHECKSUM_PARTIAL
+            csum::PARTIAL
         } else if flags.contains(TxFlags::DATA_VALIDATED) {
-            CHECKSUM_UNNECESSARY
+            csum::UNNECESSARY
         } else {
-            0
+            csum::NONE
         };
-        // SAFETY: the skb is ours.
-        unsafe { b::xennet_shim_skb_set_ip_summed(skb, summed) };
-        if summed == CHECKSUM_PARTIAL {
-            // SAFETY: the skb is ours, its network header set above.
-            let rc = unsafe { b::skb_checksum_setup(skb, recalc) };
-            if rc < 0 {
-                warn_ratelimited!(
-                    "domain {}: cannot set up a partial checksum ({}); dropped\n",
-                    self.domid,
-                    rc
-                );
+        skb.set_ip_summed(summed);
+        if summed == csum::PARTIAL {
+            if let Err(e) = skb.checksum_setup(recalc) {
+                warn_ratelimited!("domain {}: cannot set up a partial checksum ({:?}); dropped\n", self.domid, e);
                 return Err(EINVAL);
             }
         }
         Ok(())
     }
 
-    /// Copies `skb` into buffers the guest posted (`ndo_start_xmit`).
-    pub(crate) fn guest_rx(&mut self, skb: *mut b::sk_buff, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
+    /// Copies `skb` into buffers the guest posted (`ndo_start_xmit`); the
+    /// skb is freed unless it comes back for want of buffers.
+    pub(crate) fn guest_rx(&mut self, skb: Skb, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
         #[cfg(xennet_hostile)]
         if crate::hostile::frozen() {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         }
-        // SAFETY: `skb` is a live skb handed to us by the stack.
-        let (len, summed, gso_size, v6) = unsafe {
-            (
-                b::xennet_shim_skb_len(skb) as usize,
-                b::xennet_shim_skb_ip_summed(skb),
-                b::xennet_shim_skb_gso_size(skb),
-                b::xennet_shim_skb_gso_is_tcpv6(skb),
-            )
-        };
-        let gso = if gso_size > 0 {
-            if !(if v6 { caps.gso6 } else { caps.gso4 }) {
-                // The device's features keep this from happening.
-                stats.tx_dropped += 1;
-                return RxOutcome::Dropped;
+        let (len, summed) = (skb.len(), skb.ip_summed());
+        let gso = match skb.gso() {
+            Some((size, v6)) => {
+                if !(if v6 { caps.gso6 } else { caps.gso4 }) {
+                    // The device's features keep this from happening.
+                    stats.tx_dropped += 1;
+                    return RxOutcome::Dropped;
+                }
+                Some(Gso { size, ty: if v6 { GsoType::TCPV6 } else { GsoType::TCPV4 }, features: 0 })
             }
-            Some(Gso {
-                size: gso_size as u16,
-                ty: if v6 { GsoType::TCPV6 } else { GsoType::TCPV4 },
-                features: 0,
-            })
-        } else {
-            None
+            None => None,
         };
         // The first buffer starts after the XDP headroom (at most half a page).
         let headroom = usize::from(cfg.xdp_headroom);
@@ -530,7 +413,7 @@ impl Connection {
         let extras = RxExtras { gso, xdp_headroom: cfg.xdp_headroom, hash: cfg.hash.map(|h| h.extra()) };
         let slots = RxBack::<XenBarriers>::slots_needed(nbufs, &extras);
         let Scratch { src, dst, planned, ops } = &mut self.scratch;
-        let Some(ns) = skb_segments(skb, src) else {
+        let Some(ns) = skb.segments(src) else {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         };
@@ -539,7 +422,7 @@ impl Connection {
             Ok(true) => {}
             Ok(false) => {
                 self.rx_needed = slots as u32;
-                return RxOutcome::NoRoom;
+                return RxOutcome::NoRoom(skb);
             }
             Err(e) => {
                 self.broken = Some(e);
@@ -573,8 +456,8 @@ impl Connection {
                 out[usize::from(op.dst_seg)].len += op.len;
             }
             let flags = match summed {
-                CHECKSUM_PARTIAL => RxFlags::CSUM_BLANK.with(RxFlags::DATA_VALIDATED),
-                CHECKSUM_UNNECESSARY => RxFlags::DATA_VALIDATED,
+                csum::PARTIAL => RxFlags::CSUM_BLANK.with(RxFlags::DATA_VALIDATED),
+                csum::UNNECESSARY => RxFlags::DATA_VALIDATED,
                 _ => RxFlags(0),
             };
             self.rx.respond(&bufs[..slots], &out[..nbufs], flags, &extras)
@@ -598,7 +481,7 @@ impl Connection {
             self.notify_rx(stats);
         }
         #[cfg(xennet_hostile)]
-        crate::hostile::rx_after_push(&self.rx, || self.rx_irq.as_ref().unwrap_or(&self.irq).notify());
+        crate::hostile::rx_after_push(&self.rx, || self.rx_irq.as_ref().map_or(self.irq.channel(), |r| r.channel()).notify());
         if ok {
             stats.tx_packets += 1;
             stats.tx_bytes += len as u64;
@@ -625,5 +508,33 @@ impl Connection {
     /// found too few.
     pub(crate) fn rx_ready(&mut self) -> bool {
         self.rx.available().unwrap_or(0) >= self.rx_needed
+    }
+
+    /// Keeps the packet that found too few buffers until the guest posts
+    /// more (one at most: the queue is stopped while it waits).
+    pub(crate) fn hold(&mut self, skb: Skb) {
+        if let Some(_older) = self.rx_held.replace(skb) {
+            warn_ratelimited!("domain {}: a second packet for a stopped queue; the first dropped\n", self.domid);
+        }
+    }
+
+    pub(crate) fn has_held(&self) -> bool {
+        self.rx_held.is_some()
+    }
+
+    /// Drops the held packet (the guest stalled).
+    pub(crate) fn drop_held(&mut self, stats: &mut Stats) {
+        if self.rx_held.take().is_some() {
+            stats.tx_dropped += 1;
+        }
+    }
+
+    /// Offers the held packet to the guest again (it posted buffers).
+    pub(crate) fn deliver_held(&mut self, caps: FrontCaps, ctrl: &crate::ctrl::VifCtrl, stats: &mut Stats) {
+        let Some(skb) = self.rx_held.take() else { return };
+        let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash_for_guest(&skb) };
+        if let RxOutcome::NoRoom(skb) = self.guest_rx(skb, caps, &cfg, stats) {
+            self.rx_held = Some(skb);
+        }
     }
 }

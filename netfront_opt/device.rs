@@ -3,20 +3,18 @@
 //! One `vif` device: the net device, the xenbus state machine towards the
 //! backend, and the net device and NAPI callbacks.
 
-use core::ffi::c_int;
-use kernel::prelude::*;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::sync::{Mutex, SpinLock};
+use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::types::Opaque;
+use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX};
+use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
-use crate::queue::{Connection, SkbBatch, Stats, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY};
-use crate::xen_sys::bindings as b;
-use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::evtchn::{Channel, EventHandler, EventIrq};
+use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Registration, Skb, Xmit, ETH_HLEN};
 use crate::xen_sys::sync::LockBh;
-use crate::xen_sys::xenbus::{state, Device, RingPage, Transaction};
+use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
 
 /// What the backend offers: transmit offloads (its `feature-*` keys) and
 /// the number of queues in use.
@@ -82,32 +80,32 @@ static IRQ_NAMES: [[&CStr; 3]; MAX_QUEUES] = [
     [c"netfront_opt-q7", c"netfront_opt-q7-tx", c"netfront_opt-q7-rx"],
 ];
 
-/// One queue: a NAPI context and its lock-protected rings. Pinned: the
-/// event channel handler and the NAPI poll reach it by address.
+/// One queue: a NAPI context and its lock-protected rings. The event
+/// channel's target.
 #[pin_data]
 pub(crate) struct QueueCtx {
     index: usize,
-    netdev: *mut b::net_device,
     #[pin]
-    napi: Opaque<b::napi_struct>,
+    napi: Napi,
     #[pin]
     state: SpinLock<Queue>,
+    /// Where RSS sends hashed packets (checked on receive).
+    rss: Arc<RssLayout>,
 }
 
-// SAFETY: the net device outlives the queue; mutable state is behind the lock.
-unsafe impl Send for QueueCtx {}
-// SAFETY: as above.
-unsafe impl Sync for QueueCtx {}
+impl EventHandler for QueueCtx {
+    /// The backend signalled: poll (the poll acknowledges the event).
+    fn event(&self, _ch: Channel, _tag: u32) {
+        self.napi.schedule();
+    }
+}
 
-/// A netfront device. Lives in a pinned box from probe to remove; the net
-/// device's private area holds a pointer to it.
+/// A netfront net device's data: its queues and what the backend offers.
 #[pin_data]
 pub(crate) struct Frontend {
-    xbdev: Device,
-    netdev: *mut b::net_device,
     /// Allocated at probe (up to the vCPU count and `max_queues`); the first
-    /// `nr_active` of them are connected.
-    queues: KVec<Pin<KBox<QueueCtx>>>,
+    /// `caps.queues` of them are connected.
+    queues: KVec<Arc<QueueCtx>>,
     #[pin]
     caps: SpinLock<BackendCaps>,
     /// The control ring while connected to a backend offering one (and we
@@ -115,30 +113,17 @@ pub(crate) struct Frontend {
     #[pin]
     ctrl: Mutex<Option<CtrlRing>>,
     /// Where RSS sends hashed packets (checked on receive).
-    pub(crate) rss: RssLayout,
+    rss: Arc<RssLayout>,
     /// The backend filters multicast for us (this connection).
     mcast_control: AtomicBool,
     /// The "filter cannot express this" warning was logged.
     mcast_warned: AtomicBool,
 }
 
-// SAFETY: the raw pointers are a net device and a xenbus device that outlive
-// the frontend; all mutable state is behind spinlocks.
-unsafe impl Send for Frontend {}
-// SAFETY: as above.
-unsafe impl Sync for Frontend {}
-
-static NETDEV_OPS: b::net_device_ops = {
-    // SAFETY: all-zero is a valid `net_device_ops` (every callback `None`).
-    let mut ops: b::net_device_ops = unsafe { core::mem::zeroed() };
-    ops.ndo_open = Some(ndo_open);
-    ops.ndo_stop = Some(ndo_stop);
-    ops.ndo_start_xmit = Some(ndo_start_xmit);
-    ops.ndo_get_stats64 = Some(ndo_get_stats64);
-    ops.ndo_fix_features = Some(ndo_fix_features);
-    ops.ndo_set_rx_mode = Some(ndo_set_rx_mode);
-    ops
-};
+/// The xenbus side of one `vif` device: its registered net device.
+pub(crate) struct Netfront {
+    reg: Registration<Frontend>,
+}
 
 /// Parses "aa:bb:cc:dd:ee:ff".
 fn parse_mac(s: &[u8]) -> Option<[u8; 6]> {
@@ -157,21 +142,83 @@ fn parse_mac(s: &[u8]) -> Option<[u8; 6]> {
     Some(mac)
 }
 
+#[vtable]
+impl XenbusDriver for Netfront {
+    /// Creates the net device for a new `vif` device.
+    fn probe(dev: &Device) -> Result<Pin<KBox<Self>>> {
+        let mut buf = [0u8; 32];
+        let len = Device::read_into(dev.nodename(), c"mac", &mut buf).inspect_err(|_| {
+            dev.fatal(EINVAL, c"netfront_opt: cannot read the vif's mac from xenstore");
+        })?;
+        let Some(mac) = parse_mac(&buf[..len]) else {
+            dev.fatal(EINVAL, c"netfront_opt: malformed mac in xenstore");
+            return Err(EINVAL);
+        };
+        let cpus = crate::xen_sys::num_online_cpus();
+        let nq = cpus.clamp(1, (crate::max_queues() as usize).clamp(1, MAX_QUEUES));
+        // Offered offloads; `offloads` trims them to what the backend
+        // accepts once connected.
+        let reg = Registration::register(Kind::Ether { mac, offered: Offloads::ALL }, dev, Frontend::new(nq)?)?;
+        let nf = KBox::pin(Netfront { reg }, GFP_KERNEL)?;
+        // Rebound after an unbind, the device is still Closed: announce a
+        // fresh start so the backend returns to InitWait.
+        if dev.state() != state::INITIALISING {
+            if let Err(e) = dev.switch_state(state::INITIALISING) {
+                pr_warn!("{}: cannot restart the handshake: {:?}\n", nf.reg.device().name(), e);
+            }
+        }
+        pr_info!(
+            "{}: {} ready, waiting for the backend\n",
+            nf.reg.device().name(),
+            dev.nodename().to_str().unwrap_or("?")
+        );
+        Ok(nf)
+    }
+
+    fn otherend_changed(&self, dev: &Device, backend_state: u32) -> Then {
+        self.reg.data().backend_changed(dev, self.reg.device(), backend_state);
+        Then::Stay
+    }
+
+    /// Unbound (module unload, sysfs unbind, device removed): close with the
+    /// backend, drop the connection, then the net device.
+    fn remove(this: Pin<KBox<Self>>, dev: &Device) {
+        let (fe, ndev) = (this.reg.data(), this.reg.device());
+        fe.close_handshake(dev, ndev);
+        fe.disconnect(ndev);
+        // Dropping `this` unregisters and frees the net device.
+    }
+
+    /// The domain was restored (xl restore, live migration): the backend is
+    /// a new one and our rings, grants and event channels mean nothing to
+    /// it. Drop them; xenbus has put us back in Initialising, so the new
+    /// backend's InitWait reconnects us as after probe. The net device (and
+    /// the guest's addresses on it) stays.
+    fn resume(&self, _dev: &Device) -> Result {
+        let ndev = self.reg.device();
+        pr_info!("{}: domain restored; reconnecting to the new backend\n", ndev.name());
+        self.reg.data().disconnect(ndev);
+        Ok(())
+    }
+}
+
 impl Frontend {
-    fn new_pinned(xbdev: Device, netdev: *mut b::net_device, nq: usize) -> Result<Pin<KBox<Self>>> {
+    fn new(nq: usize) -> Result<Pin<KBox<Self>>> {
+        let rss = Arc::new(RssLayout::default(), GFP_KERNEL)?;
         let mut queues = KVec::with_capacity(nq, GFP_KERNEL)?;
         for index in 0..nq {
+            let rss = rss.clone();
             queues.push(
-                KBox::pin_init(
+                Arc::pin_init(
                     try_pin_init!(QueueCtx {
                         index,
-                        netdev,
-                        napi: Opaque::zeroed(),
+                        napi <- Napi::new(),
                         state <- kernel::new_spinlock!(
                             Queue { conn: None, stats: Stats::default() },
                             "netfront_opt_queue"
                         ),
-                    }),
+                        rss,
+                    }? Error),
                     GFP_KERNEL,
                 )?,
                 GFP_KERNEL,
@@ -179,121 +226,15 @@ impl Frontend {
         }
         KBox::pin_init(
             try_pin_init!(Frontend {
-                xbdev,
-                netdev,
                 queues,
                 caps <- kernel::new_spinlock!(BackendCaps::default(), "netfront_opt_caps"),
                 ctrl <- kernel::new_mutex!(None, "netfront_opt_ctrl"),
-                rss: RssLayout::default(),
+                rss,
                 mcast_control: AtomicBool::new(false),
                 mcast_warned: AtomicBool::new(false),
-            }),
+            }? Error),
             GFP_KERNEL,
         )
-    }
-
-    /// Creates the net device for `xbdev` (xenbus probe).
-    pub(crate) fn probe(xbdev: Device) -> Result {
-        let mut buf = [0u8; 32];
-        let len = Device::read_into(xbdev.nodename(), c"mac", &mut buf).inspect_err(|_| {
-            xbdev.fatal(EINVAL, c"netfront_opt: cannot read the vif's mac from xenstore");
-        })?;
-        let Some(mac) = parse_mac(&buf[..len]) else {
-            xbdev.fatal(EINVAL, c"netfront_opt: malformed mac in xenstore");
-            return Err(EINVAL);
-        };
-
-        // SAFETY: returns a plain count.
-        let cpus = unsafe { b::xennet_shim_num_online_cpus() } as usize;
-        let nq = cpus.clamp(1, (crate::max_queues() as usize).clamp(1, MAX_QUEUES));
-        // SAFETY: plain allocation; the private area holds one pointer.
-        let netdev =
-            unsafe { b::xennet_shim_alloc_etherdev(size_of::<*const Frontend>() as c_int, nq as u32) };
-        if netdev.is_null() {
-            return Err(ENOMEM);
-        }
-        let fe = Self::new_pinned(xbdev, netdev, nq);
-        let fe = match fe {
-            Ok(fe) => fe,
-            Err(e) => {
-                // SAFETY: `netdev` was allocated above and never registered.
-                unsafe { b::free_netdev(netdev) };
-                return Err(e);
-            }
-        };
-        // SAFETY: the frontend is never moved out of its box until remove.
-        let fe: *const Frontend = KBox::into_raw(unsafe { Pin::into_inner_unchecked(fe) });
-        // SAFETY: `netdev` is ours and not registered; its private area holds
-        // one pointer; `fe` stays valid until remove frees the net device
-        // first; `NETDEV_OPS` is static; `xbdev` is live.
-        let rc = unsafe {
-            b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>().write(fe);
-            b::xennet_shim_netdev_init(
-                netdev,
-                &NETDEV_OPS,
-                &crate::ethtool::ETHTOOL_OPS,
-                xbdev.as_raw(),
-                mac.as_ptr(),
-            );
-            for q in (*fe).queues.iter() {
-                b::xennet_shim_napi_add(netdev, q.napi.get(), Some(napi_poll));
-            }
-            // Offered offloads; `ndo_fix_features` trims them to what the
-            // backend accepts once connected.
-            b::xennet_shim_netdev_set_hw_features(netdev, b::xennet_shim_offload_mask(true, true, true, true, true));
-            b::netif_carrier_off(netdev);
-            b::register_netdev(netdev)
-        };
-        if rc < 0 {
-            // SAFETY: not registered: free the net device (and its NAPI), then
-            // the frontend, which nothing else references.
-            unsafe {
-                b::free_netdev(netdev);
-                drop(KBox::from_raw(fe.cast_mut()));
-            }
-            return Err(Error::from_errno(rc));
-        }
-        // SAFETY: `xbdev` is live; the pointer is taken back in `remove`.
-        unsafe { b::xennet_shim_set_drvdata(xbdev.as_raw(), fe.cast_mut().cast()) };
-        // SAFETY: `fe` is live (just created, owned by the xenbus device now).
-        let fe = unsafe { &*fe };
-        // Rebound after an unbind, the device is still Closed: announce a
-        // fresh start so the backend returns to InitWait.
-        if xbdev.state() != state::INITIALISING {
-            if let Err(e) = xbdev.switch_state(state::INITIALISING) {
-                pr_warn!("{}: cannot restart the handshake: {:?}\n", fe.name(), e);
-            }
-        }
-        pr_info!(
-            "{}: {} ready, waiting for the backend\n",
-            fe.name(),
-            xbdev.nodename().to_str().unwrap_or("?")
-        );
-        Ok(())
-    }
-
-    /// The frontend of a bound xenbus device.
-    ///
-    /// # Safety
-    ///
-    /// `xbdev` must have been probed successfully and not yet removed.
-    pub(crate) unsafe fn from_xenbus<'a>(xbdev: Device) -> &'a Frontend {
-        // SAFETY: probe stored a valid frontend pointer (caller's contract).
-        unsafe { &*b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Frontend>() }
-    }
-
-    /// # Safety
-    ///
-    /// `netdev` must be a net device created by `probe` and not yet freed.
-    pub(crate) unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Frontend {
-        // SAFETY: probe stored the frontend pointer in the private area.
-        unsafe { &**b::xennet_shim_netdev_priv(netdev).cast::<*const Frontend>() }
-    }
-
-    fn name(&self) -> &str {
-        // SAFETY: `netdev` is live; its name is NUL-terminated.
-        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
-        name.to_str().unwrap_or("?")
     }
 
     /// Queues allocated (the counters `ethtool -S` shows).
@@ -307,17 +248,17 @@ impl Frontend {
     }
 
     /// Queues connected to the backend.
-    fn active_queues(&self) -> &[Pin<KBox<QueueCtx>>] {
+    fn active_queues(&self) -> &[Arc<QueueCtx>] {
         let n = self.caps.lock_bh().queues.min(self.queues.len());
         &self.queues[..n]
     }
 
     /// Backend state changed (xenbus `otherend_changed`).
-    pub(crate) fn backend_changed(&self, backend_state: u32) {
-        let ours = self.xbdev.state();
+    fn backend_changed(&self, dev: &Device, ndev: &NetDevice, backend_state: u32) {
+        let ours = dev.state();
         pr_debug!(
             "{}: backend {} (we are {})\n",
-            self.name(),
+            ndev.name(),
             state::name(backend_state),
             state::name(ours)
         );
@@ -325,28 +266,28 @@ impl Frontend {
             // The backend came back after closing (its driver was reloaded
             // or the device rebound): start over, as after probe.
             state::INIT_WAIT if ours == state::CLOSED => {
-                pr_info!("{}: backend restarted; reconnecting\n", self.name());
-                if let Err(e) = self.xbdev.switch_state(state::INITIALISING) {
-                    pr_warn!("{}: cannot restart the handshake: {:?}\n", self.name(), e);
+                pr_info!("{}: backend restarted; reconnecting\n", ndev.name());
+                if let Err(e) = dev.switch_state(state::INITIALISING) {
+                    pr_warn!("{}: cannot restart the handshake: {:?}\n", ndev.name(), e);
                     return;
                 }
-                self.backend_changed(backend_state);
+                self.backend_changed(dev, ndev, backend_state);
             }
             state::INIT_WAIT if ours == state::INITIALISING => {
-                if let Err(e) = self.connect() {
-                    pr_err!("{}: connecting to the backend failed: {:?}\n", self.name(), e);
-                    self.disconnect();
-                    self.xbdev.fatal(e, c"netfront_opt: connecting to the backend");
+                if let Err(e) = self.connect(dev, ndev) {
+                    pr_err!("{}: connecting to the backend failed: {:?}\n", ndev.name(), e);
+                    self.disconnect(ndev);
+                    dev.fatal(e, c"netfront_opt: connecting to the backend");
                 }
             }
-            state::CONNECTED if ours == state::CONNECTED => self.configure_rss(),
+            state::CONNECTED if ours == state::CONNECTED => self.configure_rss(ndev),
             // While we (re)initialise, a closed backend is the old
             // connection's: wait for it to come back to InitWait.
             state::CLOSING | state::CLOSED
                 if ours != state::INITIALISING && ours != state::CLOSED =>
             {
-                self.disconnect();
-                self.xbdev.frontend_closed();
+                self.disconnect(ndev);
+                dev.frontend_closed();
             }
             _ => {}
         }
@@ -354,9 +295,10 @@ impl Frontend {
 
     /// Sets up each queue's rings, buffers and event channel, publishes them
     /// in xenstore and switches to Connected.
-    fn connect(&self) -> Result {
-        let domid = self.xbdev.otherend_id();
-        let be = self.xbdev.otherend();
+    fn connect(&self, dev: &Device, ndev: &NetDevice) -> Result {
+        let domid = dev.otherend_id();
+        let be = dev.otherend()?;
+        let be = be.as_ref();
         let offered = Device::read_unsigned(be, c"multi-queue-max-queues", 1).max(1) as usize;
         let n = offered.min(self.queues.len());
         let caps = BackendCaps {
@@ -369,15 +311,11 @@ impl Frontend {
         let mut conns = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut keys = [QueueKeys::default(); MAX_QUEUES];
         for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
-            let tx_ring = RingPage::new(&self.xbdev)?;
-            let rx_ring = RingPage::new(&self.xbdev)?;
+            let tx_ring = RingPage::new(dev)?;
+            let rx_ring = RingPage::new(dev)?;
             let names = IRQ_NAMES[q.index];
-            let (irq, port) = self.bind_event_channel(q, names[if split { 1 } else { 0 }])?;
-            let rx = if split {
-                Some(self.bind_event_channel(q, names[2])?)
-            } else {
-                None
-            };
+            let (irq, port) = Self::bind_event_channel(dev, q, names[if split { 1 } else { 0 }])?;
+            let rx = if split { Some(Self::bind_event_channel(dev, q, names[2])?) } else { None };
             *key = QueueKeys {
                 tx_ref: tx_ring.gref(),
                 rx_ref: rx_ring.gref(),
@@ -393,55 +331,49 @@ impl Frontend {
         #[cfg(not(xennet_hostile))]
         let want_ctrl = n > 1;
         let ctrl = if want_ctrl && Device::read_unsigned(be, c"feature-ctrl-ring", 0) == 1 {
-            CtrlRing::new(&self.xbdev)
-                .inspect_err(|e| pr_warn!("{}: no control ring ({:?}); RSS stays the backend's\n", self.name(), e))
+            CtrlRing::new(dev)
+                .inspect_err(|e| pr_warn!("{}: no control ring ({:?}); RSS stays the backend's\n", ndev.name(), e))
                 .ok()
         } else {
             None
         };
         let mcast = crate::multicast_control() && Device::read_unsigned(be, c"feature-multicast-control", 0) == 1;
-        self.publish(&keys[..n], ctrl.as_ref().map(|c| c.keys()), mcast)?;
-        *self.ctrl.lock() = ctrl;
-        // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
-        let rc = unsafe { b::xennet_shim_set_real_num_queues(self.netdev, n as u32) };
-        if rc < 0 {
-            return Err(Error::from_errno(rc));
-        }
+        self.publish(dev, &keys[..n], ctrl.as_ref().map(|c| c.keys()), mcast)?;
+        let old = core::mem::replace(&mut *self.ctrl.lock(), ctrl);
+        drop(old);
+        ndev.set_real_num_queues(n)?;
         for (q, mut conn) in self.queues.iter().zip(conns.drain_all()) {
             if mcast && q.index == 0 {
                 conn.enable_mcast_control();
             }
-            q.state.lock_bh().conn = Some(conn);
+            let old = q.state.lock_bh().conn.replace(conn);
+            // Unbinding an old connection's event channels sleeps: outside
+            // the lock.
+            drop(old);
         }
         self.mcast_control.store(mcast, Ordering::Release);
         if mcast {
-            self.refresh_mcast(true);
+            self.refresh_mcast(ndev, false);
         }
         *self.caps.lock_bh() = caps;
         // Jumbo frames need multi-slot transmit.
-        let max_mtu = if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 };
-        // SAFETY: `netdev` is registered; takes the RTNL lock (process context).
-        unsafe {
-            b::xennet_shim_netdev_set_max_mtu(self.netdev, max_mtu as u32);
-            b::xennet_shim_netdev_update_features(self.netdev);
-        }
-        self.xbdev.switch_state(state::CONNECTED)?;
-        // SAFETY: `netdev` is live and registered.
-        unsafe { b::netif_carrier_on(self.netdev) };
+        ndev.set_max_mtu(if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 });
+        ndev.update_features();
+        dev.switch_state(state::CONNECTED)?;
+        ndev.carrier_on();
         // Process anything already pending (no-op while the device is down).
         for q in self.active_queues() {
-            // SAFETY: the NAPI context was added in probe.
-            unsafe { b::xennet_shim_napi_schedule(q.napi()) };
+            q.napi.schedule();
         }
         // The toolstack's `trusted` node (default 1, as the C driver reads
         // it) asks an untrusted backend be given only bounce pages. Ours
         // always are: transmit copies into pages dedicated to this backend
         // (they never held anything it did not see), so both values are
         // honoured; the log says which the toolstack set.
-        let trusted = Device::read_unsigned(self.xbdev.nodename(), c"trusted", 1) != 0;
+        let trusted = Device::read_unsigned(dev.nodename(), c"trusted", 1) != 0;
         pr_info!(
             "{}: connected to backend domain {} ({}): {} queue(s), {} event channels\n",
-            self.name(),
+            ndev.name(),
             domid,
             if trusted { "trusted" } else { "untrusted: bounce pages only" },
             n,
@@ -451,17 +383,14 @@ impl Frontend {
     }
 
     /// Hands the device's multicast list to queue 0, which keeps the
-    /// backend's filter in step. `lock`: take the address-list lock (not
-    /// held by the caller).
-    fn refresh_mcast(&self, lock: bool) {
+    /// backend's filter in step. `locked`: the caller holds the
+    /// address-list lock (`ndo_set_rx_mode`).
+    fn refresh_mcast(&self, ndev: &NetDevice, locked: bool) {
         if !self.mcast_control.load(Ordering::Acquire) {
             return;
         }
         let mut buf = [0u8; 6 * MCAST_MAX];
-        let mut all = false;
-        // SAFETY: `netdev` is live; `buf` holds `MCAST_MAX` addresses.
-        let n = unsafe { b::xennet_shim_netdev_mc_list(self.netdev, buf.as_mut_ptr(), MCAST_MAX as u32, lock, &mut all) }
-            as usize;
+        let (n, all) = ndev.mc_list(&mut buf, locked);
         let mut wanted = McastFilter::new();
         for a in buf.chunks_exact(6).take(n.min(MCAST_MAX)) {
             let mut addr = [0u8; 6];
@@ -471,7 +400,7 @@ impl Frontend {
         if (all || n > MCAST_MAX) && !self.mcast_warned.swap(true, Ordering::AcqRel) {
             pr_warn!(
                 "{}: the backend's multicast filter holds {} listed groups and cannot pass all multicast; reload with multicast_control=0 for promiscuous or all-multicast use\n",
-                self.name(),
+                ndev.name(),
                 MCAST_MAX
             );
         }
@@ -484,7 +413,7 @@ impl Frontend {
 
     /// Configures RSS over the control ring, once per connection, when the
     /// backend is Connected (it has mapped the ring by then).
-    fn configure_rss(&self) {
+    fn configure_rss(&self, ndev: &NetDevice) {
         let mut ctrl = self.ctrl.lock();
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
         if self.rss.expected_queue(0).is_some() {
@@ -492,93 +421,75 @@ impl Frontend {
         }
         let queues = self.active_queues().len() as u32;
         if let Err(e) = c.configure(queues, &self.rss) {
-            pr_warn!("{}: RSS not configured ({:?}); the backend picks queues\n", self.name(), e);
+            pr_warn!("{}: RSS not configured ({:?}); the backend picks queues\n", ndev.name(), e);
         }
     }
 
-    /// Allocates an event channel for the backend and binds it to `q`'s handler.
-    fn bind_event_channel(&self, q: &QueueCtx, name: &'static CStr) -> Result<(EventIrq, u32)> {
-        let port = self.xbdev.alloc_evtchn()?;
-        // SAFETY: the handler gets the queue, which outlives the binding: the
-        // connection (owner of the binding) is dropped in `disconnect`, which
-        // `remove` runs before freeing the queues.
-        let irq = unsafe {
-            EventIrq::bind(port, interrupt, name, core::ptr::from_ref(q).cast_mut().cast())
-        }
-        .inspect_err(|_| self.xbdev.free_evtchn(port))?;
+    /// Allocates an event channel for the backend and binds it to `q`.
+    fn bind_event_channel(dev: &Device, q: &Arc<QueueCtx>, name: &'static CStr) -> Result<(EventIrq<QueueCtx>, u32)> {
+        let port = dev.alloc_evtchn()?;
+        let irq = EventIrq::bind(port, name, q.clone()).inspect_err(|_| dev.free_evtchn(port))?;
         Ok((irq, port))
     }
 
     /// Writes our ring references, event channels and features. One queue
     /// uses the flat layout every backend understands; several use
     /// `multi-queue-num-queues` and a `queue-N/` directory each.
-    fn publish(&self, keys: &[QueueKeys], ctrl: Option<(u32, u32)>, mcast: bool) -> Result {
-        let dir = self.xbdev.nodename();
+    fn publish(&self, dev: &Device, keys: &[QueueKeys], ctrl: Option<(u32, u32)>, mcast: bool) -> Result {
+        let dir = dev.nodename();
         let mut qdirs = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
         for i in 0..keys.len() {
             let path = CString::try_from_fmt(fmt!("{}/queue-{}", dir.to_str().map_err(|_| EINVAL)?, i))?;
             qdirs.push(path, GFP_KERNEL)?;
         }
-        loop {
-            let t = Transaction::start()?;
-            let written = (|| -> Result {
-                if let [k] = keys {
-                    // A previous multi-queue connection's count would make
-                    // the backend look for queue directories.
-                    t.remove(dir, c"multi-queue-num-queues")?;
-                    k.write(&t, dir)?;
-                } else {
-                    t.write_u32(dir, c"multi-queue-num-queues", keys.len() as u32)?;
-                    for (k, qdir) in keys.iter().zip(qdirs.iter()) {
-                        k.write(&t, qdir)?;
-                    }
+        dev.transaction(|t| {
+            if let [k] = keys {
+                // A previous multi-queue connection's count would make
+                // the backend look for queue directories.
+                t.remove(dir, c"multi-queue-num-queues")?;
+                k.write(t, dir)?;
+            } else {
+                t.write_u32(dir, c"multi-queue-num-queues", keys.len() as u32)?;
+                for (k, qdir) in keys.iter().zip(qdirs.iter()) {
+                    k.write(t, qdir)?;
                 }
-                #[cfg(xennet_hostile)]
-                if crate::hostile::mode() == crate::hostile::BAD_QUEUES {
-                    kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
-                    t.write_u32(dir, c"multi-queue-num-queues", 99)?;
-                }
-                match ctrl {
-                    Some((gref, port)) => {
-                        t.write_u32(dir, c"ctrl-ring-ref", gref)?;
-                        t.write_u32(dir, c"event-channel-ctrl", port)?;
-                    }
-                    None => {
-                        t.remove(dir, c"ctrl-ring-ref")?;
-                        t.remove(dir, c"event-channel-ctrl")?;
-                    }
-                }
-                if mcast {
-                    t.write(dir, c"request-multicast-control", c"1")?;
-                } else {
-                    t.remove(dir, c"request-multicast-control")?;
-                }
-                t.write(dir, c"request-rx-copy", c"1")?;
-                t.write(dir, c"feature-rx-notify", c"1")?;
-                // Receive side: multi-slot and GSO packets; checksums may
-                // arrive partial or pre-validated.
-                t.write(dir, c"feature-sg", c"1")?;
-                t.write(dir, c"feature-gso-tcpv4", c"1")?;
-                t.write(dir, c"feature-gso-tcpv6", c"1")?;
-                t.write(dir, c"feature-no-csum-offload", c"0")?;
-                t.write(dir, c"feature-ipv6-csum-offload", c"1")
-            })();
-            if let Err(e) = written {
-                let _ = t.end(true);
-                return Err(e);
             }
-            match t.end(false) {
-                Err(e) if e == EAGAIN => continue,
-                r => return r,
+            #[cfg(xennet_hostile)]
+            if crate::hostile::mode() == crate::hostile::BAD_QUEUES {
+                kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
+                t.write_u32(dir, c"multi-queue-num-queues", 99)?;
             }
-        }
+            match ctrl {
+                Some((gref, port)) => {
+                    t.write_u32(dir, c"ctrl-ring-ref", gref)?;
+                    t.write_u32(dir, c"event-channel-ctrl", port)?;
+                }
+                None => {
+                    t.remove(dir, c"ctrl-ring-ref")?;
+                    t.remove(dir, c"event-channel-ctrl")?;
+                }
+            }
+            if mcast {
+                t.write(dir, c"request-multicast-control", c"1")?;
+            } else {
+                t.remove(dir, c"request-multicast-control")?;
+            }
+            t.write(dir, c"request-rx-copy", c"1")?;
+            t.write(dir, c"feature-rx-notify", c"1")?;
+            // Receive side: multi-slot and GSO packets; checksums may
+            // arrive partial or pre-validated.
+            t.write(dir, c"feature-sg", c"1")?;
+            t.write(dir, c"feature-gso-tcpv4", c"1")?;
+            t.write(dir, c"feature-gso-tcpv6", c"1")?;
+            t.write(dir, c"feature-no-csum-offload", c"0")?;
+            t.write(dir, c"feature-ipv6-csum-offload", c"1")
+        })
     }
 
     /// Drops the connection: carrier off, event channel unbound, grants
     /// ended, pages freed. Process context only (unbinding may sleep).
-    fn disconnect(&self) {
-        // SAFETY: `netdev` is live.
-        unsafe { b::netif_carrier_off(self.netdev) };
+    fn disconnect(&self, ndev: &NetDevice) {
+        ndev.carrier_off();
         self.rss.clear();
         self.mcast_control.store(false, Ordering::Release);
         let ctrl = self.ctrl.lock().take();
@@ -589,79 +500,67 @@ impl Frontend {
         }
     }
 
-    /// The domain was restored (xl restore, live migration): the backend is
-    /// a new one and our rings, grants and event channels mean nothing to
-    /// it. Drop them; xenbus has put us back in Initialising, so the new
-    /// backend's InitWait reconnects us as after probe. The net device (and
-    /// the guest's addresses on it) stays.
-    pub(crate) fn resume(&self) {
-        pr_info!("{}: domain restored; reconnecting to the new backend\n", self.name());
-        self.disconnect();
-    }
-
     /// When unbound while connected (module unload, sysfs unbind), closes
     /// with the backend before our pages go, so it can unmap them first:
     /// Closing, wait for the backend to close, Closed, wait again. A backend
     /// that does not answer within the timeouts is not waited for: pages it
     /// still maps are then freed only once it lets go (see `GrantedPage`).
-    fn close_handshake(&self) {
-        if self.xbdev.state() != state::CONNECTED {
+    fn close_handshake(&self, dev: &Device, ndev: &NetDevice) {
+        if dev.state() != state::CONNECTED {
             return;
         }
         let gone = |s| matches!(s, state::CLOSING | state::CLOSED | state::UNKNOWN);
-        let _ = self.xbdev.switch_state(state::CLOSING);
-        self.xbdev.wait_otherend(5000, gone);
-        let _ = self.xbdev.switch_state(state::CLOSED);
-        let s = self.xbdev.wait_otherend(5000, |s| matches!(s, state::CLOSED | state::UNKNOWN));
+        let _ = dev.switch_state(state::CLOSING);
+        dev.wait_otherend(5000, gone);
+        let _ = dev.switch_state(state::CLOSED);
+        let s = dev.wait_otherend(5000, |s| matches!(s, state::CLOSED | state::UNKNOWN));
         if !matches!(s, state::CLOSED | state::UNKNOWN) {
-            pr_warn!(
-                "{}: backend did not close (state {}); going on\n",
-                self.name(),
-                state::name(s)
-            );
+            pr_warn!("{}: backend did not close (state {}); going on\n", ndev.name(), state::name(s));
+        }
+    }
+}
+
+#[vtable]
+impl NetDriver for Frontend {
+    type Queue = QueueCtx;
+
+    fn queues(&self) -> &[Arc<QueueCtx>] {
+        &self.queues
+    }
+
+    /// The stack picked the queue (flow hash).
+    fn start_xmit(&self, dev: &NetDevice, queue: usize, skb: Skb) -> Xmit {
+        match self.queues.get(queue) {
+            Some(q) => q.xmit(dev, skb),
+            None => Xmit::Done,
         }
     }
 
-    /// Unbinds from the xenbus device (xenbus `remove`) and frees everything.
-    ///
-    /// # Safety
-    ///
-    /// `xbdev` must have been probed successfully; called once.
-    pub(crate) unsafe fn remove(xbdev: Device) {
-        // SAFETY: probe stored this pointer (caller's contract); it is taken
-        // back exactly once, here.
-        let fe = unsafe { b::xennet_shim_get_drvdata(xbdev.as_raw()).cast::<Frontend>() };
-        // SAFETY: as above; live until the box is dropped below.
-        let netdev = unsafe { (*fe).netdev };
-        // SAFETY: registered in probe; unregistering stops the device (and NAPI).
-        unsafe { b::unregister_netdev(netdev) };
-        // SAFETY: `fe` is live.
-        unsafe { (*fe).close_handshake() };
-        // SAFETY: `fe` is live.
-        unsafe { (*fe).disconnect() };
-        // SAFETY: unregistered; freeing also deletes the NAPI context, after
-        // an RCU grace period, before the frontend holding it is freed.
-        unsafe {
-            b::free_netdev(netdev);
-            b::xennet_shim_set_drvdata(xbdev.as_raw(), core::ptr::null_mut());
-            drop(KBox::from_raw(fe));
-        }
+    /// Transmit offloads as far as the backend accepts them (checksum
+    /// offload needs nothing from it).
+    fn offloads(&self) -> Offloads {
+        let c = *self.caps.lock_bh();
+        Offloads { sg: c.sg, tso4: c.tso4, tso6: c.tso6, csum4: true, csum6: true }
     }
 
+    /// The multicast list changed (address-list lock held).
+    fn set_rx_mode(&self, dev: &NetDevice) {
+        self.refresh_mcast(dev, true);
+    }
+}
+
+impl NapiQueue for QueueCtx {
+    fn napi(&self) -> &Napi {
+        &self.napi
+    }
+
+    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
+        QueueCtx::poll(self, dev, budget)
+    }
 }
 
 impl QueueCtx {
-    fn napi(&self) -> *mut b::napi_struct {
-        self.napi.get()
-    }
-
-    fn name(&self) -> &str {
-        // SAFETY: `netdev` is live; its name is NUL-terminated.
-        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.netdev)) };
-        name.to_str().unwrap_or("?")
-    }
-
-    fn poll(&self, budget: usize) -> usize {
+    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
@@ -675,9 +574,7 @@ impl QueueCtx {
                 };
                 let r = c.reap_tx(stats).and_then(|tx| {
                     work |= tx;
-                    // SAFETY: `netdev` is the live device this queue belongs to.
-                    let rss = unsafe { &Frontend::from_netdev(self.netdev).rss };
-                    c.receive(self.napi(), self.netdev, budget - done, &mut batch, stats, (rss, self.index as u32))
+                    c.receive(&self.napi, dev, budget - done, &mut batch, stats, (&self.rss, self.index as u32))
                 });
                 match r {
                     Ok(rx) => work |= rx,
@@ -688,34 +585,28 @@ impl QueueCtx {
                 }
                 c.tx_has_room()
             };
-            for &skb in batch.skbs() {
-                // SAFETY: each skb was built for this device in this poll.
-                unsafe { b::xennet_shim_napi_gro_receive(self.napi(), skb) };
+            let received = batch.len();
+            batch.deliver(&self.napi);
+            done += received;
+            if tx_room && dev.subqueue_stopped(self.index) {
+                dev.wake_subqueue(self.index);
             }
-            done += batch.len();
-            // SAFETY: `netdev` is live.
-            if tx_room && unsafe { b::xennet_shim_netif_subqueue_stopped(self.netdev, self.index as u16) } {
-                // SAFETY: as above; `index` is below the device's queue count.
-                unsafe { b::xennet_shim_netif_wake_subqueue(self.netdev, self.index as u16) };
-            }
-            if failed.is_some() || done >= budget || batch.len() < SkbBatch::MAX {
+            if failed.is_some() || done >= budget || received < SkbBatch::MAX {
                 break;
             }
         }
         if let Some(e) = failed {
-            self.disable(e);
+            self.disable(dev, e);
         }
         if done >= budget {
             return budget;
         }
-        // SAFETY: we are this NAPI context's poll function.
-        if unsafe { b::napi_complete_done(self.napi(), done as c_int) } {
+        if self.napi.complete_done(done) {
             let mut q = self.state.lock_bh();
             let mut failed = None;
             if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
                 match c.final_check() {
-                    // SAFETY: the NAPI context is live.
-                    Ok(true) => unsafe { b::xennet_shim_napi_schedule(self.napi()) },
+                    Ok(true) => self.napi.schedule(),
                     Ok(false) => {}
                     Err(e) => {
                         c.broken = Some(e);
@@ -728,7 +619,7 @@ impl QueueCtx {
             // The final check reads the backend's producer index again: a
             // protocol error found there is as fatal as one found above.
             if let Some(e) = failed {
-                self.disable(e);
+                self.disable(dev, e);
             }
         }
         done
@@ -736,20 +627,18 @@ impl QueueCtx {
 
     /// A fatal backend protocol error on this queue: log it, carrier off.
     /// The device stays down until it reconnects.
-    fn disable(&self, e: crate::netif::Error) {
+    fn disable(&self, dev: &NetDevice, e: crate::netif::Error) {
         pr_err!(
             "{}: queue {}: backend protocol error: {}; disabling the device\n",
-            self.name(),
+            dev.name(),
             self.index,
             e.as_str()
         );
-        // SAFETY: `netdev` is live.
-        unsafe { b::netif_carrier_off(self.netdev) };
+        dev.carrier_off();
     }
 
-    fn xmit(&self, skb: *mut b::sk_buff) -> b::netdev_tx_t {
-        // SAFETY: the stack hands us a live skb.
-        let len = unsafe { b::xennet_shim_skb_len(skb) } as usize;
+    fn xmit(&self, dev: &NetDevice, skb: Skb) -> Xmit {
+        let len = skb.len();
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
@@ -762,182 +651,37 @@ impl QueueCtx {
                     stats.tx_dropped += 1;
                     break 'sent;
                 }
-                let (flags, gso) = tx_offloads(skb);
-                if c.transmit(skb, len, flags, gso, stats).is_err() {
-                    // SAFETY: `netdev` is live.
-                    unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
-                    return b::netdev_tx_NETDEV_TX_BUSY;
+                let (flags, gso) = tx_offloads(&skb);
+                if !c.transmit(&skb, len, flags, gso, stats) {
+                    dev.stop_subqueue(self.index);
+                    return Xmit::Busy(skb);
                 }
                 if !c.tx_has_room() {
-                    // SAFETY: `netdev` is live.
-                    unsafe { b::xennet_shim_netif_stop_subqueue(self.netdev, self.index as u16) };
+                    dev.stop_subqueue(self.index);
                 }
             }
             _ => stats.tx_dropped += 1,
         }
         drop(q);
         if let Some(e) = failed {
-            self.disable(e);
+            self.disable(dev, e);
         }
-        // SAFETY: copied (or dropped): the skb is ours to free.
-        unsafe { b::xennet_shim_kfree_skb_any(skb) };
-        b::netdev_tx_NETDEV_TX_OK
+        // Copied (or dropped): `skb` is freed here.
+        Xmit::Done
     }
 }
 
-const ETH_HLEN: usize = 14;
-
 /// The netif flags and GSO request for an outgoing skb.
-fn tx_offloads(skb: *mut b::sk_buff) -> (TxFlags, Option<Gso>) {
-    // SAFETY: `skb` is a live skb handed to `ndo_start_xmit`.
-    let (summed, gso_size, v6) = unsafe {
-        (
-            b::xennet_shim_skb_ip_summed(skb),
-            b::xennet_shim_skb_gso_size(skb),
-            b::xennet_shim_skb_gso_is_tcpv6(skb),
-        )
-    };
-    let flags = match summed {
-        CHECKSUM_PARTIAL => TxFlags::CSUM_BLANK.with(TxFlags::DATA_VALIDATED),
-        CHECKSUM_UNNECESSARY => TxFlags::DATA_VALIDATED,
+fn tx_offloads(skb: &Skb) -> (TxFlags, Option<Gso>) {
+    let flags = match skb.ip_summed() {
+        csum::PARTIAL => TxFlags::CSUM_BLANK.with(TxFlags::DATA_VALIDATED),
+        csum::UNNECESSARY => TxFlags::DATA_VALIDATED,
         _ => TxFlags(0),
     };
-    let gso = (gso_size > 0).then_some(Gso {
-        size: gso_size as u16,
+    let gso = skb.gso().map(|(size, v6)| Gso {
+        size,
         ty: if v6 { GsoType::TCPV6 } else { GsoType::TCPV4 },
         features: 0,
     });
     (flags, gso)
-}
-
-/// Event channel handler of one queue.
-///
-/// # Safety
-///
-/// `dev_id` must be the queue given to `EventIrq::bind`, still bound.
-unsafe extern "C" fn interrupt(_irq: c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
-    // SAFETY: `dev_id` is the queue passed to `EventIrq::bind`, live while bound.
-    let q = unsafe { &*dev_id.cast::<QueueCtx>() };
-    // SAFETY: the NAPI context lives as long as the queue.
-    unsafe { b::xennet_shim_napi_schedule(q.napi()) };
-    b::irqreturn::IRQ_HANDLED
-}
-
-/// NAPI poll callback.
-///
-/// # Safety
-///
-/// `napi` must be the NAPI context inside a `QueueCtx` created by `probe`.
-unsafe extern "C" fn napi_poll(napi: *mut b::napi_struct, budget: c_int) -> c_int {
-    // SAFETY: our NAPI contexts are the `napi` field of a live `QueueCtx`
-    // (`Opaque` holds its value at the field's address).
-    let q = unsafe {
-        &*napi
-            .cast::<u8>()
-            .sub(core::mem::offset_of!(QueueCtx, napi))
-            .cast::<QueueCtx>()
-    };
-    q.poll(budget.max(0) as usize) as c_int
-}
-
-/// `ndo_open`.
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `probe`.
-unsafe extern "C" fn ndo_open(netdev: *mut b::net_device) -> c_int {
-    // SAFETY: the stack calls us with our live net device.
-    let fe = unsafe { Frontend::from_netdev(netdev) };
-    for q in fe.queues.iter() {
-        // SAFETY: the NAPI context was added in probe and is disabled while down.
-        unsafe { b::napi_enable(q.napi()) };
-    }
-    // SAFETY: `netdev` is live.
-    unsafe { b::xennet_shim_netif_tx_start_all_queues(netdev) };
-    for q in fe.queues.iter() {
-        // SAFETY: enabled above.
-        unsafe { b::xennet_shim_napi_schedule(q.napi()) };
-    }
-    0
-}
-
-/// `ndo_stop`.
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `probe`.
-unsafe extern "C" fn ndo_stop(netdev: *mut b::net_device) -> c_int {
-    // SAFETY: the stack calls us with our live net device.
-    let fe = unsafe { Frontend::from_netdev(netdev) };
-    // SAFETY: `netdev` is live.
-    unsafe { b::xennet_shim_netif_tx_stop_all_queues(netdev) };
-    for q in fe.queues.iter() {
-        // SAFETY: enabled in `ndo_open`.
-        unsafe { b::napi_disable(q.napi()) };
-    }
-    0
-}
-
-/// `ndo_start_xmit`: the stack picked the queue (flow hash).
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `probe`; `skb` a live skb.
-unsafe extern "C" fn ndo_start_xmit(skb: *mut b::sk_buff, netdev: *mut b::net_device) -> b::netdev_tx_t {
-    // SAFETY: the stack calls us with our live net device and a live skb.
-    let (fe, index) = unsafe {
-        (
-            Frontend::from_netdev(netdev),
-            b::xennet_shim_skb_get_queue_mapping(skb) as usize,
-        )
-    };
-    // The stack never picks a queue beyond `real_num_tx_queues`.
-    fe.queues[index.min(fe.queues.len() - 1)].xmit(skb)
-}
-
-/// `ndo_get_stats64`.
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `probe`; `out` writable.
-unsafe extern "C" fn ndo_get_stats64(netdev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
-    // SAFETY: the stack calls us with our live net device.
-    let fe = unsafe { Frontend::from_netdev(netdev) };
-    // SAFETY: `out` is a valid stats structure to fill.
-    let out = unsafe { &mut *out };
-    Stats::fill_link_stats(fe.queues.iter().map(|q| q.state.lock_bh().stats), out);
-}
-
-/// `ndo_fix_features`: keeps only the offloads the backend accepts.
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `probe`.
-unsafe extern "C" fn ndo_fix_features(
-    netdev: *mut b::net_device,
-    features: b::netdev_features_t,
-) -> b::netdev_features_t {
-    // SAFETY: the stack calls us with our live net device.
-    let fe = unsafe { Frontend::from_netdev(netdev) };
-    let caps = *fe.caps.lock_bh();
-    // SAFETY: pure functions returning feature masks.
-    let (offered, allowed) = unsafe {
-        (
-            b::xennet_shim_offload_mask(true, true, true, true, true),
-            // Checksum offload needs nothing from the backend.
-            b::xennet_shim_offload_mask(caps.sg, caps.tso4, caps.tso6, true, true),
-        )
-    };
-    (features & !offered) | (features & allowed)
-}
-
-/// `ndo_set_rx_mode`: the multicast list changed (address-list lock held).
-///
-/// # Safety
-///
-/// `netdev` must be a live net device created by `Frontend::probe`.
-unsafe extern "C" fn ndo_set_rx_mode(netdev: *mut b::net_device) {
-    // SAFETY: the stack calls us with our live net device.
-    let fe = unsafe { Frontend::from_netdev(netdev) };
-    fe.refresh_mcast(false);
 }

@@ -3,8 +3,7 @@
 //! `ethtool -S`: per-queue counters.
 
 use crate::device::Frontend;
-use crate::xen_sys::bindings as b;
-use crate::xen_sys::ethtool::{ops, Field, PerQueueStats};
+use crate::xen_sys::ethtool::{Field, PerQueueStats};
 use crate::xen_sys::netdev::Stats;
 
 impl PerQueueStats for Frontend {
@@ -21,11 +20,6 @@ impl PerQueueStats for Frontend {
         ("rx_queue_{}_misrouted", |s| s.rx_misrouted),
     ];
 
-    unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Self {
-        // SAFETY: the caller passes a net device created by `Frontend::probe`.
-        unsafe { Frontend::from_netdev(netdev) }
-    }
-
     fn nr_queues(&self) -> usize {
         Frontend::nr_queues(self)
     }
@@ -34,5 +28,3 @@ impl PerQueueStats for Frontend {
         Frontend::queue_stats(self, q)
     }
 }
-
-pub(crate) static ETHTOOL_OPS: b::ethtool_ops = ops::<Frontend>();

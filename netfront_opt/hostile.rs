@@ -13,7 +13,7 @@ use kernel::prelude::*;
 
 use crate::netif::{TxFlags, TxFront, TxRequest, PAGE_SIZE};
 use crate::xen_sys::barrier::XenBarriers;
-use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::evtchn::Channel;
 
 /// A TX request whose grant reference was never issued.
 pub(crate) const BAD_GREF: u32 = 1;
@@ -35,6 +35,9 @@ pub(crate) const BAD_CTRL: u32 = 8;
 /// 100 multicast joins in a burst, over the backend's 64-group list
 /// (XSA-527 class: filter updates racing the data path and teardown).
 pub(crate) const MCAST_FLOOD: u32 = 9;
+/// From the 10th packet on, 16 malformed requests (bad grant reference,
+/// zero length) after every packet: a continuous flood, not one bad request.
+pub(crate) const MALFORMED_FLOOD: u32 = 10;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -59,6 +62,19 @@ pub(crate) fn mcast_flood_now() -> bool {
     mode() == MCAST_FLOOD && SENT.fetch_add(1, Ordering::Relaxed) + 1 == TRIGGER_AT
 }
 
+/// True for every packet from the 10th on in `MALFORMED_FLOOD` mode (the
+/// connection queues the requests, as it tracks their ids).
+pub(crate) fn malformed_flood_now() -> bool {
+    if mode() != MALFORMED_FLOOD {
+        return false;
+    }
+    let n = SENT.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == TRIGGER_AT {
+        pr_warn!("hostile: flooding malformed TX requests from now on\n");
+    }
+    n >= TRIGGER_AT
+}
+
 /// When to inject: before the packet's requests are published (rewriting
 /// them) or after (raw ring writes).
 #[derive(PartialEq, Eq)]
@@ -69,9 +85,9 @@ pub(crate) enum Phase {
 
 /// Called for each transmitted packet whose `slots` requests were just
 /// written (`BeforePush`) and then published (`AfterPush`).
-pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: &EventIrq, slots: usize, phase: Phase) {
+pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD {
+    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD {
         return;
     }
     let n = if phase == Phase::BeforePush {

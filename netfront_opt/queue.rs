@@ -13,20 +13,17 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    Error as NetifError, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, RxRingKind, SharedRing, TxFlags, TxFrag,
-    TxFront, TxRingKind, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
+    Error as NetifError, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, TxFlags, TxFrag,
+    TxFront, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
+use crate::device::QueueCtx;
 use crate::xen_sys::barrier::XenBarriers;
-use crate::xen_sys::bindings as b;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant::GrantedPage;
+use crate::xen_sys::netdev::{csum, FragPage, Napi, NetDevice, Skb, ETH_HLEN};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
+use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::RingPage;
-
-const ETH_HLEN: usize = 14;
-/// `skb->ip_summed` values.
-pub(crate) const CHECKSUM_UNNECESSARY: u8 = 1;
-pub(crate) const CHECKSUM_PARTIAL: u8 = 3;
 /// Bytes of a received packet copied into the skb's linear area (headers).
 const RX_COPY_HDR: usize = 256;
 /// Ring slots the largest packet takes: data slots plus a GSO extra.
@@ -38,11 +35,11 @@ const RX_SLOTS: usize = RX_RING_SIZE as usize;
 /// channel is unbound first, then the rings and their pages go.
 pub(crate) struct Connection {
     /// The event channel (the TX one when split).
-    pub(crate) irq: EventIrq,
+    pub(crate) irq: EventIrq<QueueCtx>,
     /// The RX event channel, when the backend offers split channels.
-    pub(crate) rx_irq: Option<EventIrq>,
-    tx: TxFront<XenBarriers>,
-    rx: RxFront<XenBarriers>,
+    pub(crate) rx_irq: Option<EventIrq<QueueCtx>>,
+    tx: OnRing<TxFront<XenBarriers>, RingPage>,
+    rx: OnRing<RxFront<XenBarriers>, RingPage>,
     /// Buffer index of each outstanding TX request id.
     tx_buf_of_id: [u16; TX_SLOTS],
     /// Free TX buffers (a stack of indices into `tx_bufs`).
@@ -60,12 +57,13 @@ pub(crate) struct Connection {
     mcast_sent: McastFilter,
     mcast_wanted: McastFilter,
     mcast_pending: bool,
-    _tx_ring: RingPage,
-    _rx_ring: RingPage,
 }
 
 /// `tx_buf_of_id` of a request that carries no buffer (a multicast update).
 const NO_BUF: u16 = u16::MAX;
+/// `tx_buf_of_id` of a test-only malformed request (hostile build).
+#[cfg(xennet_hostile)]
+const HOSTILE_BUF: u16 = u16::MAX - 1;
 
 impl Connection {
     /// Builds a connection: ring pages, buffer pages granted to `domid`, all
@@ -73,18 +71,13 @@ impl Connection {
     pub(crate) fn new(
         tx_ring: RingPage,
         rx_ring: RingPage,
-        irq: EventIrq,
-        rx_irq: Option<EventIrq>,
+        irq: EventIrq<QueueCtx>,
+        rx_irq: Option<EventIrq<QueueCtx>>,
         domid: u16,
     ) -> Result<KBox<Self>> {
-        // SAFETY: each ring page is a whole page of ours, granted to the
-        // backend, that lives as long as this connection (it is a field,
-        // dropped after the rings) and is only accessed through the ring.
-        let tx_sring = unsafe { SharedRing::<TxRingKind>::from_raw(tx_ring.as_ptr(), PAGE_SIZE) }
-            .map_err(|_| EINVAL)?;
-        // SAFETY: as above.
-        let rx_sring = unsafe { SharedRing::<RxRingKind>::from_raw(rx_ring.as_ptr(), PAGE_SIZE) }
-            .map_err(|_| EINVAL)?;
+        let tx = OnRing::new(tx_ring, |s| Ok::<_, ()>(TxFront::new(s)))?;
+        // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
+        let rx = OnRing::new(rx_ring, |s| Ok::<_, ()>(RxFront::new(s, NR_SLOTS_MIN)))?;
 
         let mut tx_bufs = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
         let mut tx_free = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
@@ -101,9 +94,8 @@ impl Connection {
             Connection {
                 irq,
                 rx_irq,
-                tx: TxFront::new(tx_sring),
-                // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
-                rx: RxFront::new(rx_sring, NR_SLOTS_MIN),
+                tx,
+                rx,
                 tx_buf_of_id: [0; TX_SLOTS],
                 tx_free,
                 rx_buf_of_slot: [0; RX_SLOTS],
@@ -114,8 +106,6 @@ impl Connection {
                 mcast_sent: McastFilter::new(),
                 mcast_wanted: McastFilter::new(),
                 mcast_pending: false,
-                _tx_ring: tx_ring,
-                _rx_ring: rx_ring,
             },
             GFP_KERNEL,
         )?;
@@ -134,29 +124,29 @@ impl Connection {
 
     /// Copies `skb` (`len` bytes, at most `NR_SLOTS_MIN` pages) into free
     /// TX buffers, one page per slot, and queues it with `flags` and `gso`.
-    /// `Err(())`: no room (the caller stops the queue and returns the skb).
+    /// False: no room (the caller stops the queue and returns the skb).
     pub(crate) fn transmit(
         &mut self,
-        skb: *mut b::sk_buff,
+        skb: &Skb,
         len: usize,
         flags: TxFlags,
         gso: Option<Gso>,
         stats: &mut Stats,
-    ) -> core::result::Result<(), ()> {
+    ) -> bool {
         let nslots = len.div_ceil(PAGE_SIZE);
         #[cfg(xennet_hostile)]
         if crate::hostile::frozen() {
             stats.tx_dropped += 1;
-            return Ok(());
+            return true;
         }
         if nslots > NR_SLOTS_MIN {
             stats.tx_dropped += 1;
-            return Ok(());
+            return true;
         }
         if self.tx_free.len() < nslots
             || (self.tx.ring.free_requests() as usize) < nslots + usize::from(gso.is_some())
         {
-            return Err(());
+            return false;
         }
         let mut frags = [TxFrag {
             gref: 0,
@@ -170,17 +160,12 @@ impl Connection {
             *buf = self.tx_free.pop().unwrap_or(0);
             let page = &self.tx_bufs[usize::from(*buf)];
             let chunk = (len - copied).min(PAGE_SIZE);
-            // SAFETY: `skb` is a live skb of `len` bytes; `copied + chunk <=
-            // len`; the page is ours and `PAGE_SIZE >= chunk` long; the backend
-            // only reads it (read-only grant).
-            let rc = unsafe {
-                b::skb_copy_bits(skb, copied as i32, page.as_ptr().cast(), chunk as i32)
-            };
-            if rc < 0 {
+            // The backend only reads the page (read-only grant).
+            if page.copy_from_skb(skb, copied, chunk).is_err() {
                 // Unreachable for a well-formed skb: drop it rather than send garbage.
                 self.return_tx_bufs(&bufs[..nslots]);
                 stats.tx_dropped += 1;
-                return Ok(());
+                return true;
             }
             *frag = TxFrag {
                 gref: page.gref(),
@@ -192,7 +177,7 @@ impl Connection {
         let mut ids = [0u16; NR_SLOTS_MIN];
         if self.tx.queue_packet(&frags[..nslots], flags, gso, &mut ids).is_err() {
             self.return_tx_bufs(&bufs[..nslots]);
-            return Err(());
+            return false;
         }
         for (id, buf) in ids.iter().zip(bufs.iter()).take(nslots) {
             self.tx_buf_of_id[usize::from(*id)] = *buf;
@@ -202,17 +187,21 @@ impl Connection {
             self.hostile_mcast_flood();
         }
         #[cfg(xennet_hostile)]
+        if crate::hostile::malformed_flood_now() {
+            self.hostile_malformed_flood();
+        }
+        #[cfg(xennet_hostile)]
         let slots = nslots + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, &self.irq, slots, crate::hostile::Phase::BeforePush);
+        crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::BeforePush);
         if self.tx.push() {
             self.irq.notify();
         }
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, &self.irq, slots, crate::hostile::Phase::AfterPush);
+        crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::AfterPush);
         stats.tx_packets += 1;
         stats.tx_bytes += len as u64;
-        Ok(())
+        true
     }
 
     fn return_tx_bufs(&mut self, bufs: &[u16]) {
@@ -234,6 +223,10 @@ impl Connection {
         while let Some(c) = self.tx.next_completion()? {
             any = true;
             let buf = self.tx_buf_of_id[usize::from(c.id)];
+            #[cfg(xennet_hostile)]
+            if buf == HOSTILE_BUF {
+                continue;
+            }
             if buf == NO_BUF {
                 if c.status != crate::netif::RspStatus::OKAY {
                     pr_warn!("backend refused a multicast filter update\n");
@@ -272,6 +265,26 @@ impl Connection {
             }
         }
         pr_warn!("hostile: {} multicast joins in a burst\n", sent);
+    }
+
+    /// Test-only: up to 16 malformed single-slot packets (alternately a
+    /// grant reference never issued and zero length) after every packet.
+    #[cfg(xennet_hostile)]
+    fn hostile_malformed_flood(&mut self) {
+        let mut ids = [0u16; 1];
+        for i in 0..16u16 {
+            let frag = if i % 2 == 0 {
+                TxFrag { gref: 0x7fff_fff0, offset: 0, len: 100 }
+            } else {
+                TxFrag { gref: self.tx_bufs[0].gref(), offset: 0, len: 0 }
+            };
+            if self.tx.ring.free_requests() as usize <= MAX_PACKET_SLOTS
+                || self.tx.queue_packet(&[frag], TxFlags(0), None, &mut ids).is_err()
+            {
+                break;
+            }
+            self.tx_buf_of_id[usize::from(ids[0])] = HOSTILE_BUF;
+        }
     }
 
     /// The device's multicast list changed: keep the backend's filter in
@@ -320,8 +333,8 @@ impl Connection {
     /// buffer once) and reposts the buffers.
     pub(crate) fn receive(
         &mut self,
-        napi: *mut b::napi_struct,
-        netdev: *mut b::net_device,
+        napi: &Napi,
+        dev: &NetDevice,
         max: usize,
         batch: &mut SkbBatch,
         stats: &mut Stats,
@@ -335,7 +348,7 @@ impl Connection {
             any = true;
             let pkt = match event {
                 RxEvent::Packet(pkt) => {
-                    self.deliver(&pkt, napi, netdev, batch, stats, rss);
+                    self.deliver(&pkt, napi, dev, batch, stats, rss);
                     pkt
                 }
                 RxEvent::Dropped(pkt, err) => {
@@ -369,8 +382,8 @@ impl Connection {
     fn deliver(
         &self,
         pkt: &RxPacket,
-        napi: *mut b::napi_struct,
-        netdev: *mut b::net_device,
+        napi: &Napi,
+        dev: &NetDevice,
         batch: &mut SkbBatch,
         stats: &mut Stats,
         (rss, queue): (&crate::rss::RssLayout, u32),
@@ -381,52 +394,35 @@ impl Connection {
             return;
         }
         let hdr = total.min(RX_COPY_HDR);
-        // SAFETY: `napi` is this device's live NAPI context (we run in its poll).
-        let skb = unsafe { b::napi_alloc_skb(napi, hdr as u32) };
-        if skb.is_null() {
+        let Some(mut skb) = napi.alloc_skb(hdr) else {
             stats.rx_dropped += 1;
             return;
-        }
-        if self.copy_into(skb, pkt, hdr).is_err() {
-            // SAFETY: the skb is ours and not handed on.
-            unsafe { b::xennet_shim_kfree_skb_any(skb) };
+        };
+        if self.copy_into(&mut skb, pkt, hdr).is_err() || skb.eth_type_trans(dev).is_err() {
             stats.rx_dropped += 1;
             return;
-        }
-        // SAFETY: `skb` is ours and holds at least an Ethernet header.
-        unsafe {
-            b::xennet_shim_skb_set_protocol(skb, b::eth_type_trans(skb, netdev));
-            b::xennet_shim_skb_reset_network_header(skb);
         }
         // A GSO packet, or a partial checksum (the sender offloaded it):
         // locate the checksum field from the headers, as the C driver does;
         // a packet whose headers do not parse is dropped.
         let partial = pkt.flags.contains(RxFlags::CSUM_BLANK);
         if let Some(gso) = pkt.gso {
-            // SAFETY: `skb` is ours; `RxFront` validated size and type.
-            unsafe { b::xennet_shim_skb_set_gso(skb, gso.size, gso.ty == GsoType::TCPV6) };
+            // `RxFront` validated size and type.
+            skb.set_gso(gso.size, gso.ty == GsoType::TCPV6);
         }
         if partial || pkt.gso.is_some() {
-            // SAFETY: `skb` is ours, its headers are in the linear area.
-            let rc = unsafe {
-                b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_PARTIAL);
-                b::skb_checksum_setup(skb, !partial)
-            };
-            if rc < 0 {
-                // SAFETY: the skb is ours and not handed on.
-                unsafe { b::xennet_shim_kfree_skb_any(skb) };
+            skb.set_ip_summed(csum::PARTIAL);
+            if skb.checksum_setup(!partial).is_err() {
                 stats.rx_errors += 1;
                 return;
             }
         } else if pkt.flags.contains(RxFlags::DATA_VALIDATED) {
-            // SAFETY: `skb` is ours.
-            unsafe { b::xennet_shim_skb_set_ip_summed(skb, CHECKSUM_UNNECESSARY) };
+            skb.set_ip_summed(csum::UNNECESSARY);
         }
         if let Some(h) = pkt.hash {
             // The backend's Toeplitz hash, as we configured it: the stack
             // uses it instead of hashing again.
-            // SAFETY: `skb` is ours.
-            unsafe { b::xennet_shim_skb_set_rx_hash(skb, h.value, h.ty & 1 == 1) };
+            skb.set_rx_hash(h.value, h.ty & 1 == 1);
             stats.rx_hashed += 1;
             if rss.expected_queue(h.value).is_some_and(|q| q != queue) {
                 stats.rx_misrouted += 1;
@@ -439,59 +435,45 @@ impl Connection {
 
     /// Copies the packet's fragments into `skb`: `hdr` bytes into the linear
     /// area, the rest into freshly allocated pages attached as fragments.
-    fn copy_into(&self, skb: *mut b::sk_buff, pkt: &RxPacket, hdr: usize) -> Result {
+    fn copy_into(&self, skb: &mut Skb, pkt: &RxPacket, hdr: usize) -> Result {
         let mut linear_left = hdr;
-        let mut page: *mut b::page = core::ptr::null_mut();
+        let mut page: Option<FragPage> = None;
         let mut page_used = 0;
-        let mut nr_frags = 0;
-        // Attaches the page being filled to the skb.
-        let flush = |page: &mut *mut b::page, used: usize, nr: &mut i32| {
-            if !page.is_null() {
-                // SAFETY: `page` is a fresh page of ours holding `used` bytes;
-                // the skb takes it over.
-                unsafe { b::xennet_shim_skb_add_rx_frag(skb, *nr, *page, 0, used as i32) };
-                *nr += 1;
-                *page = core::ptr::null_mut();
-            }
-        };
         for frag in pkt.frags() {
             let buf = &self.rx_bufs[usize::from(self.rx_buf_of_slot[frag.idx as usize % RX_SLOTS])];
-            // SAFETY: `offset + len <= PAGE_SIZE` was validated by `RxFront`.
-            let mut src = unsafe { buf.as_ptr().add(usize::from(frag.offset)) };
+            // `offset + len <= PAGE_SIZE` was validated by `RxFront`.
+            let mut src = usize::from(frag.offset);
             let mut left = usize::from(frag.len);
             while left > 0 {
                 let n;
                 if linear_left > 0 {
                     n = left.min(linear_left);
-                    // SAFETY: `src..src+n` is inside our buffer page; the skb
-                    // has `linear_left >= n` bytes of room.
-                    unsafe { b::xennet_shim_skb_put_data(skb, src.cast(), n as u32) };
+                    skb.put_from_granted(buf, src, n)?;
                     linear_left -= n;
                 } else {
-                    if page.is_null() || page_used == PAGE_SIZE {
-                        flush(&mut page, page_used, &mut nr_frags);
-                        // SAFETY: atomic page allocation, no preconditions.
-                        page = unsafe { b::xennet_shim_alloc_page_atomic() };
-                        if page.is_null() {
-                            return Err(ENOMEM);
+                    if page_used == PAGE_SIZE {
+                        if let Some(full) = page.take() {
+                            skb.add_frag(full, PAGE_SIZE)?;
                         }
-                        page_used = 0;
                     }
+                    let p = match &mut page {
+                        Some(p) => p,
+                        None => {
+                            page_used = 0;
+                            page.insert(FragPage::alloc_atomic()?)
+                        }
+                    };
                     n = left.min(PAGE_SIZE - page_used);
-                    // SAFETY: `page` is ours with `PAGE_SIZE - page_used >= n`
-                    // bytes free; `src..src+n` is inside our buffer page.
-                    unsafe {
-                        let dst = b::xennet_shim_page_address(page).cast::<u8>().add(page_used);
-                        b::xennet_shim_copy_from_shared(dst.cast(), src.cast(), n);
-                    }
+                    p.fill_from_granted(page_used, buf, src, n)?;
                     page_used += n;
                 }
-                // SAFETY: stays within the fragment (`n <= left`).
-                src = unsafe { src.add(n) };
+                src += n;
                 left -= n;
             }
         }
-        flush(&mut page, page_used, &mut nr_frags);
+        if let Some(last) = page {
+            skb.add_frag(last, page_used)?;
+        }
         Ok(())
     }
 

@@ -10,15 +10,15 @@
 //! so the stack does not hash again. The requests run once per connection,
 //! from the xenbus watch thread, each answered before the next is sent.
 
-use core::ffi::c_int;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
-use crate::netif::{CtrlFront, CtrlRingKind, CtrlStatus, CtrlType, HashAlgorithm, HashTypes, SharedRing, PAGE_SIZE};
+use crate::netif::{CtrlFront, CtrlStatus, CtrlType, HashAlgorithm, HashTypes};
 use crate::xen_sys::barrier::XenBarriers;
-use crate::xen_sys::bindings as b;
-use crate::xen_sys::evtchn::EventIrq;
+use crate::xen_sys::evtchn::{AckOnly, EventIrq};
 use crate::xen_sys::grant::GrantedPage;
+use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::{Device, RingPage};
 
 /// Entries of our indirection table (the backend accepts up to 128).
@@ -31,10 +31,10 @@ const REPLY_TIMEOUT_MS: u32 = 2000;
 /// The control ring and the pages its requests point to. Field order is
 /// drop order: the event channel first, then the ring and pages.
 pub(crate) struct CtrlRing {
-    irq: EventIrq,
+    /// Carries nothing we wait on (replies are polled): acknowledged only.
+    irq: EventIrq<AckOnly>,
     port: u32,
-    front: CtrlFront<XenBarriers>,
-    ring: RingPage,
+    front: OnRing<CtrlFront<XenBarriers>, RingPage>,
     key: GrantedPage,
     table: GrantedPage,
 }
@@ -61,38 +61,22 @@ impl RssLayout {
     }
 }
 
-/// The control event channel carries nothing we wait on (replies are
-/// polled): acknowledge and re-enable it.
-///
-/// # Safety
-///
-/// Called by the IRQ layer for the channel bound in [`CtrlRing::new`].
-unsafe extern "C" fn ctrl_event(irq: c_int, _dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
-    // SAFETY: `irq` was bound in late-EOI mode.
-    unsafe { b::xen_irq_lateeoi(irq as u32, 0) };
-    b::irqreturn::IRQ_HANDLED
-}
-
 impl CtrlRing {
     /// Allocates the ring, its event channel and the key and table pages.
     pub(crate) fn new(xbdev: &Device) -> Result<Self> {
         let domid = xbdev.otherend_id();
-        let ring = RingPage::new(xbdev)?;
-        // SAFETY: our ring page, shared with the backend only through the ring.
-        let sring = unsafe { SharedRing::<CtrlRingKind>::from_raw(ring.as_ptr(), PAGE_SIZE) }.map_err(|_| EINVAL)?;
-        let front = CtrlFront::new(sring);
+        let front = OnRing::new(RingPage::new(xbdev)?, |s| Ok::<_, ()>(CtrlFront::new(s)))?;
         let key = GrantedPage::new(domid, true)?;
         let table = GrantedPage::new(domid, true)?;
         let port = xbdev.alloc_evtchn()?;
-        // SAFETY: the handler uses no cookie.
-        let irq = unsafe { EventIrq::bind(port, ctrl_event, c"netfront_opt-ctrl", core::ptr::null_mut()) }
+        let irq = EventIrq::bind(port, c"netfront_opt-ctrl", Arc::new(AckOnly, GFP_KERNEL)?)
             .inspect_err(|_| xbdev.free_evtchn(port))?;
-        Ok(Self { irq, port, front, ring, key, table })
+        Ok(Self { irq, port, front, key, table })
     }
 
     /// `ctrl-ring-ref` and `event-channel-ctrl`.
     pub(crate) fn keys(&self) -> (u32, u32) {
-        (self.ring.gref(), self.port)
+        (self.front.memory().gref(), self.port)
     }
 
     /// Sends one request and waits for its reply; the reply's data, or the
@@ -124,8 +108,8 @@ impl CtrlRing {
                 pr_warn!("control request {} not answered in {} ms\n", ty.0, REPLY_TIMEOUT_MS);
                 return Err(ETIMEDOUT);
             }
-            // SAFETY: process context (the xenbus watch thread).
-            unsafe { b::msleep(10) };
+            // Process context (the xenbus watch thread).
+            crate::xen_sys::sleep_ms(10);
             waited += 10;
         }
     }
@@ -138,8 +122,7 @@ impl CtrlRing {
         let offered = HashTypes(self.call(CtrlType::GET_HASH_FLAGS, [0; 3])?);
         let wanted = HashTypes(offered.0 & HashTypes::ALL.0);
         self.call(CtrlType::SET_HASH_FLAGS, [wanted.0, 0, 0])?;
-        // SAFETY: the key page is ours; the backend only reads it.
-        unsafe { b::netdev_rss_key_fill(self.key.as_ptr().cast(), KEY_LEN) };
+        self.key.fill_rss_key(KEY_LEN);
         self.call(CtrlType::SET_HASH_KEY, [self.key.gref(), KEY_LEN as u32, 0])?;
         let max = self.call(CtrlType::GET_HASH_MAPPING_SIZE, [0; 3])?;
         let size = TABLE_SIZE.min(max);
@@ -147,11 +130,8 @@ impl CtrlRing {
             return Err(EOPNOTSUPP);
         }
         self.call(CtrlType::SET_HASH_MAPPING_SIZE, [size, 0, 0])?;
-        let table = self.table.as_ptr().cast::<u32>();
-        for i in 0..size {
-            // SAFETY: `size` u32s fit in our page (at most 128 of 1024).
-            unsafe { table.add(i as usize).write_volatile(i.checked_rem(queues).unwrap_or(0)) };
-        }
+        // At most 128 entries: they fit in the page.
+        self.table.write_u32s((0..size).map(|i| i.checked_rem(queues).unwrap_or(0)));
         self.call(CtrlType::SET_HASH_MAPPING, [self.table.gref(), size, 0])?;
         layout.size.store(size, Ordering::Release);
         layout.queues.store(queues, Ordering::Release);
@@ -171,9 +151,7 @@ impl CtrlRing {
     /// Test-only: requests a backend must refuse, then a producer jump.
     #[cfg(xennet_hostile)]
     fn hostile_requests(&mut self, size: u32) {
-        let table = self.table.as_ptr().cast::<u32>();
-        // SAFETY: our page; the backend only reads it.
-        unsafe { table.write_volatile(99) };
+        self.table.write_u32s([99].into_iter());
         let cases: [(&str, CtrlType, [u32; 3]); 5] = [
             ("mapping naming queue 99", CtrlType::SET_HASH_MAPPING, [self.table.gref(), 1, 0]),
             ("mapping beyond the table", CtrlType::SET_HASH_MAPPING, [self.table.gref(), 1, size]),

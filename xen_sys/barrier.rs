@@ -3,7 +3,7 @@
 //! The netif rings' barriers in the kernel: Xen's `virt_rmb`/`virt_wmb`/
 //! `virt_mb`, which on an SMP kernel are the `smp_*` barriers.
 
-use crate::netif::Barriers;
+use super::netif::Barriers;
 use kernel::sync::barrier::{smp_mb, Full, Read, Write};
 
 // `smp_*` barriers degrade to compiler barriers on a uniprocessor kernel, but

@@ -2,15 +2,15 @@
 
 //! `ethtool -S` for both modules: per-queue counters named
 //! `<name with {} = queue number>`, in the layout the ethtool core expects.
-//! A driver describes its counters with [`PerQueueStats`] and installs
-//! [`ops`].
+//! A driver describes its counters with [`PerQueueStats`]; its net device
+//! [`Registration`](super::netdev::Registration) installs [`ops`].
 
 use core::ffi::c_int;
 use kernel::prelude::*;
 use kernel::str::CString;
 
 use super::bindings as b;
-use super::netdev::Stats;
+use super::netdev::{driver_of, NetDriver, Stats};
 
 /// `ETH_SS_STATS` and `ETH_GSTRING_LEN` from the ethtool UAPI.
 const ETH_SS_STATS: c_int = 1;
@@ -24,11 +24,6 @@ pub(crate) trait PerQueueStats: 'static {
     /// The counters, in output order.
     const FIELDS: &'static [Field];
 
-    /// # Safety
-    ///
-    /// `netdev` must be a live net device of this driver.
-    unsafe fn from_netdev<'a>(netdev: *mut b::net_device) -> &'a Self;
-
     /// Queues to report.
     fn nr_queues(&self) -> usize;
 
@@ -37,7 +32,7 @@ pub(crate) trait PerQueueStats: 'static {
 }
 
 /// The ethtool operations of a driver whose devices are `T`.
-pub(crate) const fn ops<T: PerQueueStats>() -> b::ethtool_ops {
+pub(crate) const fn ops<T: NetDriver>() -> b::ethtool_ops {
     // SAFETY: all-zero is a valid `ethtool_ops` (every callback `None`).
     let mut ops: b::ethtool_ops = unsafe { core::mem::zeroed() };
     ops.get_link = Some(b::ethtool_op_get_link);
@@ -52,12 +47,12 @@ pub(crate) const fn ops<T: PerQueueStats>() -> b::ethtool_ops {
 /// # Safety
 ///
 /// `netdev` must be a live net device of `T`'s driver.
-unsafe extern "C" fn get_sset_count<T: PerQueueStats>(netdev: *mut b::net_device, sset: c_int) -> c_int {
+unsafe extern "C" fn get_sset_count<T: NetDriver>(netdev: *mut b::net_device, sset: c_int) -> c_int {
     if sset != ETH_SS_STATS {
         return EOPNOTSUPP.to_errno();
     }
     // SAFETY: the stack calls us with our live net device.
-    let dev = unsafe { T::from_netdev(netdev) };
+    let dev = unsafe { driver_of::<T>(netdev) };
     (dev.nr_queues() * T::FIELDS.len()) as c_int
 }
 
@@ -66,12 +61,12 @@ unsafe extern "C" fn get_sset_count<T: PerQueueStats>(netdev: *mut b::net_device
 /// # Safety
 ///
 /// `netdev` as above; `data` has room for `get_sset_count` strings.
-unsafe extern "C" fn get_strings<T: PerQueueStats>(netdev: *mut b::net_device, sset: u32, data: *mut u8) {
+unsafe extern "C" fn get_strings<T: NetDriver>(netdev: *mut b::net_device, sset: u32, data: *mut u8) {
     if sset != ETH_SS_STATS as u32 {
         return;
     }
     // SAFETY: the stack calls us with our live net device.
-    let dev = unsafe { T::from_netdev(netdev) };
+    let dev = unsafe { driver_of::<T>(netdev) };
     let mut slot = 0;
     for q in 0..dev.nr_queues() {
         for (pattern, _) in T::FIELDS {
@@ -96,13 +91,13 @@ unsafe extern "C" fn get_strings<T: PerQueueStats>(netdev: *mut b::net_device, s
 /// # Safety
 ///
 /// `netdev` as above; `data` has room for `get_sset_count` values.
-unsafe extern "C" fn get_ethtool_stats<T: PerQueueStats>(
+unsafe extern "C" fn get_ethtool_stats<T: NetDriver>(
     netdev: *mut b::net_device,
     _stats: *mut b::ethtool_stats,
     data: *mut u64,
 ) {
     // SAFETY: the stack calls us with our live net device.
-    let dev = unsafe { T::from_netdev(netdev) };
+    let dev = unsafe { driver_of::<T>(netdev) };
     let mut slot = 0;
     for q in 0..dev.nr_queues() {
         let s = dev.queue_stats(q);

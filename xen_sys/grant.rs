@@ -46,6 +46,35 @@ impl GrantedPage {
         self.gref
     }
 
+    /// Copies `len` bytes of `skb` from `skb_offset` to the start of the
+    /// page (a transmit buffer the peer only reads).
+    pub(crate) fn copy_from_skb(&self, skb: &super::netdev::Skb, skb_offset: usize, len: usize) -> Result {
+        if len > super::netif::PAGE_SIZE || skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
+            return Err(EINVAL);
+        }
+        // SAFETY: the skb is live and holds `skb_offset + len` bytes; the
+        // page is ours and `len` fits in it.
+        kernel::error::to_result(unsafe {
+            b::skb_copy_bits(skb.as_raw(), skb_offset as i32, self.as_ptr().cast(), len as i32)
+        })
+    }
+
+    /// Writes `value` as little-endian `u32`s from the start of the page
+    /// (tables the peer reads through the grant).
+    pub(crate) fn write_u32s(&self, values: impl Iterator<Item = u32>) {
+        let p = self.as_ptr().cast::<u32>();
+        for (i, v) in values.take(super::netif::PAGE_SIZE / 4).enumerate() {
+            // SAFETY: `i` u32s fit in our page.
+            unsafe { p.add(i).write_volatile(v) };
+        }
+    }
+
+    /// Fills the first `len` bytes with the kernel's RSS hash key.
+    pub(crate) fn fill_rss_key(&self, len: usize) {
+        // SAFETY: our page, `len` within it (clamped).
+        unsafe { b::netdev_rss_key_fill(self.as_ptr().cast(), len.min(super::netif::PAGE_SIZE)) };
+    }
+
     /// The page's kernel address. The peer may write the page at any time
     /// (unless granted read-only): access it only with copies, never through
     /// references that assume the contents are stable.
@@ -71,12 +100,46 @@ impl Drop for GrantedPage {
 }
 
 /// `DOMID_SELF`: our own domain in grant operations.
-const DOMID_SELF: u16 = 0x7ff0;
+const DOMID_SELF: u16 = b::DOMID_SELF as u16;
+
+/// A page of ours used as the local side of grant copies (the heap and
+/// stacks are not usable there: their frames may not be directly mapped).
+/// Never granted, so only we access it.
+pub(crate) struct BouncePage(kernel::page::Page);
+
+impl BouncePage {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(kernel::page::Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?))
+    }
+
+    /// The page as a grant-copy frame.
+    pub(crate) fn frame(&self) -> super::netif::Frame {
+        // SAFETY: a valid page we own.
+        super::netif::Frame::Local(unsafe { b::xennet_shim_page_to_gfn(self.0.as_ptr()) } as u64)
+    }
+
+    /// Copies the page's first `buf.len()` bytes into `buf`.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> Result {
+        // SAFETY: `buf` is valid for writes of its length; the page checks
+        // the range.
+        unsafe { self.0.read_raw(buf.as_mut_ptr(), 0, buf.len()) }
+    }
+
+    /// Copies `buf` to the start of the page.
+    pub(crate) fn write(&self, buf: &[u8]) -> Result {
+        // SAFETY: `buf` is valid for reads of its length; the page checks
+        // the range; only we access the page.
+        unsafe { self.0.write_raw(buf.as_ptr(), 0, buf.len()) }
+    }
+}
+
+/// One `GNTTABOP_copy` operation.
+pub(crate) type GntCopy = b::gnttab_copy;
 
 /// Fills a `GNTTABOP_copy` operation from a planned copy between our pages
 /// (by frame number) and `peer`'s (by grant reference).
-pub(crate) fn copy_op(op: &crate::netif::CopyOp, peer: u16) -> b::gnttab_copy {
-    use crate::netif::Frame;
+pub(crate) fn copy_op(op: &super::netif::CopyOp, peer: u16) -> b::gnttab_copy {
+    use super::netif::Frame;
     let mut c = b::gnttab_copy::default();
     let mut flags = 0u16;
     // Each side is a grant reference or a frame number: a union in C, which

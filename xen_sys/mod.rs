@@ -30,11 +30,18 @@ pub(crate) mod bindings {
     include!("generated/bindings.rs");
 }
 
+// The netif protocol core (no kernel dependency; host-tested in netif/),
+// compiled into each module as part of this layer.
+#[path = "../netif/src/proto/mod.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports)]
+pub(crate) mod netif;
+
 pub(crate) mod barrier;
 pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod netdev;
+pub(crate) mod ring;
 pub(crate) mod sync;
 pub(crate) mod xenbus;
 
@@ -75,7 +82,7 @@ pub(crate) fn check_environment() -> kernel::error::Result<DomainKind> {
     }
     check_layouts()?;
     let (tx, rx) = netif_ring_sizes();
-    let core = (crate::netif::TX_RING_SIZE as usize, crate::netif::RX_RING_SIZE as usize);
+    let core = (netif::TX_RING_SIZE as usize, netif::RX_RING_SIZE as usize);
     if (tx, rx) != core {
         kernel::pr_err!(
             "netif ring layout mismatch: kernel tx {} rx {}, protocol core tx {} rx {}\n",
@@ -95,6 +102,81 @@ pub(crate) fn check_environment() -> kernel::error::Result<DomainKind> {
     );
     Ok(domain)
 }
+
+/// Sleeps `ms` milliseconds (process context only).
+pub(crate) fn sleep_ms(ms: u32) {
+    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(ms)));
+}
+
+/// The monotonic clock in µs (rate limits, stall detection).
+pub(crate) fn now_us() -> u64 {
+    // SAFETY: reads the monotonic clock; no preconditions.
+    unsafe { bindings::xennet_shim_now_us() }
+}
+
+/// CPUs online now.
+pub(crate) fn num_online_cpus() -> usize {
+    // SAFETY: returns a plain count.
+    unsafe { bindings::xennet_shim_num_online_cpus() as usize }
+}
+
+/// True if a message may be logged now under the networking rate limit
+/// (`net_ratelimit`): for events a peer can trigger at will.
+pub(crate) fn net_ratelimit() -> bool {
+    // SAFETY: `net_ratelimit` only updates a global rate-limit state.
+    unsafe { bindings::net_ratelimit() != 0 }
+}
+
+/// `pr_warn!` under [`net_ratelimit`].
+#[allow(unused_macros)]
+macro_rules! warn_ratelimited {
+    ($($arg:tt)*) => {
+        if $crate::xen_sys::net_ratelimit() {
+            kernel::pr_warn!($($arg)*);
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use warn_ratelimited;
+
+/// `module!` for our drivers: the parameters given, plus the test-only
+/// `hostile` parameter in the rig's fault-injection build (`--cfg
+/// xennet_hostile`, see `Kbuild`), so each driver writes its module once.
+macro_rules! xennet_module {
+    (
+        type: $t:ident,
+        name: $name:tt,
+        hostile_name: $hname:tt,
+        description: $desc:tt,
+        params: { $($params:tt)* } $(,)?
+    ) => {
+        #[cfg(not(xennet_hostile))]
+        ::kernel::prelude::module! {
+            type: $t,
+            name: $name,
+            authors: ["xen-rust-net developers"],
+            description: $desc,
+            license: "GPL",
+            params: { $($params)* },
+        }
+        #[cfg(xennet_hostile)]
+        ::kernel::prelude::module! {
+            type: $t,
+            name: $hname,
+            authors: ["xen-rust-net developers"],
+            description: $desc,
+            license: "GPL",
+            params: {
+                $($params)*
+                hostile: u32 {
+                    default: 0,
+                    description: "Test-only: the misbehaviour to inject (see hostile.rs)",
+                },
+            },
+        }
+    };
+}
+pub(crate) use xennet_module;
 
 /// What kind of Xen domain this kernel runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -178,4 +260,22 @@ pub(crate) fn netif_ring_sizes() -> (usize, usize) {
         size_of::<xen_netif_rx_sring_entry>(),
     );
     (tx, rx)
+}
+
+/// A heap-allocated, zero-filled `T` with one reference (for large tables
+/// that must not pass through the stack on their way to the heap).
+pub(crate) fn new_zeroed_arc<T: zerocopy::FromZeros>() -> kernel::error::Result<kernel::sync::UniqueArc<T>> {
+    // SAFETY: the closure fully initialises the slot: `T: FromZeros` makes
+    // all-zero bytes a valid `T`.
+    let zeroed = unsafe {
+        pin_init::init_from_closure(|slot: *mut T| {
+            core::ptr::write_bytes(slot, 0, 1);
+            Ok::<(), core::convert::Infallible>(())
+        })
+    };
+    let arc = kernel::sync::UniqueArc::<T>::new_uninit(kernel::alloc::flags::GFP_KERNEL)?;
+    match arc.init_with(zeroed) {
+        Ok(a) => Ok(a),
+        Err(never) => match never {},
+    }
 }

@@ -1,10 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-queue net device bookkeeping shared by both modules: the counters
-//! behind `ndo_get_stats64` and `ethtool -S`, and the batch of skbs built
-//! under a queue lock and handed to the stack after it is released.
+//! Net devices for both modules: the device itself ([`NetDevice`]), socket
+//! buffers ([`Skb`]), NAPI contexts and queue timers, and the adapter that
+//! owns the C callbacks (`net_device_ops`) for a driver's [`NetDriver`]
+//! implementation, registered by [`Registration`]. Drivers built on it hold
+//! no raw pointer to the kernel's networking objects.
+
+use core::ffi::c_int;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::types::Opaque;
 
 use super::bindings as b;
+use super::netif::{split_contiguous, FlowKeys, Frame, Seg, PAGE_SIZE};
 
 /// Counters of one queue. `rx`/`tx` are from this net device's side (for
 /// the backend's vif, `rx` is what the guest sent). `copy_ops` and
@@ -66,10 +76,859 @@ impl Stats {
     }
 }
 
+
+/// `skb->ip_summed` values (`include/linux/skbuff.h`).
+pub(crate) mod csum {
+    pub(crate) const NONE: u8 = super::b::CHECKSUM_NONE as u8;
+    pub(crate) const UNNECESSARY: u8 = super::b::CHECKSUM_UNNECESSARY as u8;
+    pub(crate) const PARTIAL: u8 = super::b::CHECKSUM_PARTIAL as u8;
+}
+
+/// `ETH_HLEN`: an Ethernet header's length.
+pub(crate) const ETH_HLEN: usize = b::ETH_HLEN as usize;
+
+/// A net device.
+///
+/// # Invariants
+///
+/// A `&NetDevice` points to a live, allocated `struct net_device` for at
+/// least as long as the borrow: it is only made by this module, from the
+/// device a [`Registration`] owns or that the stack passes to a callback.
+#[repr(transparent)]
+pub(crate) struct NetDevice(Opaque<b::net_device>);
+
+// SAFETY: the net device functions wrapped here may be called from any
+// thread; they do their own locking.
+unsafe impl Sync for NetDevice {}
+
+impl NetDevice {
+    /// # Safety
+    ///
+    /// `dev` must be a live net device for `'a`.
+    unsafe fn from_raw<'a>(dev: *mut b::net_device) -> &'a Self {
+        // SAFETY: transparent wrapper; liveness is the caller's contract.
+        unsafe { &*dev.cast() }
+    }
+
+    fn as_raw(&self) -> *mut b::net_device {
+        self.0.get()
+    }
+
+    /// The interface name, for log lines.
+    pub(crate) fn name(&self) -> &str {
+        // SAFETY: the device is live (type invariant); its name is a
+        // NUL-terminated array inside it.
+        let name = unsafe { CStr::from_char_ptr(b::xennet_shim_netdev_name(self.as_raw())) };
+        name.to_str().unwrap_or("?")
+    }
+
+    pub(crate) fn carrier_on(&self) {
+        // SAFETY: the device is live (type invariant).
+        unsafe { b::netif_carrier_on(self.as_raw()) };
+    }
+
+    pub(crate) fn carrier_off(&self) {
+        // SAFETY: the device is live (type invariant).
+        unsafe { b::netif_carrier_off(self.as_raw()) };
+    }
+
+    /// Stops transmit queue `q` (below the device's queue count).
+    pub(crate) fn stop_subqueue(&self, q: usize) {
+        // SAFETY: the device is live; the shim ignores out-of-range queues.
+        unsafe { b::xennet_shim_netif_stop_subqueue(self.as_raw(), q as u16) };
+    }
+
+    pub(crate) fn wake_subqueue(&self, q: usize) {
+        // SAFETY: as above.
+        unsafe { b::xennet_shim_netif_wake_subqueue(self.as_raw(), q as u16) };
+    }
+
+    pub(crate) fn subqueue_stopped(&self, q: usize) -> bool {
+        // SAFETY: as above.
+        unsafe { b::xennet_shim_netif_subqueue_stopped(self.as_raw(), q as u16) }
+    }
+
+    /// Sets the transmit and receive queue counts in use. Process context
+    /// (takes the RTNL lock).
+    pub(crate) fn set_real_num_queues(&self, n: usize) -> Result {
+        // SAFETY: the device is live and registered.
+        kernel::error::to_result(unsafe { b::xennet_shim_set_real_num_queues(self.as_raw(), n as u32) })
+    }
+
+    /// Re-evaluates the device's features (`ndo_fix_features`). Process
+    /// context (takes the RTNL lock).
+    pub(crate) fn update_features(&self) {
+        // SAFETY: the device is live and registered.
+        unsafe { b::xennet_shim_netdev_update_features(self.as_raw()) };
+    }
+
+    pub(crate) fn set_max_mtu(&self, mtu: usize) {
+        // SAFETY: the device is live; a plain field store.
+        unsafe { b::xennet_shim_netdev_set_max_mtu(self.as_raw(), mtu as u32) };
+    }
+
+    /// The stack's own queue choice for `skb` (`netdev_pick_tx`), in range.
+    pub(crate) fn pick_tx(&self, skb: &Skb) -> u16 {
+        // SAFETY: the device and the skb are live.
+        unsafe { b::xennet_shim_netdev_pick_tx(self.as_raw(), skb.as_raw()) }
+    }
+
+    /// The device's multicast list: copies up to `out.len() / 6` addresses
+    /// into `out`; returns the list's length and whether the device wants
+    /// every multicast frame (all-multicast or promiscuous). `locked`: the
+    /// caller holds the address-list lock (`ndo_set_rx_mode`).
+    pub(crate) fn mc_list(&self, out: &mut [u8], locked: bool) -> (usize, bool) {
+        let mut all = false;
+        // SAFETY: the device is live; `out` has room for `max` addresses.
+        let n = unsafe {
+            b::xennet_shim_netdev_mc_list(self.as_raw(), out.as_mut_ptr(), (out.len() / 6) as u32, !locked, &mut all)
+        };
+        (n as usize, all)
+    }
+}
+
+/// A socket buffer we own: freed when dropped, unless handed on (to the
+/// stack, or back to it from `ndo_start_xmit`).
+///
+/// # Invariants
+///
+/// `self.0` is a live skb that nothing else references.
+pub(crate) struct Skb(NonNull<b::sk_buff>);
+
+// SAFETY: an skb we own exclusively may move between threads.
+unsafe impl Send for Skb {}
+
+impl Drop for Skb {
+    fn drop(&mut self) {
+        // SAFETY: ours (type invariant); freed once, from any context.
+        unsafe { b::xennet_shim_kfree_skb_any(self.as_raw()) };
+    }
+}
+
+impl Skb {
+    /// # Safety
+    ///
+    /// `skb` must be a live skb whose ownership passes to the result.
+    unsafe fn from_raw(skb: *mut b::sk_buff) -> Option<Self> {
+        NonNull::new(skb).map(Self)
+    }
+
+    pub(super) fn as_raw(&self) -> *mut b::sk_buff {
+        self.0.as_ptr()
+    }
+
+    fn into_raw(self) -> *mut b::sk_buff {
+        let p = self.as_raw();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Bytes of data (linear area and fragments).
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: live (type invariant).
+        unsafe { b::xennet_shim_skb_len(self.as_raw()) as usize }
+    }
+
+    /// Bytes in the linear area.
+    pub(crate) fn headlen(&self) -> usize {
+        // SAFETY: live (type invariant).
+        unsafe { b::xennet_shim_skb_headlen(self.as_raw()) as usize }
+    }
+
+    /// The transmit queue the stack picked.
+    pub(crate) fn queue_mapping(&self) -> usize {
+        // SAFETY: live (type invariant).
+        unsafe { usize::from(b::xennet_shim_skb_get_queue_mapping(self.as_raw())) }
+    }
+
+    /// `ip_summed` (see [`csum`]).
+    pub(crate) fn ip_summed(&self) -> u8 {
+        // SAFETY: live (type invariant).
+        unsafe { b::xennet_shim_skb_ip_summed(self.as_raw()) }
+    }
+
+    pub(crate) fn set_ip_summed(&mut self, v: u8) {
+        // SAFETY: ours (type invariant).
+        unsafe { b::xennet_shim_skb_set_ip_summed(self.as_raw(), v) };
+    }
+
+    /// The GSO segment size and whether it is TCPv6, for a GSO packet.
+    pub(crate) fn gso(&self) -> Option<(u16, bool)> {
+        // SAFETY: live (type invariant).
+        let (size, v6) = unsafe {
+            (b::xennet_shim_skb_gso_size(self.as_raw()), b::xennet_shim_skb_gso_is_tcpv6(self.as_raw()))
+        };
+        (size > 0).then_some((size as u16, v6))
+    }
+
+    /// Marks a packet from a peer as TCP GSO (its headers are checked by
+    /// the stack before segmentation: `SKB_GSO_DODGY`).
+    pub(crate) fn set_gso(&mut self, size: u16, tcpv6: bool) {
+        // SAFETY: ours (type invariant).
+        unsafe { b::xennet_shim_skb_set_gso(self.as_raw(), size, tcpv6) };
+    }
+
+    /// Sets the protocol from the Ethernet header and the network header
+    /// after it (`eth_type_trans`); the data must hold an Ethernet header.
+    pub(crate) fn eth_type_trans(&mut self, dev: &NetDevice) -> Result {
+        if self.headlen() < ETH_HLEN {
+            return Err(EINVAL);
+        }
+        // SAFETY: ours, with an Ethernet header in the linear area; `dev`
+        // is live.
+        unsafe {
+            let proto = b::eth_type_trans(self.as_raw(), dev.as_raw());
+            b::xennet_shim_skb_set_protocol(self.as_raw(), proto);
+            b::xennet_shim_skb_reset_network_header(self.as_raw());
+        }
+        Ok(())
+    }
+
+    /// Locates the transport checksum field from the headers for a partial
+    /// checksum (`skb_checksum_setup`); `recalculate`: also fill in the
+    /// pseudo-header sum. Fails on headers that do not parse.
+    pub(crate) fn checksum_setup(&mut self, recalculate: bool) -> Result {
+        // SAFETY: ours (type invariant), network header set.
+        kernel::error::to_result(unsafe { b::skb_checksum_setup(self.as_raw(), recalculate) })
+    }
+
+    /// The Ethernet destination address, if the linear area holds it.
+    pub(crate) fn dest_mac(&self) -> Option<[u8; 6]> {
+        if self.headlen() < 6 {
+            return None;
+        }
+        let mut mac = [0u8; 6];
+        // SAFETY: at least 6 bytes at `data` are the skb's linear data.
+        unsafe { core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(self.as_raw()).cast::<u8>(), mac.as_mut_ptr(), 6) };
+        Some(mac)
+    }
+
+    /// The addresses and ports (flow dissector), if IPv4 or IPv6.
+    pub(crate) fn flow_keys(&self) -> Option<FlowKeys> {
+        let mut f = FlowKeys::default();
+        let mut ports = [0u8; 4];
+        let mut tcp = false;
+        // SAFETY: live; the out-pointers are valid and sized as the shim
+        // writes them (16, 16 and 4 bytes).
+        let ok = unsafe {
+            b::xennet_shim_skb_flow(self.as_raw(), &mut f.v6, f.src.as_mut_ptr(), f.dst.as_mut_ptr(), ports.as_mut_ptr(), &mut tcp)
+        };
+        if !ok {
+            return None;
+        }
+        if tcp {
+            f.tcp_ports = Some(([ports[0], ports[1]], [ports[2], ports[3]]));
+        }
+        Some(f)
+    }
+
+    /// Sets a received packet's hash (L4 or L3), as a NIC's RSS would.
+    pub(crate) fn set_rx_hash(&mut self, hash: u32, l4: bool) {
+        // SAFETY: ours (type invariant).
+        unsafe { b::xennet_shim_skb_set_rx_hash(self.as_raw(), hash, l4) };
+    }
+
+    /// The page segments of the packet's data, in order, as grant-copy
+    /// sources; `None` if `out` is too short.
+    pub(crate) fn segments(&self, out: &mut [Seg]) -> Option<usize> {
+        // SAFETY: live; these read its layout, which does not change while
+        // we own it.
+        let (data, headlen, nr_frags) = unsafe {
+            (
+                b::xennet_shim_skb_data(self.as_raw()) as usize,
+                b::xennet_shim_skb_headlen(self.as_raw()) as usize,
+                b::xennet_shim_skb_nr_frags(self.as_raw()) as usize,
+            )
+        };
+        let mut n = linear_segments(data, headlen, out)?;
+        for i in 0..nr_frags {
+            // SAFETY: `i` is below the skb's fragment count.
+            let (page, off, size) = unsafe {
+                (
+                    b::xennet_shim_skb_frag_page(self.as_raw(), i as u32),
+                    b::xennet_shim_skb_frag_off(self.as_raw(), i as u32) as usize,
+                    b::xennet_shim_skb_frag_size(self.as_raw(), i as u32) as usize,
+                )
+            };
+            let first = off / PAGE_SIZE;
+            n += split_contiguous(
+                off,
+                size,
+                // SAFETY: a fragment lies within its (possibly compound) page.
+                |j| Frame::Local(unsafe { b::xennet_shim_page_nth_gfn(page, first + j) } as u64),
+                out.get_mut(n..)?,
+            )?;
+        }
+        Some(n)
+    }
+
+    /// Extends the linear area by `len` bytes (within the room allocated)
+    /// and describes the new bytes as grant-copy destinations in `out`.
+    pub(crate) fn put_segments(&mut self, len: usize, out: &mut [Seg]) -> Option<usize> {
+        // SAFETY: live; `skb_put` checks the room (it BUGs past the end, so
+        // callers allocate the skb with at least `len` bytes).
+        let data = unsafe { b::xennet_shim_skb_put(self.as_raw(), len as u32) } as usize;
+        linear_segments(data, len, out)
+    }
+
+    /// Appends `page` as a fragment holding its first `len` bytes.
+    pub(crate) fn add_frag(&mut self, page: FragPage, len: usize) -> Result {
+        // SAFETY: live.
+        let nr = unsafe { b::xennet_shim_skb_nr_frags(self.as_raw()) };
+        if nr as usize >= MAX_SKB_FRAGS || len > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        let page = core::mem::ManuallyDrop::new(page.0);
+        // SAFETY: ours; the page is ours and passes to the skb (freed with
+        // it); `nr` is the next free fragment slot.
+        unsafe { b::xennet_shim_skb_add_rx_frag(self.as_raw(), nr as i32, page.as_ptr(), 0, len as i32) };
+        Ok(())
+    }
+
+    /// Appends `len` bytes from our granted page `src` at `offset` to the
+    /// linear area (within the room allocated).
+    pub(crate) fn put_from_granted(&mut self, src: &super::grant::GrantedPage, offset: usize, len: usize) -> Result {
+        if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `src` is a page we own, `offset + len` within it; the skb
+        // has room for `len` more bytes (caller).
+        unsafe { b::xennet_shim_skb_put_data(self.as_raw(), src.as_ptr().add(offset).cast(), len as u32) };
+        Ok(())
+    }
+}
+
+/// Most fragments an skb holds (`MAX_SKB_FRAGS` of a default build).
+const MAX_SKB_FRAGS: usize = 17;
+
+/// A linear kernel address range as page segments.
+fn linear_segments(addr: usize, len: usize, out: &mut [Seg]) -> Option<usize> {
+    let page_base = addr & !(PAGE_SIZE - 1);
+    split_contiguous(
+        addr,
+        len,
+        // SAFETY: a linear skb area is directly mapped kernel memory; each
+        // page it covers has a frame number.
+        |i| Frame::Local(unsafe { b::xennet_shim_virt_to_gfn((page_base + i * PAGE_SIZE) as *const _) } as u64),
+        out,
+    )
+}
+
+/// A page allocated for an skb fragment.
+pub(crate) struct FragPage(kernel::page::Page);
+
+impl FragPage {
+    /// Allocates a page in atomic context.
+    pub(crate) fn alloc_atomic() -> Result<Self> {
+        Ok(Self(kernel::page::Page::alloc_page(GFP_ATOMIC)?))
+    }
+
+    /// The page as a grant-copy destination of `len` bytes from its start.
+    pub(crate) fn segment(&self, len: usize) -> Option<Seg> {
+        // SAFETY: a valid page we own.
+        let gfn = unsafe { b::xennet_shim_page_to_gfn(self.0.as_ptr()) };
+        Seg::new(Frame::Local(gfn as u64), 0, len)
+    }
+
+    /// Copies `len` bytes of our granted page `src` at `src_off` to `at`.
+    pub(crate) fn fill_from_granted(
+        &mut self,
+        at: usize,
+        src: &super::grant::GrantedPage,
+        src_off: usize,
+        len: usize,
+    ) -> Result {
+        if at.checked_add(len).is_none_or(|e| e > PAGE_SIZE) || src_off.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: both ranges lie within pages we own (checked above); the
+        // shim copies with `memcpy`, so a peer writing `src` meanwhile
+        // changes only the bytes copied.
+        unsafe {
+            let dst = b::xennet_shim_page_address(self.0.as_ptr()).cast::<u8>().add(at);
+            b::xennet_shim_copy_from_shared(dst.cast(), src.as_ptr().add(src_off).cast(), len);
+        }
+        Ok(())
+    }
+}
+
+/// A NAPI context, embedded in a driver's queue (`NapiQueue::napi`).
+///
+/// # Invariants
+///
+/// Once added by [`Registration::register`], `owner` points to the queue
+/// holding this context, which outlives the registration's net device.
+#[pin_data]
+pub(crate) struct Napi {
+    #[pin]
+    inner: Opaque<b::napi_struct>,
+    owner: AtomicPtr<kernel::ffi::c_void>,
+}
+
+// SAFETY: the NAPI functions wrapped here may be called from any thread;
+// the kernel serialises polls and scheduling of one context.
+unsafe impl Send for Napi {}
+// SAFETY: as above.
+unsafe impl Sync for Napi {}
+
+impl Napi {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self { inner <- Opaque::zeroed(), owner: AtomicPtr::new(core::ptr::null_mut()) })
+    }
+
+    fn as_raw(&self) -> *mut b::napi_struct {
+        self.inner.get()
+    }
+
+    fn added(&self) -> bool {
+        !self.owner.load(Ordering::Acquire).is_null()
+    }
+
+    /// Schedules a poll (no-op while disabled or before registration).
+    pub(crate) fn schedule(&self) {
+        if self.added() {
+            // SAFETY: added to a live net device (type invariant).
+            unsafe { b::xennet_shim_napi_schedule(self.as_raw()) };
+        }
+    }
+
+    /// Allocates an skb of `len` bytes of linear room for this context's
+    /// device (NAPI poll context only).
+    pub(crate) fn alloc_skb(&self, len: usize) -> Option<Skb> {
+        // SAFETY: called from this context's poll (NAPI allocation cache);
+        // a new skb is ours.
+        unsafe { Skb::from_raw(b::napi_alloc_skb(self.as_raw(), len as u32)) }
+    }
+
+    /// Ends a poll that did `done` (< budget) units of work; false if the
+    /// context must keep polling (busy polling, or rescheduled meanwhile).
+    pub(crate) fn complete_done(&self, done: usize) -> bool {
+        // SAFETY: called from this context's poll function.
+        unsafe { b::napi_complete_done(self.as_raw(), done as c_int) }
+    }
+
+    /// Hands a received packet to the stack (GRO).
+    pub(crate) fn gro_receive(&self, skb: Skb) {
+        // SAFETY: added (we are polling it); the skb passes to the stack.
+        unsafe { b::xennet_shim_napi_gro_receive(self.as_raw(), skb.into_raw()) };
+    }
+}
+
+/// A timer embedded in a driver's queue (`NapiQueue::timer`), firing
+/// `NapiQueue::timer_fired` in softirq context.
+///
+/// # Invariants
+///
+/// Once set up by [`Registration::register`], `owner` points to the queue
+/// holding it; the registration shuts it down before that queue can go.
+#[pin_data]
+pub(crate) struct Timer {
+    #[pin]
+    inner: Opaque<b::timer_list>,
+    owner: AtomicPtr<kernel::ffi::c_void>,
+}
+
+// SAFETY: the timer functions wrapped here may be called from any thread;
+// the timer core does its own locking.
+unsafe impl Send for Timer {}
+// SAFETY: as above.
+unsafe impl Sync for Timer {}
+
+impl Timer {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self { inner <- Opaque::zeroed(), owner: AtomicPtr::new(core::ptr::null_mut()) })
+    }
+
+    /// Fires in `delay_us` µs, or at its earlier expiry if already armed.
+    /// No-op before setup and after shutdown.
+    pub(crate) fn arm_us(&self, delay_us: u64) {
+        if !self.owner.load(Ordering::Acquire).is_null() {
+            // SAFETY: set up (type invariant); after `timer_shutdown_sync`
+            // arming does nothing.
+            unsafe { b::xennet_shim_timer_arm_us(self.inner.get(), delay_us) };
+        }
+    }
+}
+
+/// A queue of a [`NetDriver`]: a NAPI context and what it polls.
+pub(crate) trait NapiQueue: Send + Sync + 'static {
+    /// This queue's NAPI context.
+    fn napi(&self) -> &Napi;
+
+    /// NAPI poll: up to `budget` units of work; returns the work done
+    /// (`budget` to be polled again at once).
+    fn poll(&self, dev: &NetDevice, budget: usize) -> usize;
+
+    /// A timer of this queue, if it has one.
+    fn timer(&self) -> Option<&Timer> {
+        None
+    }
+
+    /// The timer fired (softirq context).
+    fn timer_fired(&self) {}
+}
+
+/// The offloads a peer's features allow (see `ndo_fix_features`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Offloads {
+    pub(crate) sg: bool,
+    pub(crate) tso4: bool,
+    pub(crate) tso6: bool,
+    pub(crate) csum4: bool,
+    pub(crate) csum6: bool,
+}
+
+impl Offloads {
+    pub(crate) const ALL: Self = Self { sg: true, tso4: true, tso6: true, csum4: true, csum6: true };
+
+    fn mask(self) -> b::netdev_features_t {
+        // SAFETY: a pure function of its arguments.
+        unsafe { b::xennet_shim_offload_mask(self.sg, self.tso4, self.tso6, self.csum4, self.csum6) }
+    }
+}
+
+/// What `start_xmit` did with a packet.
+pub(crate) enum Xmit {
+    /// Taken (sent, queued or dropped).
+    Done,
+    /// No room: the stack keeps the packet and retries later (the driver
+    /// stopped the queue).
+    Busy(Skb),
+}
+
+/// A net device driver: the data of one device and its callbacks. The
+/// [`Registration`] owns the net device and the C callbacks; the driver
+/// sees only `&self`, `&NetDevice` and owned [`Skb`]s.
+#[vtable]
+pub(crate) trait NetDriver: super::ethtool::PerQueueStats + Send + Sync + Sized + 'static {
+    /// The driver's queues.
+    type Queue: NapiQueue;
+
+    /// Every queue, each with its NAPI context.
+    fn queues(&self) -> &[Arc<Self::Queue>];
+
+    /// Transmits `skb` on queue `queue` (below `queues().len()`).
+    fn start_xmit(&self, dev: &NetDevice, queue: usize, skb: Skb) -> Xmit;
+
+    /// The offloads the peer currently accepts.
+    fn offloads(&self) -> Offloads;
+
+    /// Picks the transmit queue for `skb`; `None` leaves it to the stack.
+    fn select_queue(&self, _dev: &NetDevice, _skb: &Skb) -> Option<u16> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The device's multicast list or flags changed (address-list lock held).
+    fn set_rx_mode(&self, _dev: &NetDevice) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The driver data of one of `T`'s net devices.
+///
+/// # Safety
+///
+/// `dev` must be a live net device made by `Registration::<T>::register`.
+unsafe fn data_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a T {
+    // SAFETY: `register` stored a pointer to the data, which lives until
+    // after the net device is freed.
+    unsafe { &**b::xennet_shim_netdev_priv(dev).cast::<*const T>() }
+}
+
+/// The driver data and the device, for the ethtool callbacks.
+///
+/// # Safety
+///
+/// As [`data_of`].
+pub(super) unsafe fn driver_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a T {
+    // SAFETY: the caller's contract is `data_of`'s.
+    unsafe { data_of::<T>(dev) }
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`].
+unsafe extern "C" fn ndo_open<T: NetDriver>(dev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let (data, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    for q in data.queues() {
+        // SAFETY: added at registration; disabled while the device is down.
+        unsafe { b::napi_enable(q.napi().as_raw()) };
+    }
+    // SAFETY: live.
+    unsafe { b::xennet_shim_netif_tx_start_all_queues(ndev.as_raw()) };
+    for q in data.queues() {
+        q.napi().schedule();
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`].
+unsafe extern "C" fn ndo_stop<T: NetDriver>(dev: *mut b::net_device) -> c_int {
+    // SAFETY: the stack calls us with our live net device.
+    let data = unsafe { data_of::<T>(dev) };
+    // SAFETY: live.
+    unsafe { b::xennet_shim_netif_tx_stop_all_queues(dev) };
+    for q in data.queues() {
+        // SAFETY: enabled in `ndo_open`.
+        unsafe { b::napi_disable(q.napi().as_raw()) };
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`] and an skb it hands over.
+unsafe extern "C" fn ndo_start_xmit<T: NetDriver>(skb: *mut b::sk_buff, dev: *mut b::net_device) -> b::netdev_tx_t {
+    // SAFETY: the stack calls us with our live device and hands us the skb.
+    let (data, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
+    let Some(skb) = skb else {
+        return b::netdev_tx_NETDEV_TX_OK;
+    };
+    // The stack never picks a queue beyond `real_num_tx_queues`.
+    let q = skb.queue_mapping().min(data.queues().len().saturating_sub(1));
+    match data.start_xmit(ndev, q, skb) {
+        Xmit::Done => b::netdev_tx_NETDEV_TX_OK,
+        Xmit::Busy(skb) => {
+            // The stack keeps it.
+            let _ = skb.into_raw();
+            b::netdev_tx_NETDEV_TX_BUSY
+        }
+    }
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`] and a stats structure to fill.
+unsafe extern "C" fn ndo_get_stats64<T: NetDriver>(dev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
+    // SAFETY: the stack calls us with our live device and a stats structure to fill.
+    let (data, out) = unsafe { (data_of::<T>(dev), &mut *out) };
+    Stats::fill_link_stats((0..data.nr_queues()).map(|q| data.queue_stats(q)), out);
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`].
+unsafe extern "C" fn ndo_fix_features<T: NetDriver>(
+    dev: *mut b::net_device,
+    features: b::netdev_features_t,
+) -> b::netdev_features_t {
+    // SAFETY: the stack calls us with our live device.
+    let data = unsafe { data_of::<T>(dev) };
+    let (offered, allowed) = (Offloads::ALL.mask(), data.offloads().mask());
+    (features & !offered) | (features & allowed)
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`] and a live skb it keeps.
+unsafe extern "C" fn ndo_select_queue<T: NetDriver>(
+    dev: *mut b::net_device,
+    skb: *mut b::sk_buff,
+    _sb_dev: *mut b::net_device,
+) -> u16 {
+    // SAFETY: the stack calls us with our live device and a live skb, which
+    // it keeps: it is borrowed here, never freed.
+    let (data, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
+    let Some(skb) = skb.map(core::mem::ManuallyDrop::new) else {
+        return 0;
+    };
+    match data.select_queue(ndev, &skb) {
+        Some(q) if usize::from(q) < data.queues().len() => q,
+        _ => ndev.pick_tx(&skb),
+    }
+}
+
+/// # Safety
+///
+/// Called by the stack with a net device of `T`'s [`Registration`].
+unsafe extern "C" fn ndo_set_rx_mode<T: NetDriver>(dev: *mut b::net_device) {
+    // SAFETY: the stack calls us with our live device.
+    let (data, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    data.set_rx_mode(ndev);
+}
+
+/// # Safety
+///
+/// Called by the NAPI core with a context added by [`Registration::register`] for a `Q`.
+unsafe extern "C" fn napi_poll<Q: NapiQueue>(napi: *mut b::napi_struct, budget: c_int) -> c_int {
+    // SAFETY: our NAPI contexts are the `inner` field of a `Napi`, whose
+    // owner is the live queue holding it (type invariant of `Napi`), added
+    // to a live device.
+    let (q, dev) = unsafe {
+        let n = &*kernel::container_of!(napi.cast::<Opaque<b::napi_struct>>(), Napi, inner);
+        (&*n.owner.load(Ordering::Acquire).cast::<Q>(), NetDevice::from_raw(b::xennet_shim_napi_dev(napi)))
+    };
+    q.poll(dev, budget.max(0) as usize).min(budget.max(0) as usize) as c_int
+}
+
+/// # Safety
+///
+/// Called by the timer core with a timer set up by [`Registration::register`] for a `Q`.
+unsafe extern "C" fn timer_callback<Q: NapiQueue>(t: *mut b::timer_list) {
+    // SAFETY: our timers are the `inner` field of a `Timer`, whose owner is
+    // the live queue holding it (type invariant of `Timer`).
+    let q = unsafe {
+        let tm = &*kernel::container_of!(t.cast::<Opaque<b::timer_list>>(), Timer, inner);
+        &*tm.owner.load(Ordering::Acquire).cast::<Q>()
+    };
+    q.timer_fired();
+}
+
+/// How the net device is made.
+pub(crate) enum Kind<'a> {
+    /// A guest's Ethernet device (`eth%d`) with its MAC address and the
+    /// offloads it offers.
+    Ether { mac: [u8; 6], offered: Offloads },
+    /// A backend's `vifD.N`: fixed name, the C netback's settings.
+    Vif { name: &'a CStr },
+}
+
+/// A registered net device and the driver data behind it. Dropping it
+/// unregisters the device (stopping it), shuts the queues' timers down,
+/// frees the device (deleting the NAPI contexts), then drops the data.
+///
+/// # Invariants
+///
+/// `dev` is an allocated, registered net device whose private area points
+/// to `*data`; every queue's NAPI context was added to it.
+pub(crate) struct Registration<T: NetDriver> {
+    dev: NonNull<b::net_device>,
+    data: Pin<KBox<T>>,
+}
+
+// SAFETY: the device is used only through thread-safe kernel functions;
+// `T` is `Send + Sync`.
+unsafe impl<T: NetDriver> Send for Registration<T> {}
+// SAFETY: as above.
+unsafe impl<T: NetDriver> Sync for Registration<T> {}
+
+impl<T: NetDriver> Registration<T> {
+    const OPS: b::net_device_ops = {
+        // SAFETY: all-zero is a valid `net_device_ops` (every callback `None`).
+        let mut ops: b::net_device_ops = unsafe { core::mem::zeroed() };
+        ops.ndo_open = Some(ndo_open::<T>);
+        ops.ndo_stop = Some(ndo_stop::<T>);
+        ops.ndo_start_xmit = Some(ndo_start_xmit::<T>);
+        ops.ndo_get_stats64 = Some(ndo_get_stats64::<T>);
+        ops.ndo_fix_features = Some(ndo_fix_features::<T>);
+        if T::HAS_SELECT_QUEUE {
+            ops.ndo_select_queue = Some(ndo_select_queue::<T>);
+        }
+        if T::HAS_SET_RX_MODE {
+            ops.ndo_set_rx_mode = Some(ndo_set_rx_mode::<T>);
+        }
+        ops
+    };
+    const ETHTOOL_OPS: b::ethtool_ops = super::ethtool::ops::<T>();
+
+    /// Allocates a net device of `kind` for `data` (one transmit and
+    /// receive queue per `data.queues()`), child of the xenbus device
+    /// `parent`, adds the NAPI contexts, sets up the timers and registers
+    /// it with its carrier off.
+    pub(crate) fn register(kind: Kind<'_>, parent: &super::xenbus::Device, data: Pin<KBox<T>>) -> Result<Self> {
+        let nq = data.queues().len().max(1) as u32;
+        let psize = size_of::<*const T>() as c_int;
+        // SAFETY: plain allocations; the private area holds one pointer; the
+        // name is copied.
+        let dev = NonNull::new(unsafe {
+            match &kind {
+                Kind::Ether { .. } => b::xennet_shim_alloc_etherdev(psize, nq),
+                Kind::Vif { name } => b::xennet_shim_alloc_vif_netdev(psize, name.as_char_ptr(), nq),
+            }
+        })
+        .ok_or(ENOMEM)?;
+        let raw = dev.as_ptr();
+        let ptr: *const T = &*data;
+        // SAFETY: `raw` is ours and not registered; its private area holds
+        // one pointer, to data that outlives the device (dropped after it
+        // is freed, in `drop`); the ops tables are 'static promotions of
+        // constants; `parent` is live.
+        unsafe {
+            b::xennet_shim_netdev_priv(raw).cast::<*const T>().write(ptr);
+            match &kind {
+                Kind::Ether { mac, offered } => {
+                    b::xennet_shim_netdev_init(raw, &Self::OPS, &Self::ETHTOOL_OPS, parent.as_raw(), mac.as_ptr());
+                    b::xennet_shim_netdev_set_hw_features(raw, offered.mask());
+                }
+                Kind::Vif { .. } => b::xennet_shim_vif_netdev_init(raw, &Self::OPS, &Self::ETHTOOL_OPS, parent.as_raw()),
+            }
+        }
+        for q in data.queues() {
+            let owner = Arc::as_ptr(q).cast_mut().cast();
+            let napi = q.napi();
+            napi.owner.store(owner, Ordering::Release);
+            // SAFETY: the NAPI context is pinned in the queue, which the
+            // data holds until after the device (and so the context) is
+            // freed; the poll function matches the queue type.
+            unsafe { b::xennet_shim_napi_add(raw, napi.as_raw(), Some(napi_poll::<T::Queue>)) };
+            if let Some(t) = q.timer() {
+                // SAFETY: the timer is pinned in the queue; `drop` shuts it
+                // down before the data (and the queue) can go.
+                unsafe { b::xennet_shim_timer_setup(t.inner.get(), Some(timer_callback::<T::Queue>)) };
+                t.owner.store(owner, Ordering::Release);
+            }
+        }
+        // SAFETY: `raw` is fully set up and not registered.
+        let rc = unsafe {
+            b::netif_carrier_off(raw);
+            b::register_netdev(raw)
+        };
+        let reg = Self { dev, data };
+        if rc < 0 {
+            reg.free(false);
+            return Err(Error::from_errno(rc));
+        }
+        Ok(reg)
+    }
+
+    /// Tears down: unregisters (if registered), stops the timers, frees the
+    /// device; the data is dropped by the caller afterwards.
+    fn free(&self, registered: bool) {
+        let raw = self.dev.as_ptr();
+        if registered {
+            // SAFETY: registered in `register`; stops the device (and NAPI).
+            unsafe { b::unregister_netdev(raw) };
+        }
+        for q in self.data.queues() {
+            if let Some(t) = q.timer() {
+                if !t.owner.load(Ordering::Acquire).is_null() {
+                    // SAFETY: set up in `register`; after this it never fires.
+                    unsafe { b::xennet_shim_timer_shutdown(t.inner.get()) };
+                }
+            }
+        }
+        // SAFETY: unregistered (or never registered); frees the device and
+        // deletes its NAPI contexts; nothing uses the pointer after.
+        unsafe { b::free_netdev(raw) };
+    }
+
+    /// The net device.
+    pub(crate) fn device(&self) -> &NetDevice {
+        // SAFETY: allocated and registered while `self` lives (type invariant).
+        unsafe { NetDevice::from_raw(self.dev.as_ptr()) }
+    }
+
+    /// The driver data.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T: NetDriver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        self.free(true);
+        // `data` is dropped after this, with the device gone.
+    }
+}
+
 /// Skbs built under a queue lock, handed to the stack after it is released
-/// (the stack may transmit in reply, which takes the lock).
+/// (the stack may transmit in reply, which takes the lock). Any left are
+/// freed with the batch.
 pub(crate) struct SkbBatch {
-    skbs: [*mut b::sk_buff; SkbBatch::MAX],
+    skbs: [Option<Skb>; SkbBatch::MAX],
     len: usize,
 }
 
@@ -77,10 +936,7 @@ impl SkbBatch {
     pub(crate) const MAX: usize = 64;
 
     pub(crate) fn new() -> Self {
-        Self {
-            skbs: [core::ptr::null_mut(); Self::MAX],
-            len: 0,
-        }
+        Self { skbs: [const { None }; Self::MAX], len: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -91,13 +947,21 @@ impl SkbBatch {
         self.len == Self::MAX
     }
 
-    pub(crate) fn skbs(&self) -> &[*mut b::sk_buff] {
-        &self.skbs[..self.len]
+    /// Adds an skb; one past `MAX` is dropped (callers check `is_full`).
+    pub(crate) fn push(&mut self, skb: Skb) {
+        if let Some(slot) = self.skbs.get_mut(self.len) {
+            *slot = Some(skb);
+            self.len += 1;
+        }
     }
 
-    /// Adds an skb; the caller checks `is_full` first.
-    pub(crate) fn push(&mut self, skb: *mut b::sk_buff) {
-        self.skbs[self.len] = skb;
-        self.len += 1;
+    /// Hands every skb to the stack through `napi`.
+    pub(crate) fn deliver(&mut self, napi: &Napi) {
+        for slot in self.skbs[..self.len].iter_mut() {
+            if let Some(skb) = slot.take() {
+                napi.gro_receive(skb);
+            }
+        }
+        self.len = 0;
     }
 }
