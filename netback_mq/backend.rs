@@ -11,24 +11,11 @@ use kernel::str::CString;
 use crate::netif::xenbus::{backend_step, backend_target, BackendStep};
 use crate::netif::Credit;
 use crate::queue::{Connection, FrontCaps};
-use crate::vif::{Vif, MAX_QUEUES};
-use crate::xen_sys::evtchn::EventIrq;
+use crate::vif::Vif;
+use crate::xen_sys::evtchn::{queue_irq_name, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{Kind, Registration};
 use crate::xen_sys::xenbus::{state, Device, Then, XenbusDriver};
 use crate::xen_sys::{now_us, sleep_ms};
-
-/// Event channel names per queue (they show in /proc/interrupts): shared,
-/// then the TX and RX ones of split channels.
-static IRQ_NAMES: [[&CStr; 3]; MAX_QUEUES] = [
-    [c"netback_mq-q0", c"netback_mq-q0-tx", c"netback_mq-q0-rx"],
-    [c"netback_mq-q1", c"netback_mq-q1-tx", c"netback_mq-q1-rx"],
-    [c"netback_mq-q2", c"netback_mq-q2-tx", c"netback_mq-q2-rx"],
-    [c"netback_mq-q3", c"netback_mq-q3-tx", c"netback_mq-q3-rx"],
-    [c"netback_mq-q4", c"netback_mq-q4-tx", c"netback_mq-q4-rx"],
-    [c"netback_mq-q5", c"netback_mq-q5-tx", c"netback_mq-q5-rx"],
-    [c"netback_mq-q6", c"netback_mq-q6-tx", c"netback_mq-q6-rx"],
-    [c"netback_mq-q7", c"netback_mq-q7-tx", c"netback_mq-q7-rx"],
-];
 
 /// How long connect waits for the hotplug script (`hotplug-status`) before
 /// going on without it. Emulated machines are slow: be generous.
@@ -267,14 +254,15 @@ impl Backend {
             let rx_map = dev.map_ring(keys.rx_ref).inspect_err(|e| {
                 pr_err!("{}: queue {}: mapping RX ring grant {} failed: {:?}\n", name, q.index, keys.rx_ref, e)
             })?;
-            let names = IRQ_NAMES[q.index];
             split = keys.rx_port.is_some();
+            let irq_name = |ch| queue_irq_name("netback_mq", q.index, ch);
+            let first = if split { QueueChannel::Tx } else { QueueChannel::Shared };
             // The bindings hold a reference to the queue, their target.
-            let irq = EventIrq::bind_interdomain(dev, keys.port, names[usize::from(split)], q.clone()).inspect_err(|e| {
+            let irq = EventIrq::bind_interdomain(dev, keys.port, &irq_name(first)?, q.clone()).inspect_err(|e| {
                 pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, keys.port, e)
             })?;
             let rx_irq = match keys.rx_port {
-                Some(p) => Some(EventIrq::bind_interdomain(dev, p, names[2], q.clone()).inspect_err(|e| {
+                Some(p) => Some(EventIrq::bind_interdomain(dev, p, &irq_name(QueueChannel::Rx)?, q.clone()).inspect_err(|e| {
                     pr_err!("{}: queue {}: binding event channel {} failed: {:?}\n", name, q.index, p, e)
                 })?),
                 None => None,

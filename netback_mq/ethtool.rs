@@ -18,7 +18,9 @@ impl PerQueueStats for Vif {
         ("tx_queue_{}_bytes", |s| s.tx_bytes),
         ("tx_queue_{}_errors", |s| s.tx_errors),
         ("tx_queue_{}_dropped", |s| s.tx_dropped),
+        ("tx_queue_{}_held", |s| s.tx_held),
         ("queue_{}_grant_copy_ops", |s| s.copy_ops),
+        ("queue_{}_grant_copy_calls", |s| s.copy_calls),
         ("queue_{}_notifications", |s| s.notifies),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
     ];

@@ -39,6 +39,11 @@ const MAX_RX_BUFS: usize = NR_SLOTS_MIN;
 const MAX_SEGS: usize = 64;
 /// Most grant-copy operations for one packet.
 const MAX_OPS: usize = MAX_SEGS + MAX_RX_BUFS;
+/// Guest-receive packets batched into one grant-copy hypercall (while the
+/// stack says more follow), and the operations that batch may hold (the C
+/// netback issues up to 64 per hypercall for small packets).
+const RX_BATCH_PKTS: usize = 32;
+const RX_BATCH_OPS: usize = 256;
 
 /// What the frontend accepts on its receive path (its `feature-*` keys).
 #[derive(Clone, Copy, Default)]
@@ -60,8 +65,9 @@ pub(crate) struct RxCfg {
 
 /// Outcome of offering an skb to the guest.
 pub(crate) enum RxOutcome {
-    /// Copied into guest buffers (and freed).
-    Delivered,
+    /// Its copy is planned into guest buffers taken for it; done (and the
+    /// skb freed) by the next [`Connection::flush_rx`].
+    Queued,
     /// Dropped (and freed).
     Dropped,
     /// Not enough buffers posted: the skb comes back.
@@ -106,6 +112,48 @@ pub(crate) struct Connection {
     /// The packet for the guest that found too few buffers, waiting for
     /// more (the queue is stopped meanwhile).
     rx_held: Option<Skb>,
+    /// Guest-receive packets planned but not yet copied.
+    rx_batch: RxBatch,
+}
+
+/// One guest-receive packet whose copy is planned.
+struct PendingRx {
+    skb: Skb,
+    /// The guest buffers taken for it (`slots` of them).
+    bufs: [RxRequest; MAX_RX_BUFS + 3],
+    slots: usize,
+    nbufs: usize,
+    headroom: u16,
+    extras: RxExtras,
+    flags: RxFlags,
+    /// Its operations end here in the batch (they start where the previous
+    /// packet's end).
+    ops_end: usize,
+    /// Planning failed: answer its buffers with errors.
+    failed: bool,
+}
+
+/// Guest-receive copies batched into one hypercall, answered in the order
+/// the buffers were taken (the frontend matches responses by position).
+struct RxBatch {
+    pkts: KVec<PendingRx>,
+    ops: KVec<grant::GntCopy>,
+    planned: KVec<CopyOp>,
+}
+
+impl RxBatch {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            pkts: KVec::with_capacity(RX_BATCH_PKTS, GFP_KERNEL)?,
+            ops: KVec::with_capacity(RX_BATCH_OPS, GFP_KERNEL)?,
+            planned: KVec::with_capacity(RX_BATCH_OPS, GFP_KERNEL)?,
+        })
+    }
+
+    /// No room for another packet of up to `MAX_OPS` operations.
+    fn full(&self) -> bool {
+        self.pkts.len() >= RX_BATCH_PKTS || self.ops.len() + MAX_OPS > RX_BATCH_OPS
+    }
 }
 
 /// The working arrays of one packet's copy.
@@ -173,6 +221,7 @@ impl Connection {
                 held: None,
                 rx_stall: RxStallClock::new(),
                 rx_held: None,
+                rx_batch: RxBatch::new()?,
             },
             GFP_KERNEL,
         )?)
@@ -345,6 +394,7 @@ impl Connection {
         copy_plan(&src[..ns], &dst[..nd], planned, ops, self.domid)?;
         grant::batch_copy(ops);
         stats.copy_ops += ops.len() as u64;
+        stats.copy_calls += 1;
         if let Some(bad) = ops.iter().find(|op| !grant::copy_ok(op)) {
             warn_ratelimited!(
                 "domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
@@ -382,8 +432,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Copies `skb` into buffers the guest posted (`ndo_start_xmit`); the
-    /// skb is freed unless it comes back for want of buffers.
+    /// Takes guest buffers for `skb` and plans its copy into them, to be
+    /// done by the next [`Connection::flush_rx`] (the caller flushes when no
+    /// more packets follow). The skb comes back if the guest posted too few
+    /// buffers; a dropped one is freed.
     pub(crate) fn guest_rx(&mut self, skb: Skb, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
         #[cfg(xennet_hostile)]
         if crate::hostile::frozen() {
@@ -412,7 +464,10 @@ impl Connection {
         }
         let extras = RxExtras { gso, xdp_headroom: cfg.xdp_headroom, hash: cfg.hash.map(|h| h.extra()) };
         let slots = RxBack::<XenBarriers>::slots_needed(nbufs, &extras);
-        let Scratch { src, dst, planned, ops } = &mut self.scratch;
+        if self.rx_batch.full() {
+            self.flush_rx(stats);
+        }
+        let Scratch { src, dst, planned, .. } = &mut self.scratch;
         let Some(ns) = skb.segments(src) else {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
@@ -435,61 +490,117 @@ impl Connection {
         for (i, d) in dst[..nbufs].iter_mut().enumerate() {
             let req = &bufs[if i == 0 { 0 } else { i + skip }];
             let offset = if i == 0 { headroom } else { 0 };
-            *d = Seg {
-                frame: Frame::Grant(req.gref()),
-                offset: offset as u16,
-                len: (PAGE_SIZE - offset) as u16,
-            };
+            *d = Seg { frame: Frame::Grant(req.gref()), offset: offset as u16, len: (PAGE_SIZE - offset) as u16 };
         }
-        let ok = match copy_plan(&src[..ns], &dst[..nbufs], planned, ops, self.domid) {
-            Ok(n) => {
-                grant::batch_copy(ops);
-                stats.copy_ops += n as u64;
-                ops.iter().all(grant::copy_ok)
+        let batch = &mut self.rx_batch;
+        let mut failed = true;
+        if let Ok(n) = netif::plan(&src[..ns], &dst[..nbufs], planned) {
+            // Room was made above: `full()` leaves `MAX_OPS` free.
+            failed = false;
+            for op in &planned[..n] {
+                if batch.planned.push_within_capacity(*op).is_err()
+                    || batch.ops.push_within_capacity(grant::copy_op(op, self.domid)).is_err()
+                {
+                    failed = true;
+                    break;
+                }
             }
-            Err(_) => false,
-        };
-        let result = if ok {
-            let mut out = [RxOut { offset: 0, len: 0 }; MAX_RX_BUFS];
-            out[0].offset = headroom as u16;
-            for op in &planned[..ops.len()] {
-                out[usize::from(op.dst_seg)].len += op.len;
+            if failed {
+                // Keep the arrays in step: drop this packet's partial plan.
+                let keep = batch.pkts.last().map_or(0, |p| p.ops_end);
+                batch.planned.truncate(keep);
+                batch.ops.truncate(keep);
             }
-            let flags = match summed {
-                csum::PARTIAL => RxFlags::CSUM_BLANK.with(RxFlags::DATA_VALIDATED),
-                csum::UNNECESSARY => RxFlags::DATA_VALIDATED,
-                _ => RxFlags(0),
-            };
-            self.rx.respond(&bufs[..slots], &out[..nbufs], flags, &extras)
-        } else {
-            warn_ratelimited!(
-                "domain {}: grant copy into the guest's buffers failed: bad grant reference?\n",
-                self.domid
-            );
-            bufs[..slots]
-                .iter()
-                .try_for_each(|r| self.rx.respond_error(r, RspStatus::ERROR))
-        };
-        if let Err(e) = result {
-            self.broken = Some(e);
         }
-        #[cfg(xennet_hostile)]
-        if ok {
-            crate::hostile::rx_before_push(&mut self.rx, slots);
+        let flags = match summed {
+            csum::PARTIAL => RxFlags::CSUM_BLANK.with(RxFlags::DATA_VALIDATED),
+            csum::UNNECESSARY => RxFlags::DATA_VALIDATED,
+            _ => RxFlags(0),
+        };
+        let pending = PendingRx {
+            skb,
+            bufs,
+            slots,
+            nbufs,
+            headroom: headroom as u16,
+            extras,
+            flags,
+            ops_end: batch.ops.len(),
+            failed,
+        };
+        if let Err(e) = batch.pkts.push_within_capacity(pending) {
+            // Unreachable: `full()` keeps room for one more packet. Answer
+            // its buffers now, in order, after the packets before it.
+            let p = e.0;
+            self.flush_rx(stats);
+            for r in &p.bufs[..p.slots] {
+                if let Err(e) = self.rx.respond_error(r, RspStatus::ERROR) {
+                    self.broken = Some(e);
+                }
+            }
+            stats.tx_errors += 1;
+            if self.rx.push() {
+                self.notify_rx(stats);
+            }
+            return RxOutcome::Dropped;
+        }
+        RxOutcome::Queued
+    }
+
+    /// Copies every planned guest-receive packet in one hypercall, answers
+    /// their buffers in order, publishes the responses and notifies the
+    /// guest once. The skbs are freed.
+    pub(crate) fn flush_rx(&mut self, stats: &mut Stats) {
+        let batch = &mut self.rx_batch;
+        if batch.pkts.is_empty() {
+            return;
+        }
+        grant::batch_copy(&mut batch.ops);
+        stats.copy_ops += batch.ops.len() as u64;
+        stats.copy_calls += u64::from(!batch.ops.is_empty());
+        let mut start = 0;
+        let mut bad_copy = false;
+        for p in batch.pkts.drain_all() {
+            let (ops, planned) = (&batch.ops[start..p.ops_end], &batch.planned[start..p.ops_end]);
+            start = p.ops_end;
+            let ok = !p.failed && ops.iter().all(grant::copy_ok);
+            let result = if ok {
+                let mut out = [RxOut { offset: 0, len: 0 }; MAX_RX_BUFS];
+                out[0].offset = p.headroom;
+                for op in planned {
+                    if let Some(o) = out.get_mut(usize::from(op.dst_seg)) {
+                        o.len += op.len;
+                    }
+                }
+                self.rx.respond(&p.bufs[..p.slots], &out[..p.nbufs], p.flags, &p.extras)
+            } else {
+                bad_copy = true;
+                p.bufs[..p.slots].iter().try_for_each(|r| self.rx.respond_error(r, RspStatus::ERROR))
+            };
+            if let Err(e) = result {
+                self.broken = Some(e);
+            }
+            #[cfg(xennet_hostile)]
+            if ok {
+                crate::hostile::rx_before_push(&mut self.rx, p.slots);
+            }
+            if ok {
+                stats.tx_packets += 1;
+                stats.tx_bytes += p.skb.len() as u64;
+            } else {
+                stats.tx_errors += 1;
+            }
+        }
+        batch.ops.clear();
+        batch.planned.clear();
+        if bad_copy {
+            warn_ratelimited!("domain {}: grant copy into the guest's buffers failed: bad grant reference?\n", self.domid);
         }
         if self.rx.push() {
             self.notify_rx(stats);
         }
         #[cfg(xennet_hostile)]
         crate::hostile::rx_after_push(&self.rx, || self.rx_irq.as_ref().map_or(self.irq.channel(), |r| r.channel()).notify());
-        if ok {
-            stats.tx_packets += 1;
-            stats.tx_bytes += len as u64;
-            RxOutcome::Delivered
-        } else {
-            stats.tx_errors += 1;
-            RxOutcome::Dropped
-        }
     }
 
     /// After `NoRoom`: arms the RX-ring event so the frontend signals when
@@ -536,5 +647,6 @@ impl Connection {
         if let RxOutcome::NoRoom(skb) = self.guest_rx(skb, caps, &cfg, stats) {
             self.rx_held = Some(skb);
         }
+        self.flush_rx(stats);
     }
 }

@@ -13,13 +13,15 @@ use crate::ctrl::VifCtrl;
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::evtchn::{Channel, EventHandler};
-use crate::xen_sys::netdev::{NapiQueue, NetDevice, NetDriver, Offloads, Napi, Skb, Timer, Xmit};
+use crate::xen_sys::netdev::{xmit_more, NapiQueue, NetDevice, NetDriver, Offloads, Napi, Skb, Timer, Xmit};
 use crate::xen_sys::now_us;
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::Device;
 
 /// Most queues a vif has (the `max_queues` parameter is capped to this).
 pub(crate) const MAX_QUEUES: usize = 8;
+// Each queue has a bit in the vif's stall set.
+const _: () = assert!(MAX_QUEUES <= StalledQueues::MAX_QUEUES);
 
 /// Event-channel bits awaiting their late EOI (the bindings' tags).
 pub(crate) const EOI_TX: u32 = 1;
@@ -259,6 +261,9 @@ impl QueueCtx {
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
+                // Guest-receive packets left planned (the stack promised more
+                // that did not come): copy them now.
+                c.flush_rx(stats);
                 let round = match c.guest_tx(&self.napi, dev, budget - done, &mut batch, stats, ctrl) {
                     Ok(r) => r,
                     Err(e) => {
@@ -339,7 +344,13 @@ impl QueueCtx {
         let ctrl = &self.shared.ctrl;
         if !ctrl.mcast_passes(&skb) {
             // A group the guest did not join (multicast control).
-            self.state.lock_bh().stats.mcast_filtered += 1;
+            let mut q = self.state.lock_bh();
+            let Queue { conn, stats, .. } = &mut *q;
+            stats.mcast_filtered += 1;
+            if let (false, Some(c)) = (xmit_more(), conn.as_mut()) {
+                // The last of a burst: what the packets before it planned goes.
+                c.flush_rx(stats);
+            }
             return;
         }
         let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash_for_guest(&skb) };
@@ -349,33 +360,44 @@ impl QueueCtx {
             stats.tx_dropped += 1;
             return;
         };
-        if let RxOutcome::NoRoom(skb) = c.guest_rx(skb, *caps, &cfg, stats) {
-            dev.stop_subqueue(self.index);
-            // The guest signals when it posts more; if it already did, go
-            // on now.
-            let skb = if c.rx_wait_for_buffers() {
-                match c.guest_rx(skb, *caps, &cfg, stats) {
-                    RxOutcome::NoRoom(skb) => Some(skb),
-                    _ => None,
-                }
-            } else {
-                Some(skb)
-            };
-            match skb {
-                None => dev.wake_subqueue(self.index),
-                Some(skb) => {
-                    c.hold(skb);
-                    // Starts the stall clock (or declares the stall, if it
-                    // was already running that long); the timer looks
-                    // again when the timeout is due.
-                    let change = c.rx_stall.short(now_us(), crate::rx_stall_timeout_us());
-                    if change == Some(StallChange::Stalled) {
-                        c.drop_held(stats);
+        match c.guest_rx(skb, *caps, &cfg, stats) {
+            RxOutcome::NoRoom(skb) => {
+                // What is planned goes now: the guest may be waiting for it
+                // before it posts more buffers.
+                c.flush_rx(stats);
+                dev.stop_subqueue(self.index);
+                // The guest signals when it posts more; if it already did,
+                // go on now.
+                let skb = if c.rx_wait_for_buffers() {
+                    match c.guest_rx(skb, *caps, &cfg, stats) {
+                        RxOutcome::NoRoom(skb) => Some(skb),
+                        _ => None,
                     }
-                    self.stall_changed(dev, change);
-                    self.timer.arm_us(crate::rx_stall_timeout_us());
+                } else {
+                    Some(skb)
+                };
+                c.flush_rx(stats);
+                match skb {
+                    None => dev.wake_subqueue(self.index),
+                    Some(skb) => {
+                        stats.tx_held += 1;
+                        c.hold(skb);
+                        // Starts the stall clock (or declares the stall, if
+                        // it was already running that long); the timer looks
+                        // again when the timeout is due.
+                        let change = c.rx_stall.short(now_us(), crate::rx_stall_timeout_us());
+                        if change == Some(StallChange::Stalled) {
+                            c.drop_held(stats);
+                        }
+                        self.stall_changed(dev, change);
+                        self.timer.arm_us(crate::rx_stall_timeout_us());
+                    }
                 }
             }
+            // One grant-copy hypercall and one notification for all the
+            // packets the stack has queued behind this one.
+            _ if !xmit_more() => c.flush_rx(stats),
+            _ => {}
         }
         let failed = c.take_new_error();
         drop(q);

@@ -11,7 +11,7 @@ use kernel::sync::{Arc, Mutex, SpinLock};
 use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX};
 use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
-use crate::xen_sys::evtchn::{Channel, EventHandler, EventIrq};
+use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Registration, Skb, Xmit, ETH_HLEN};
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
@@ -66,19 +66,6 @@ impl QueueKeys {
 
 /// Most queues a device uses (more are never requested from the backend).
 const MAX_QUEUES: usize = 8;
-
-/// Event channel names per queue (they show in /proc/interrupts): shared,
-/// then the TX and RX ones of split channels.
-static IRQ_NAMES: [[&CStr; 3]; MAX_QUEUES] = [
-    [c"netfront_opt-q0", c"netfront_opt-q0-tx", c"netfront_opt-q0-rx"],
-    [c"netfront_opt-q1", c"netfront_opt-q1-tx", c"netfront_opt-q1-rx"],
-    [c"netfront_opt-q2", c"netfront_opt-q2-tx", c"netfront_opt-q2-rx"],
-    [c"netfront_opt-q3", c"netfront_opt-q3-tx", c"netfront_opt-q3-rx"],
-    [c"netfront_opt-q4", c"netfront_opt-q4-tx", c"netfront_opt-q4-rx"],
-    [c"netfront_opt-q5", c"netfront_opt-q5-tx", c"netfront_opt-q5-rx"],
-    [c"netfront_opt-q6", c"netfront_opt-q6-tx", c"netfront_opt-q6-rx"],
-    [c"netfront_opt-q7", c"netfront_opt-q7-tx", c"netfront_opt-q7-rx"],
-];
 
 /// One queue: a NAPI context and its lock-protected rings. The event
 /// channel's target.
@@ -313,9 +300,9 @@ impl Frontend {
         for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
             let tx_ring = RingPage::new(dev)?;
             let rx_ring = RingPage::new(dev)?;
-            let names = IRQ_NAMES[q.index];
-            let (irq, port) = Self::bind_event_channel(dev, q, names[if split { 1 } else { 0 }])?;
-            let rx = if split { Some(Self::bind_event_channel(dev, q, names[2])?) } else { None };
+            let first = if split { QueueChannel::Tx } else { QueueChannel::Shared };
+            let (irq, port) = Self::bind_event_channel(dev, q, first)?;
+            let rx = if split { Some(Self::bind_event_channel(dev, q, QueueChannel::Rx)?) } else { None };
             *key = QueueKeys {
                 tx_ref: tx_ring.gref(),
                 rx_ref: rx_ring.gref(),
@@ -426,9 +413,10 @@ impl Frontend {
     }
 
     /// Allocates an event channel for the backend and binds it to `q`.
-    fn bind_event_channel(dev: &Device, q: &Arc<QueueCtx>, name: &'static CStr) -> Result<(EventIrq<QueueCtx>, u32)> {
+    fn bind_event_channel(dev: &Device, q: &Arc<QueueCtx>, ch: QueueChannel) -> Result<(EventIrq<QueueCtx>, u32)> {
+        let name = queue_irq_name("netfront_opt", q.index, ch)?;
         let port = dev.alloc_evtchn()?;
-        let irq = EventIrq::bind(port, name, q.clone()).inspect_err(|_| dev.free_evtchn(port))?;
+        let irq = EventIrq::bind(port, &name, q.clone()).inspect_err(|_| dev.free_evtchn(port))?;
         Ok((irq, port))
     }
 

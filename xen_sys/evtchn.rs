@@ -8,7 +8,29 @@
 
 use super::bindings as b;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Arc;
+
+/// Which of a queue's event channels a binding is, for its IRQ name.
+#[derive(Clone, Copy)]
+pub(crate) enum QueueChannel {
+    /// One channel for both directions.
+    Shared,
+    /// Split channels: transmit, receive.
+    Tx,
+    Rx,
+}
+
+/// The IRQ name of queue `queue`'s channel as `/proc/interrupts` shows it:
+/// `DRIVER-qN`, `DRIVER-qN-tx`, `DRIVER-qN-rx`.
+pub(crate) fn queue_irq_name(driver: &str, queue: usize, ch: QueueChannel) -> Result<CString> {
+    let suffix = match ch {
+        QueueChannel::Shared => "",
+        QueueChannel::Tx => "-tx",
+        QueueChannel::Rx => "-rx",
+    };
+    CString::try_from_fmt(fmt!("{}-q{}{}", driver, queue, suffix))
+}
 
 /// The bound channel, as a handler sees it: signal the other end, or
 /// acknowledge the event (late EOI).
@@ -60,10 +82,13 @@ impl EventHandler for AckOnly {
 ///
 /// # Invariants
 ///
-/// `irq` is bound, with `target`'s address as its cookie, until drop.
+/// `irq` is bound, with `target`'s address as its cookie and `name` as its
+/// name, until drop.
 pub(crate) struct EventIrq<H: EventHandler, const TAG: u32 = 0> {
     irq: u32,
     target: Arc<H>,
+    /// The IRQ layer keeps a pointer to the name while bound.
+    name: CString,
 }
 
 /// # Safety
@@ -83,13 +108,14 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
     }
 
     /// Binds our own unbound `port` (a frontend's channel) to `target`.
-    pub(crate) fn bind(port: u32, name: &'static CStr, target: Arc<H>) -> Result<Self> {
-        // SAFETY: `name` is 'static; the cookie stays valid while bound
-        // (the binding holds `target`).
+    pub(crate) fn bind(port: u32, name: &CStr, target: Arc<H>) -> Result<Self> {
+        let name = CString::try_from(name)?;
+        // SAFETY: the name and the cookie stay valid while bound (the
+        // binding holds both).
         let irq = unsafe {
             b::bind_evtchn_to_irqhandler_lateeoi(port, Some(handler::<H, TAG>), 0, name.as_char_ptr(), Self::cookie(&target))
         };
-        Self::bound(irq, target)
+        Self::bound(irq, target, name)
     }
 
     /// Binds the other end's unbound `remote_port` (a backend connecting to
@@ -97,11 +123,12 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
     pub(crate) fn bind_interdomain(
         dev: &super::xenbus::Device,
         remote_port: u32,
-        name: &'static CStr,
+        name: &CStr,
         target: Arc<H>,
     ) -> Result<Self> {
-        // SAFETY: `dev` is live; `name` is 'static; the cookie stays valid
-        // while bound (the binding holds `target`).
+        let name = CString::try_from(name)?;
+        // SAFETY: `dev` is live; the name and the cookie stay valid while
+        // bound (the binding holds both).
         let irq = unsafe {
             b::bind_interdomain_evtchn_to_irqhandler_lateeoi(
                 dev.as_raw(),
@@ -112,7 +139,7 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
                 Self::cookie(&target),
             )
         };
-        Self::bound(irq, target)
+        Self::bound(irq, target, name)
     }
 
     /// As [`EventIrq::bind_interdomain`], but the handler runs in a kernel
@@ -120,9 +147,10 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
     pub(crate) fn bind_interdomain_threaded(
         dev: &super::xenbus::Device,
         remote_port: u32,
-        name: &'static CStr,
+        name: &CStr,
         target: Arc<H>,
     ) -> Result<Self> {
+        let name = CString::try_from(name)?;
         // SAFETY: as above.
         let irq = unsafe {
             b::xennet_shim_bind_interdomain_threaded(
@@ -133,15 +161,15 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
                 Self::cookie(&target),
             )
         };
-        Self::bound(irq, target)
+        Self::bound(irq, target, name)
     }
 
     /// The result of a binding call: its IRQ, or the error it returned.
-    fn bound(irq: kernel::ffi::c_int, target: Arc<H>) -> Result<Self> {
+    fn bound(irq: kernel::ffi::c_int, target: Arc<H>, name: CString) -> Result<Self> {
         if irq < 0 {
             return Err(Error::from_errno(irq));
         }
-        Ok(Self { irq: irq as u32, target })
+        Ok(Self { irq: irq as u32, target, name })
     }
 
     /// The channel, to signal or acknowledge.
@@ -163,7 +191,7 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
 impl<H: EventHandler, const TAG: u32> Drop for EventIrq<H, TAG> {
     fn drop(&mut self) {
         // SAFETY: unbinds what was bound, once; waits for a running handler
-        // and closes the port. `target` is released after this.
+        // and closes the port. `target` and `name` are released after this.
         unsafe { b::unbind_from_irqhandler(self.irq, Self::cookie(&self.target)) };
     }
 }

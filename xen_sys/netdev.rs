@@ -31,8 +31,12 @@ pub(crate) struct Stats {
     pub(crate) tx_dropped: u64,
     /// Grant-copy operations issued (both directions).
     pub(crate) copy_ops: u64,
+    /// Grant-copy hypercalls (batches of those operations).
+    pub(crate) copy_calls: u64,
     /// Notifications sent to the peer.
     pub(crate) notifies: u64,
+    /// Packets to the guest that waited for it to post buffers (backend).
+    pub(crate) tx_held: u64,
     /// Multicast frames for groups the guest did not join (backend).
     pub(crate) mcast_filtered: u64,
     /// Received packets carrying the backend's hash (frontend).
@@ -53,7 +57,9 @@ impl Stats {
         self.tx_errors += o.tx_errors;
         self.tx_dropped += o.tx_dropped;
         self.copy_ops += o.copy_ops;
+        self.copy_calls += o.copy_calls;
         self.notifies += o.notifies;
+        self.tx_held += o.tx_held;
         self.mcast_filtered += o.mcast_filtered;
         self.rx_hashed += o.rx_hashed;
         self.rx_misrouted += o.rx_misrouted;
@@ -185,6 +191,15 @@ impl NetDevice {
         };
         (n as usize, all)
     }
+}
+
+/// True inside `start_xmit` when the stack has more packets for this queue
+/// right behind the current one (`netdev_xmit_more`): a driver may then
+/// defer the doorbell (a hypercall, a notification) to the last of them.
+pub(crate) fn xmit_more() -> bool {
+    // SAFETY: reads a per-CPU flag; meaningful in `ndo_start_xmit`, harmless
+    // elsewhere.
+    unsafe { b::xennet_shim_netdev_xmit_more() }
 }
 
 /// A socket buffer we own: freed when dropped, unless handed on (to the

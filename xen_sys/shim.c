@@ -550,3 +550,8 @@ void xennet_shim_local_bh_enable(void)
 {
 	local_bh_enable();
 }
+
+bool xennet_shim_netdev_xmit_more(void)
+{
+	return netdev_xmit_more();
+}

@@ -129,6 +129,9 @@ unsigned int xennet_shim_netdev_mc_list(struct net_device *dev, u8 *out, unsigne
 void xennet_shim_local_bh_disable(void);
 void xennet_shim_local_bh_enable(void);
 
+/* linux/netdevice.h: more packets follow this one (ndo_start_xmit only). */
+bool xennet_shim_netdev_xmit_more(void);
+
 /* linux/timer.h, linux/ktime.h */
 struct timer_list;
 void xennet_shim_timer_setup(struct timer_list *t, void (*fn)(struct timer_list *));
