@@ -17,6 +17,14 @@ use crate::xen_sys::netdev::{Kind, Registration};
 use crate::xen_sys::xenbus::{state, Device, Then, XenbusDriver};
 use crate::xen_sys::{now_us, sleep_ms};
 
+/// The vif's own MAC address, as the C netback's: FE:FF:FF:FF:FF:FF never
+/// becomes the address of the bridge it joins (a bridge takes its ports'
+/// lowest).
+const VIF_MAC: [u8; 6] = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff];
+/// The vif's qdisc length (the C netback's `XENVIF_QUEUE_LENGTH`): short,
+/// since a guest that stops posting buffers makes it back up.
+const VIF_TX_QUEUE_LEN: u32 = 32;
+
 /// How long connect waits for the hotplug script (`hotplug-status`) before
 /// going on without it. Emulated machines are slow: be generous.
 const HOTPLUG_WAIT_MS: u32 = 20_000;
@@ -76,8 +84,9 @@ impl XenbusDriver for Backend {
         let domid = dev.otherend_id();
         let nq = crate::max_queues();
         let name = CString::try_from_fmt(fmt!("vif{}.{}", domid, handle))?;
+        let kind = Kind::Vif { name: &name, mac: VIF_MAC, tx_queue_len: VIF_TX_QUEUE_LEN };
         let reg = Vif::new(nq, &name)
-            .and_then(|vif| Registration::register(Kind::Vif { name: &name }, dev, vif))
+            .and_then(|vif| Registration::register(kind, dev, vif))
             .inspect_err(|e| {
                 pr_err!("creating vif{}.{} failed: {:?}\n", domid, handle, e);
                 dev.fatal(*e, c"netback_mq: creating the vif");

@@ -184,7 +184,7 @@ fn copy_plan(
     ops: &mut KVec<grant::GntCopy>,
     domid: u16,
 ) -> Result<usize> {
-    let n = netif::plan(src, dst, planned).map_err(|_| EINVAL)?;
+    let n = netif::plan(src, dst, planned)?;
     ops.clear();
     for op in &planned[..n] {
         ops.push(grant::copy_op(op, domid), GFP_ATOMIC)?;

@@ -75,9 +75,9 @@ impl Connection {
         rx_irq: Option<EventIrq<QueueCtx>>,
         domid: u16,
     ) -> Result<KBox<Self>> {
-        let tx = OnRing::new(tx_ring, |s| Ok::<_, ()>(TxFront::new(s)))?;
+        let tx = OnRing::new(tx_ring, |s| Ok::<_, Error>(TxFront::new(s)))?;
         // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
-        let rx = OnRing::new(rx_ring, |s| Ok::<_, ()>(RxFront::new(s, NR_SLOTS_MIN)))?;
+        let rx = OnRing::new(rx_ring, |s| Ok::<_, Error>(RxFront::new(s, NR_SLOTS_MIN)))?;
 
         let mut tx_bufs = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
         let mut tx_free = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
@@ -110,7 +110,7 @@ impl Connection {
             GFP_KERNEL,
         )?;
         for buf in 0..RX_SLOTS {
-            conn.post_rx(buf as u16).map_err(|_| EINVAL)?;
+            conn.post_rx(buf as u16)?;
         }
         conn.rx.push();
         Ok(conn)

@@ -65,7 +65,7 @@ impl CtrlRing {
     /// Allocates the ring, its event channel and the key and table pages.
     pub(crate) fn new(xbdev: &Device) -> Result<Self> {
         let domid = xbdev.otherend_id();
-        let front = OnRing::new(RingPage::new(xbdev)?, |s| Ok::<_, ()>(CtrlFront::new(s)))?;
+        let front = OnRing::new(RingPage::new(xbdev)?, |s| Ok::<_, Error>(CtrlFront::new(s)))?;
         let key = GrantedPage::new(domid, true)?;
         let table = GrantedPage::new(domid, true)?;
         let port = xbdev.alloc_evtchn()?;
@@ -82,7 +82,7 @@ impl CtrlRing {
     /// Sends one request and waits for its reply; the reply's data, or the
     /// backend's refusal.
     fn call(&mut self, ty: CtrlType, data: [u32; 3]) -> Result<u32> {
-        let (id, notify) = self.front.send(ty, data).map_err(|_| EBUSY)?;
+        let (id, notify) = self.front.send(ty, data)?;
         if notify {
             self.irq.notify();
         }

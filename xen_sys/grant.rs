@@ -11,6 +11,11 @@ use kernel::prelude::*;
 /// hostile backend keeping a mapping, XSA-396), the page is handed to the
 /// grant layer, which frees it only once the peer lets go: the page is never
 /// reused while the peer can reach it.
+///
+/// # Invariants
+///
+/// `page` is a page we allocated and `gref` our live grant of it to the
+/// peer, both released only in `drop`.
 pub(crate) struct GrantedPage {
     page: *mut b::page,
     gref: u32,
@@ -105,6 +110,10 @@ const DOMID_SELF: u16 = b::DOMID_SELF as u16;
 /// A page of ours used as the local side of grant copies (the heap and
 /// stacks are not usable there: their frames may not be directly mapped).
 /// Never granted, so only we access it.
+///
+/// # Invariants
+///
+/// The page is ours alone: never granted, mapped or handed out.
 pub(crate) struct BouncePage(kernel::page::Page);
 
 impl BouncePage {

@@ -103,6 +103,35 @@ pub(crate) fn check_environment() -> kernel::error::Result<DomainKind> {
     Ok(domain)
 }
 
+/// A protocol error as a kernel error code, for `?` in kernel code: no
+/// room on a ring as `EBUSY`, a bad grant as `EFAULT`, a page that cannot
+/// hold a ring as `EINVAL`, anything else a peer got wrong as `EPROTO`.
+/// Where the peer's mistake matters, log `as_str()` where it is found.
+impl From<netif::Error> for kernel::error::Error {
+    fn from(e: netif::Error) -> Self {
+        use kernel::error::code::{EBUSY, EFAULT, EINVAL, EPROTO};
+        use netif::Error as N;
+        match e {
+            N::RingFull | N::IdsExhausted | N::GrantStillMapped => EBUSY,
+            N::GrantBad | N::GrantReadOnly | N::GrantOutOfPage => EFAULT,
+            N::BadRingPage => EINVAL,
+            _ => EPROTO,
+        }
+    }
+}
+
+/// A copy that cannot be planned: the packet does not fit the buffers
+/// (`EMSGSIZE`) or a segment is malformed (`EINVAL`).
+impl From<netif::PlanError> for kernel::error::Error {
+    fn from(e: netif::PlanError) -> Self {
+        use kernel::error::code::{EINVAL, EMSGSIZE};
+        match e {
+            netif::PlanError::TooManyOps | netif::PlanError::DestinationTooSmall => EMSGSIZE,
+            netif::PlanError::SegmentCrossesPage => EINVAL,
+        }
+    }
+}
+
 /// Sleeps `ms` milliseconds (process context only).
 pub(crate) fn sleep_ms(ms: u32) {
     kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(ms)));

@@ -430,6 +430,10 @@ fn linear_segments(addr: usize, len: usize, out: &mut [Seg]) -> Option<usize> {
 }
 
 /// A page allocated for an skb fragment.
+///
+/// # Invariants
+///
+/// The page is ours alone until [`Skb::add_frag`] hands it to an skb.
 pub(crate) struct FragPage(kernel::page::Page);
 
 impl FragPage {
@@ -797,8 +801,9 @@ pub(crate) enum Kind<'a> {
     /// A guest's Ethernet device (`eth%d`) with its MAC address and the
     /// offloads it offers.
     Ether { mac: [u8; 6], offered: Offloads },
-    /// A backend's `vifD.N`: fixed name, the C netback's settings.
-    Vif { name: &'a CStr },
+    /// A backend's `vifD.N`: a bridge port with a fixed name, its own MAC
+    /// address (not the guest's) and transmit queue length.
+    Vif { name: &'a CStr, mac: [u8; 6], tx_queue_len: u32 },
 }
 
 /// A registered net device and the driver data behind it. Dropping it
@@ -851,7 +856,7 @@ impl<T: NetDriver> Registration<T> {
         let dev = NonNull::new(unsafe {
             match &kind {
                 Kind::Ether { .. } => b::xennet_shim_alloc_etherdev(psize, nq),
-                Kind::Vif { name } => b::xennet_shim_alloc_vif_netdev(psize, name.as_char_ptr(), nq),
+                Kind::Vif { name, .. } => b::xennet_shim_alloc_vif_netdev(psize, name.as_char_ptr(), nq),
             }
         })
         .ok_or(ENOMEM)?;
@@ -868,7 +873,14 @@ impl<T: NetDriver> Registration<T> {
                     b::xennet_shim_netdev_init(raw, &Self::OPS, &Self::ETHTOOL_OPS, parent.as_raw(), mac.as_ptr());
                     b::xennet_shim_netdev_set_hw_features(raw, offered.mask());
                 }
-                Kind::Vif { .. } => b::xennet_shim_vif_netdev_init(raw, &Self::OPS, &Self::ETHTOOL_OPS, parent.as_raw()),
+                Kind::Vif { mac, tx_queue_len, .. } => b::xennet_shim_vif_netdev_init(
+                    raw,
+                    &Self::OPS,
+                    &Self::ETHTOOL_OPS,
+                    parent.as_raw(),
+                    mac.as_ptr(),
+                    *tx_queue_len,
+                ),
             }
         }
         for q in data.queues() {

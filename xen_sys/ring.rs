@@ -45,6 +45,11 @@ unsafe impl RingMemory for MappedRing {
 
 /// A ring end `T` (e.g. `TxBack`, `RxFront`) over memory `M` it cannot
 /// outlive. Derefs to `T`.
+///
+/// # Invariants
+///
+/// `ring` was built over `mem`'s page; both are dropped only in `drop`,
+/// the ring end first.
 pub(crate) struct OnRing<T, M: RingMemory> {
     ring: ManuallyDrop<T>,
     mem: ManuallyDrop<M>,
@@ -52,8 +57,8 @@ pub(crate) struct OnRing<T, M: RingMemory> {
 
 impl<T, M: RingMemory> OnRing<T, M> {
     /// Builds the ring end with `build` over a [`SharedRing`] of kind `K`
-    /// on `mem`; `build`'s error (a malformed ring) is `EINVAL`.
-    pub(crate) fn new<K: RingKind, E>(
+    /// on `mem`.
+    pub(crate) fn new<K: RingKind, E: Into<Error>>(
         mem: M,
         build: impl FnOnce(SharedRing<K>) -> core::result::Result<T, E>,
     ) -> Result<Self> {
@@ -61,8 +66,8 @@ impl<T, M: RingMemory> OnRing<T, M> {
         // (`RingMemory`), and it is owned by the value returned here, which
         // drops the ring end (and with it every `SharedRing` over the page)
         // before the memory.
-        let shared = unsafe { SharedRing::<K>::from_raw(mem.base(), PAGE_SIZE) }.map_err(|_| EINVAL)?;
-        let ring = build(shared).map_err(|_| EINVAL)?;
+        let shared = unsafe { SharedRing::<K>::from_raw(mem.base(), PAGE_SIZE) }?;
+        let ring = build(shared).map_err(Into::into)?;
         Ok(Self { ring: ManuallyDrop::new(ring), mem: ManuallyDrop::new(mem) })
     }
 

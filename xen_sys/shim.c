@@ -363,20 +363,18 @@ struct net_device *xennet_shim_alloc_vif_netdev(int sizeof_priv, const char *nam
 }
 
 void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
-				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent)
+				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent,
+				 const u8 *mac, unsigned int tx_queue_len)
 {
-	/* As the C netback: FE:FF:FF:FF:FF:FF never wins a bridge's address. */
-	static const u8 vif_mac[ETH_ALEN] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-
 	dev->netdev_ops = ops;
 	dev->ethtool_ops = ethtool_ops;
 	SET_NETDEV_DEV(dev, &parent->dev);
 	dev->hw_features = xennet_shim_offload_mask(true, true, true, true, true);
 	dev->features = dev->hw_features | NETIF_F_RXCSUM;
-	dev->tx_queue_len = 32;
+	dev->tx_queue_len = tx_queue_len;
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_MAX_MTU - VLAN_ETH_HLEN;
-	eth_hw_addr_set(dev, vif_mac);
+	eth_hw_addr_set(dev, mac);
 }
 
 void *xennet_shim_skb_data(struct sk_buff *skb)

@@ -88,7 +88,8 @@ void xennet_shim_netdev_update_features(struct net_device *dev);
 /* Backend (dom0) side: the vifD.N device and skb layout for grant copies. */
 struct net_device *xennet_shim_alloc_vif_netdev(int sizeof_priv, const char *name, unsigned int queues);
 void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device_ops *ops,
-				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent);
+				 const struct ethtool_ops *ethtool_ops, struct xenbus_device *parent,
+				 const u8 *mac, unsigned int tx_queue_len);
 void *xennet_shim_skb_data(struct sk_buff *skb);
 unsigned int xennet_shim_skb_headlen(struct sk_buff *skb);
 unsigned int xennet_shim_skb_nr_frags(struct sk_buff *skb);

@@ -17,6 +17,10 @@ use kernel::sync::lock::spinlock::SpinLockGuard;
 use kernel::sync::SpinLock;
 
 /// A held lock with bottom halves disabled; both undone on drop.
+///
+/// # Invariants
+///
+/// Bottom halves were disabled (once) before `guard` was taken.
 pub(crate) struct BhGuard<'a, T> {
     guard: ManuallyDrop<SpinLockGuard<'a, T>>,
 }

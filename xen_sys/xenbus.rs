@@ -9,17 +9,20 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::types::ForeignOwnable;
 
-/// Xenbus states (`enum xenbus_state`), as plain integers.
+/// Xenbus states (`enum xenbus_state`, from the kernel's header), as
+/// plain integers: a state read from xenstore is the peer's input and may
+/// be any value.
 pub(crate) mod state {
-    pub(crate) const UNKNOWN: u32 = 0;
-    pub(crate) const INITIALISING: u32 = 1;
-    pub(crate) const INIT_WAIT: u32 = 2;
-    pub(crate) const INITIALISED: u32 = 3;
-    pub(crate) const CONNECTED: u32 = 4;
-    pub(crate) const CLOSING: u32 = 5;
-    pub(crate) const CLOSED: u32 = 6;
-    pub(crate) const RECONFIGURING: u32 = 7;
-    pub(crate) const RECONFIGURED: u32 = 8;
+    use super::b;
+    pub(crate) const UNKNOWN: u32 = b::xenbus_state_XenbusStateUnknown;
+    pub(crate) const INITIALISING: u32 = b::xenbus_state_XenbusStateInitialising;
+    pub(crate) const INIT_WAIT: u32 = b::xenbus_state_XenbusStateInitWait;
+    pub(crate) const INITIALISED: u32 = b::xenbus_state_XenbusStateInitialised;
+    pub(crate) const CONNECTED: u32 = b::xenbus_state_XenbusStateConnected;
+    pub(crate) const CLOSING: u32 = b::xenbus_state_XenbusStateClosing;
+    pub(crate) const CLOSED: u32 = b::xenbus_state_XenbusStateClosed;
+    pub(crate) const RECONFIGURING: u32 = b::xenbus_state_XenbusStateReconfiguring;
+    pub(crate) const RECONFIGURED: u32 = b::xenbus_state_XenbusStateReconfigured;
 
     /// Name of a state for log lines.
     pub(crate) fn name(s: u32) -> &'static str {
@@ -239,6 +242,11 @@ use kernel::error::to_result;
 /// One page shared with the other end, granted to it: a ring page from
 /// `xenbus_setup_ring`. Teardown ends the grant and frees the page (the grant
 /// layer defers the free while the peer still maps it).
+///
+/// # Invariants
+///
+/// `vaddr` and `gref` are the page and grant `xenbus_setup_ring` returned,
+/// released only in `drop`.
 pub(crate) struct RingPage {
     vaddr: *mut kernel::ffi::c_void,
     gref: b::grant_ref_t,
