@@ -208,9 +208,14 @@ fn backend_vs_scribbling_frontend() {
         }
         stop.store(true, Ordering::Relaxed);
         scribbler.join().unwrap();
-        // Either a typed fatal error, or the backend survived; both fine.
+        // Either the backend survived, or it stopped on a ring-protocol
+        // error; a bad grant drops one packet and is never fatal.
         if let Some(e) = fatal {
-            assert!(!e.as_str().is_empty());
+            use netif::Error::{GrantBad, GrantOutOfPage, GrantReadOnly, GrantStillMapped};
+            assert!(
+                !matches!(e, GrantBad | GrantReadOnly | GrantOutOfPage | GrantStillMapped),
+                "a grant error stopped the backend: {e:?}"
+            );
         }
         be.disconnect().unwrap();
         assert_eq!(gt.mappings(), 0);
