@@ -160,9 +160,7 @@ impl VifCtrl {
         let map = dev.map_ring(gref).inspect_err(|e| {
             pr_err!("{}: mapping the control ring (grant {}) failed: {:?}\n", self.name(), gref, e)
         })?;
-        let back = OnRing::new(map, |s| {
-            CtrlBack::attach(s, nq).inspect_err(|e| pr_err!("{}: malformed control ring: {}\n", self.name(), e.as_str()))
-        })?;
+        let back = OnRing::new(map, nq).inspect_err(|e| pr_err!("{}: malformed control ring ({:?})\n", self.name(), e))?;
         let bounce = BouncePage::new()?;
         let irq = EventIrq::bind_interdomain_threaded(dev, port, c"netback_mq-ctrl", target)
             .inspect_err(|e| pr_err!("{}: binding control event channel {} failed: {:?}\n", self.name(), port, e))?;

@@ -22,7 +22,7 @@ use crate::vif::{QueueCtx, EOI_RX, EOI_TX};
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant;
-use crate::xen_sys::netdev::{csum, FragPage, Napi, NetDevice, Skb};
+use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::now_us;
 use crate::xen_sys::warn_ratelimited;
@@ -203,8 +203,8 @@ impl Connection {
         domid: u16,
         credit: Credit,
     ) -> Result<KBox<Self>> {
-        let tx = OnRing::new(tx_map, TxBack::attach)?;
-        let rx = OnRing::new(rx_map, RxBack::attach)?;
+        let tx = OnRing::new(tx_map, ())?;
+        let rx = OnRing::new(rx_map, ())?;
         let scratch = Scratch::new()?;
         Ok(KBox::new(
             Self {
@@ -255,7 +255,7 @@ impl Connection {
     /// `batch`. `Err` is a fatal protocol error (queue broken).
     pub(crate) fn guest_tx(
         &mut self,
-        napi: &Napi,
+        napi: &Polling<'_>,
         dev: &NetDevice,
         budget: usize,
         batch: &mut SkbBatch,
@@ -363,7 +363,7 @@ impl Connection {
     }
 
     /// Copies one guest packet into a new skb.
-    fn build_skb(&mut self, napi: &Napi, dev: &NetDevice, pkt: &TxPacket, stats: &mut Stats) -> Result<Skb> {
+    fn build_skb(&mut self, napi: &Polling<'_>, dev: &NetDevice, pkt: &TxPacket, stats: &mut Stats) -> Result<NewSkb> {
         let len = pkt.len();
         let head = len.min(TX_HEAD_LEN);
         let mut skb = napi.alloc_skb(head).ok_or(ENOMEM)?;
@@ -372,7 +372,7 @@ impl Connection {
         Ok(skb)
     }
 
-    fn fill_skb(&mut self, skb: &mut Skb, dev: &NetDevice, pkt: &TxPacket, head: usize, stats: &mut Stats) -> Result {
+    fn fill_skb(&mut self, skb: &mut NewSkb, dev: &NetDevice, pkt: &TxPacket, head: usize, stats: &mut Stats) -> Result {
         let len = pkt.len();
         let Scratch { src, dst, planned, ops } = &mut self.scratch;
         let mut nd = skb.put_segments(head, dst).ok_or(EINVAL)?;
@@ -644,9 +644,21 @@ impl Connection {
     pub(crate) fn deliver_held(&mut self, caps: FrontCaps, ctrl: &crate::ctrl::VifCtrl, stats: &mut Stats) {
         let Some(skb) = self.rx_held.take() else { return };
         let cfg = RxCfg { xdp_headroom: ctrl.xdp_headroom(), hash: ctrl.hash_for_guest(&skb) };
-        if let RxOutcome::NoRoom(skb) = self.guest_rx(skb, caps, &cfg, stats) {
-            self.rx_held = Some(skb);
+        match self.guest_rx(skb, caps, &cfg, stats) {
+            RxOutcome::NoRoom(skb) => self.rx_held = Some(skb),
+            // Gone: the queue may run again as soon as any buffer is posted
+            // (the next packet that finds too few sets its own need).
+            _ => self.rx_needed = 1,
         }
         self.flush_rx(stats);
+    }
+
+    /// Frees the planned guest-receive packets without answering them (the
+    /// connection is broken: nothing more goes on its rings).
+    pub(crate) fn discard_rx(&mut self) {
+        let batch = &mut self.rx_batch;
+        batch.pkts.clear();
+        batch.ops.clear();
+        batch.planned.clear();
     }
 }

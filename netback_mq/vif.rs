@@ -5,7 +5,7 @@
 //! receive of a packet held for want of buffers), and the event channels'
 //! targets.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 
@@ -13,7 +13,7 @@ use crate::ctrl::VifCtrl;
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::evtchn::{Channel, EventHandler};
-use crate::xen_sys::netdev::{xmit_more, NapiQueue, NetDevice, NetDriver, Offloads, Napi, Skb, Timer, Xmit};
+use crate::xen_sys::netdev::{xmit_more, NapiQueue, NetDevice, NetDriver, Offloads, Napi, Polling, Skb, Timer, Xmit};
 use crate::xen_sys::now_us;
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::Device;
@@ -43,6 +43,9 @@ pub(crate) struct VifShared {
     /// Queues whose guest stopped posting receive buffers: while any is,
     /// the carrier is off (the stack then drops what it queued for us).
     stalled: StalledQueues,
+    /// Connected with no protocol error: only then may a stall recovery
+    /// turn the carrier back on.
+    healthy: AtomicBool,
 }
 
 impl EventHandler for VifShared {
@@ -88,7 +91,11 @@ impl Vif {
     /// The data of a vif named `name` with `nq` queues.
     pub(crate) fn new(nq: usize, name: &CStr) -> Result<Pin<KBox<Vif>>> {
         let shared = Arc::pin_init(
-            try_pin_init!(VifShared { ctrl <- VifCtrl::new(name), stalled: StalledQueues::new() }? Error),
+            try_pin_init!(VifShared {
+                ctrl <- VifCtrl::new(name),
+                stalled: StalledQueues::new(),
+                healthy: AtomicBool::new(false),
+            }? Error),
             GFP_KERNEL,
         )?;
         let mut queues = KVec::with_capacity(nq, GFP_KERNEL)?;
@@ -138,6 +145,7 @@ impl Vif {
             drop(old);
         }
         ndev.update_features();
+        self.shared.healthy.store(true, Ordering::Release);
         ndev.carrier_on();
         for q in self.queues[..n].iter() {
             ndev.wake_subqueue(q.index);
@@ -149,6 +157,7 @@ impl Vif {
     /// Drops every queue's connection: carrier off, event channels unbound,
     /// rings unmapped. Process context (unbinding sleeps).
     pub(crate) fn detach(&self, ndev: &NetDevice) {
+        self.shared.healthy.store(false, Ordering::Release);
         ndev.carrier_off();
         for q in self.queues.iter() {
             let conn = {
@@ -202,8 +211,8 @@ impl NapiQueue for QueueCtx {
         &self.napi
     }
 
-    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
-        QueueCtx::poll(self, dev, budget)
+    fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
+        QueueCtx::poll(self, dev, napi, budget)
     }
 
     fn timer(&self) -> Option<&Timer> {
@@ -226,6 +235,7 @@ impl QueueCtx {
             self.index,
             e.as_str()
         );
+        self.shared.healthy.store(false, Ordering::Release);
         dev.carrier_off();
     }
 
@@ -239,16 +249,19 @@ impl QueueCtx {
             StallChange::Recovered => pr_info!("{}: queue {}: guest receive ready again\n", dev.name(), self.index),
         }
         let stalled = &self.shared.stalled;
+        let healthy = &self.shared.healthy;
         stalled.drive(stalled.apply(self.index, change), |c| match c {
             CarrierChange::Off => dev.carrier_off(),
-            CarrierChange::On => dev.carrier_on(),
+            // Not over a protocol error or a disconnection.
+            CarrierChange::On if healthy.load(Ordering::Acquire) => dev.carrier_on(),
+            CarrierChange::On => {}
         });
     }
 
     /// NAPI poll: guest transmit (every request consumed counts against
     /// the budget, delivered or not), then the guest-receive packet held
     /// for want of buffers once the guest posted them.
-    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
+    fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
@@ -264,7 +277,7 @@ impl QueueCtx {
                 // Guest-receive packets left planned (the stack promised more
                 // that did not come): copy them now.
                 c.flush_rx(stats);
-                let round = match c.guest_tx(&self.napi, dev, budget - done, &mut batch, stats, ctrl) {
+                let round = match c.guest_tx(napi, dev, budget - done, &mut batch, stats, ctrl) {
                     Ok(r) => r,
                     Err(e) => {
                         c.broken = Some(e);
@@ -274,29 +287,38 @@ impl QueueCtx {
                 done += round.consumed;
                 work |= round.consumed > 0;
                 let stopped = dev.subqueue_stopped(self.index);
-                if stopped {
-                    let ready = c.rx_ready();
-                    let change = if ready {
-                        c.rx_stall.ready()
-                    } else {
+                let mut rx_room = false;
+                if stopped || c.has_held() {
+                    // Guest receive waits for buffers: deliver the held
+                    // packet if they came; if not, have the guest signal
+                    // when it posts (it may just have).
+                    if c.rx_ready() {
+                        c.deliver_held(*caps, ctrl, stats);
+                    }
+                    if (c.has_held() || !c.rx_ready()) && c.rx_wait_for_buffers() {
+                        c.deliver_held(*caps, ctrl, stats);
+                    }
+                    let waiting = c.has_held() || !c.rx_ready();
+                    let change = if waiting {
                         c.rx_stall.short(now_us(), crate::rx_stall_timeout_us())
+                    } else {
+                        c.rx_stall.ready()
                     };
                     if change == Some(StallChange::Stalled) {
                         // The guest is gone for now: drop what waited for it.
                         c.drop_held(stats);
                     }
                     self.stall_changed(dev, change);
-                    if ready {
-                        c.deliver_held(*caps, ctrl, stats);
-                    } else {
+                    if waiting {
                         // Look again when the stall timeout is due.
                         self.timer.arm_us(crate::rx_stall_timeout_us());
                     }
+                    rx_room = stopped && !waiting;
                 }
                 failed = c.take_new_error();
-                (stopped && c.rx_ready() && !c.has_held(), round.drained)
+                (rx_room, round.drained)
             };
-            batch.deliver(&self.napi);
+            batch.deliver(napi);
             if rx_room {
                 dev.wake_subqueue(self.index);
             }
@@ -310,7 +332,7 @@ impl QueueCtx {
         if done >= budget {
             return budget;
         }
-        if self.napi.complete_done(done) {
+        if napi.complete_done(done) {
             let mut q = self.state.lock_bh();
             if let Some(c) = q.conn.as_mut() {
                 if let Some(wait) = c.rate_wait_us() {
@@ -358,8 +380,24 @@ impl QueueCtx {
         let Queue { conn, caps, stats } = &mut *q;
         let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
             stats.tx_dropped += 1;
+            if let Some(c) = conn.as_mut() {
+                // A broken connection answers nothing more: free what it
+                // had planned rather than keep it until the detach.
+                c.discard_rx();
+            }
             return;
         };
+        if c.has_held() {
+            // The queue was restarted (device down and up) while a packet
+            // waited: it goes first, and while it still waits this one is
+            // dropped (one packet is held at most).
+            c.deliver_held(*caps, ctrl, stats);
+            if c.has_held() {
+                stats.tx_dropped += 1;
+                dev.stop_subqueue(self.index);
+                return;
+            }
+        }
         match c.guest_rx(skb, *caps, &cfg, stats) {
             RxOutcome::NoRoom(skb) => {
                 // What is planned goes now: the guest may be waiting for it

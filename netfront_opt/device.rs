@@ -12,7 +12,7 @@ use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX};
 use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
-use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Registration, Skb, Xmit, ETH_HLEN};
+use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
 
@@ -171,6 +171,9 @@ impl XenbusDriver for Netfront {
     /// backend, drop the connection, then the net device.
     fn remove(this: Pin<KBox<Self>>, dev: &Device) {
         let (fe, ndev) = (this.reg.data(), this.reg.device());
+        // Nothing more for rings the backend is about to let go.
+        ndev.carrier_off();
+        ndev.stop_all_queues();
         fe.close_handshake(dev, ndev);
         fe.disconnect(ndev);
         // Dropping `this` unregisters and frees the net device.
@@ -542,13 +545,13 @@ impl NapiQueue for QueueCtx {
         &self.napi
     }
 
-    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
-        QueueCtx::poll(self, dev, budget)
+    fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
+        QueueCtx::poll(self, dev, napi, budget)
     }
 }
 
 impl QueueCtx {
-    fn poll(&self, dev: &NetDevice, budget: usize) -> usize {
+    fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
@@ -562,7 +565,7 @@ impl QueueCtx {
                 };
                 let r = c.reap_tx(stats).and_then(|tx| {
                     work |= tx;
-                    c.receive(&self.napi, dev, budget - done, &mut batch, stats, (&self.rss, self.index as u32))
+                    c.receive(napi, dev, budget - done, &mut batch, stats, (&self.rss, self.index as u32))
                 });
                 match r {
                     Ok(rx) => work |= rx,
@@ -574,7 +577,7 @@ impl QueueCtx {
                 c.tx_has_room()
             };
             let received = batch.len();
-            batch.deliver(&self.napi);
+            batch.deliver(napi);
             done += received;
             if tx_room && dev.subqueue_stopped(self.index) {
                 dev.wake_subqueue(self.index);
@@ -589,7 +592,7 @@ impl QueueCtx {
         if done >= budget {
             return budget;
         }
-        if self.napi.complete_done(done) {
+        if napi.complete_done(done) {
             let mut q = self.state.lock_bh();
             let mut failed = None;
             if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {

@@ -20,7 +20,7 @@ use crate::device::QueueCtx;
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::evtchn::EventIrq;
 use crate::xen_sys::grant::GrantedPage;
-use crate::xen_sys::netdev::{csum, FragPage, Napi, NetDevice, Skb, ETH_HLEN};
+use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb, ETH_HLEN};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::RingPage;
@@ -75,9 +75,9 @@ impl Connection {
         rx_irq: Option<EventIrq<QueueCtx>>,
         domid: u16,
     ) -> Result<KBox<Self>> {
-        let tx = OnRing::new(tx_ring, |s| Ok::<_, Error>(TxFront::new(s)))?;
+        let tx = OnRing::new(tx_ring, ())?;
         // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
-        let rx = OnRing::new(rx_ring, |s| Ok::<_, Error>(RxFront::new(s, NR_SLOTS_MIN)))?;
+        let rx = OnRing::new(rx_ring, NR_SLOTS_MIN)?;
 
         let mut tx_bufs = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
         let mut tx_free = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
@@ -333,7 +333,7 @@ impl Connection {
     /// buffer once) and reposts the buffers.
     pub(crate) fn receive(
         &mut self,
-        napi: &Napi,
+        napi: &Polling<'_>,
         dev: &NetDevice,
         max: usize,
         batch: &mut SkbBatch,
@@ -382,7 +382,7 @@ impl Connection {
     fn deliver(
         &self,
         pkt: &RxPacket,
-        napi: &Napi,
+        napi: &Polling<'_>,
         dev: &NetDevice,
         batch: &mut SkbBatch,
         stats: &mut Stats,
@@ -435,7 +435,7 @@ impl Connection {
 
     /// Copies the packet's fragments into `skb`: `hdr` bytes into the linear
     /// area, the rest into freshly allocated pages attached as fragments.
-    fn copy_into(&self, skb: &mut Skb, pkt: &RxPacket, hdr: usize) -> Result {
+    fn copy_into(&self, skb: &mut NewSkb, pkt: &RxPacket, hdr: usize) -> Result {
         let mut linear_left = hdr;
         let mut page: Option<FragPage> = None;
         let mut page_used = 0;

@@ -65,7 +65,7 @@ impl CtrlRing {
     /// Allocates the ring, its event channel and the key and table pages.
     pub(crate) fn new(xbdev: &Device) -> Result<Self> {
         let domid = xbdev.otherend_id();
-        let front = OnRing::new(RingPage::new(xbdev)?, |s| Ok::<_, Error>(CtrlFront::new(s)))?;
+        let front = OnRing::new(RingPage::new(xbdev)?, ())?;
         let key = GrantedPage::new(domid, true)?;
         let table = GrantedPage::new(domid, true)?;
         let port = xbdev.alloc_evtchn()?;

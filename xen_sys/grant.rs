@@ -76,8 +76,9 @@ impl GrantedPage {
 
     /// Fills the first `len` bytes with the kernel's RSS hash key.
     pub(crate) fn fill_rss_key(&self, len: usize) {
-        // SAFETY: our page, `len` within it (clamped).
-        unsafe { b::netdev_rss_key_fill(self.as_ptr().cast(), len.min(super::netif::PAGE_SIZE)) };
+        // SAFETY: our page; `len` clamped to what `netdev_rss_key_fill`
+        // accepts (it BUGs beyond its 256-byte key) and the page holds.
+        unsafe { b::netdev_rss_key_fill(self.as_ptr().cast(), len.min(RSS_KEY_MAX)) };
     }
 
     /// The page's kernel address. The peer may write the page at any time
@@ -141,6 +142,9 @@ impl BouncePage {
         unsafe { self.0.write_raw(buf.as_ptr(), 0, buf.len()) }
     }
 }
+
+/// The longest key `netdev_rss_key_fill` hands out.
+const RSS_KEY_MAX: usize = 256;
 
 /// One `GNTTABOP_copy` operation.
 pub(crate) type GntCopy = b::gnttab_copy;

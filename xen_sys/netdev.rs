@@ -7,6 +7,7 @@
 //! no raw pointer to the kernel's networking objects.
 
 use core::ffi::c_int;
+use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
@@ -152,6 +153,12 @@ impl NetDevice {
     pub(crate) fn subqueue_stopped(&self, q: usize) -> bool {
         // SAFETY: as above.
         unsafe { b::xennet_shim_netif_subqueue_stopped(self.as_raw(), q as u16) }
+    }
+
+    /// Stops every transmit queue (the stack holds packets back).
+    pub(crate) fn stop_all_queues(&self) {
+        // SAFETY: the device is live (type invariant).
+        unsafe { b::xennet_shim_netif_tx_stop_all_queues(self.as_raw()) };
     }
 
     /// Sets the transmit and receive queue counts in use. Process context
@@ -377,26 +384,46 @@ impl Skb {
         Some(n)
     }
 
+}
+
+/// An skb we allocated and are still building (never one the stack
+/// handed us: that one may be a clone sharing its data). Derefs to [`Skb`].
+pub(crate) struct NewSkb(Skb);
+
+impl Deref for NewSkb {
+    type Target = Skb;
+    fn deref(&self) -> &Skb {
+        &self.0
+    }
+}
+
+impl DerefMut for NewSkb {
+    fn deref_mut(&mut self) -> &mut Skb {
+        &mut self.0
+    }
+}
+
+impl NewSkb {
     /// Extends the linear area by `len` bytes (within the room allocated)
     /// and describes the new bytes as grant-copy destinations in `out`.
     pub(crate) fn put_segments(&mut self, len: usize, out: &mut [Seg]) -> Option<usize> {
         // SAFETY: live; `skb_put` checks the room (it BUGs past the end, so
         // callers allocate the skb with at least `len` bytes).
-        let data = unsafe { b::xennet_shim_skb_put(self.as_raw(), len as u32) } as usize;
+        let data = unsafe { b::xennet_shim_skb_put(self.0.as_raw(), len as u32) } as usize;
         linear_segments(data, len, out)
     }
 
     /// Appends `page` as a fragment holding its first `len` bytes.
     pub(crate) fn add_frag(&mut self, page: FragPage, len: usize) -> Result {
         // SAFETY: live.
-        let nr = unsafe { b::xennet_shim_skb_nr_frags(self.as_raw()) };
+        let nr = unsafe { b::xennet_shim_skb_nr_frags(self.0.as_raw()) };
         if nr as usize >= MAX_SKB_FRAGS || len > PAGE_SIZE {
             return Err(EINVAL);
         }
         let page = core::mem::ManuallyDrop::new(page.0);
         // SAFETY: ours; the page is ours and passes to the skb (freed with
         // it); `nr` is the next free fragment slot.
-        unsafe { b::xennet_shim_skb_add_rx_frag(self.as_raw(), nr as i32, page.as_ptr(), 0, len as i32) };
+        unsafe { b::xennet_shim_skb_add_rx_frag(self.0.as_raw(), nr as i32, page.as_ptr(), 0, len as i32) };
         Ok(())
     }
 
@@ -408,7 +435,7 @@ impl Skb {
         }
         // SAFETY: `src` is a page we own, `offset + len` within it; the skb
         // has room for `len` more bytes (caller).
-        unsafe { b::xennet_shim_skb_put_data(self.as_raw(), src.as_ptr().add(offset).cast(), len as u32) };
+        unsafe { b::xennet_shim_skb_put_data(self.0.as_raw(), src.as_ptr().add(offset).cast(), len as u32) };
         Ok(())
     }
 }
@@ -511,25 +538,36 @@ impl Napi {
         }
     }
 
-    /// Allocates an skb of `len` bytes of linear room for this context's
-    /// device (NAPI poll context only).
-    pub(crate) fn alloc_skb(&self, len: usize) -> Option<Skb> {
-        // SAFETY: called from this context's poll (NAPI allocation cache);
-        // a new skb is ours.
-        unsafe { Skb::from_raw(b::napi_alloc_skb(self.as_raw(), len as u32)) }
+}
+
+/// A NAPI context being polled: what only its poll function may do. Made
+/// by the adapter for the length of one `NapiQueue::poll`.
+pub(crate) struct Polling<'a>(&'a Napi);
+
+impl Polling<'_> {
+    /// Allocates an skb with `len` bytes of linear room for this context's
+    /// device (the NAPI allocation cache).
+    pub(crate) fn alloc_skb(&self, len: usize) -> Option<NewSkb> {
+        // SAFETY: called from this context's poll; a new skb is ours.
+        unsafe { Skb::from_raw(b::napi_alloc_skb(self.0.as_raw(), len as u32)) }.map(NewSkb)
     }
 
     /// Ends a poll that did `done` (< budget) units of work; false if the
     /// context must keep polling (busy polling, or rescheduled meanwhile).
     pub(crate) fn complete_done(&self, done: usize) -> bool {
         // SAFETY: called from this context's poll function.
-        unsafe { b::napi_complete_done(self.as_raw(), done as c_int) }
+        unsafe { b::napi_complete_done(self.0.as_raw(), done as c_int) }
     }
 
     /// Hands a received packet to the stack (GRO).
-    pub(crate) fn gro_receive(&self, skb: Skb) {
-        // SAFETY: added (we are polling it); the skb passes to the stack.
-        unsafe { b::xennet_shim_napi_gro_receive(self.as_raw(), skb.into_raw()) };
+    pub(crate) fn gro_receive(&self, skb: NewSkb) {
+        // SAFETY: we are polling this context; the skb passes to the stack.
+        unsafe { b::xennet_shim_napi_gro_receive(self.0.as_raw(), skb.0.into_raw()) };
+    }
+
+    /// Schedules another poll.
+    pub(crate) fn schedule(&self) {
+        self.0.schedule();
     }
 }
 
@@ -574,9 +612,9 @@ pub(crate) trait NapiQueue: Send + Sync + 'static {
     /// This queue's NAPI context.
     fn napi(&self) -> &Napi;
 
-    /// NAPI poll: up to `budget` units of work; returns the work done
-    /// (`budget` to be polled again at once).
-    fn poll(&self, dev: &NetDevice, budget: usize) -> usize;
+    /// NAPI poll: up to `budget` (at least 1) units of work; returns the
+    /// work done (`budget` to be polled again at once).
+    fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize;
 
     /// A timer of this queue, if it has one.
     fn timer(&self) -> Option<&Timer> {
@@ -643,25 +681,56 @@ pub(crate) trait NetDriver: super::ethtool::PerQueueStats + Send + Sync + Sized 
     }
 }
 
-/// The driver data of one of `T`'s net devices.
+/// What a net device's private area points to: the driver data and the
+/// queues as they were at registration, each with the NAPI context and
+/// timer that were added then (the adapter never asks the driver again).
+struct Inner<T: NetDriver> {
+    data: Pin<KBox<T>>,
+    queues: KVec<QueueEntry<T::Queue>>,
+}
+
+/// A queue as registered.
+///
+/// # Invariants
+///
+/// `napi` (and `timer`) point into memory that `queue` keeps alive: what
+/// `NapiQueue::napi`/`timer` returned, borrowed from the queue.
+struct QueueEntry<Q: NapiQueue> {
+    queue: Arc<Q>,
+    napi: NonNull<Napi>,
+    timer: Option<NonNull<Timer>>,
+}
+
+impl<Q: NapiQueue> QueueEntry<Q> {
+    fn napi(&self) -> &Napi {
+        // SAFETY: kept alive by `queue` (type invariant).
+        unsafe { self.napi.as_ref() }
+    }
+    fn timer(&self) -> Option<&Timer> {
+        // SAFETY: as above.
+        self.timer.map(|t| unsafe { t.as_ref() })
+    }
+}
+
+/// The registration data of one of `T`'s net devices.
 ///
 /// # Safety
 ///
 /// `dev` must be a live net device made by `Registration::<T>::register`.
-unsafe fn data_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a T {
-    // SAFETY: `register` stored a pointer to the data, which lives until
+unsafe fn data_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a Inner<T> {
+    // SAFETY: `register` stored a pointer to the `Inner`, which lives until
     // after the net device is freed.
-    unsafe { &**b::xennet_shim_netdev_priv(dev).cast::<*const T>() }
+    unsafe { &**b::xennet_shim_netdev_priv(dev).cast::<*const Inner<T>>() }
 }
 
-/// The driver data and the device, for the ethtool callbacks.
+/// The driver data, for the ethtool callbacks.
 ///
 /// # Safety
 ///
 /// As [`data_of`].
 pub(super) unsafe fn driver_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a T {
     // SAFETY: the caller's contract is `data_of`'s.
-    unsafe { data_of::<T>(dev) }
+    unsafe { &data_of::<T>(dev).data }
 }
 
 /// # Safety
@@ -669,14 +738,14 @@ pub(super) unsafe fn driver_of<'a, T: NetDriver>(dev: *mut b::net_device) -> &'a
 /// Called by the stack with a net device of `T`'s [`Registration`].
 unsafe extern "C" fn ndo_open<T: NetDriver>(dev: *mut b::net_device) -> c_int {
     // SAFETY: the stack calls us with our live net device.
-    let (data, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
-    for q in data.queues() {
+    let (inner, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    for q in &inner.queues {
         // SAFETY: added at registration; disabled while the device is down.
         unsafe { b::napi_enable(q.napi().as_raw()) };
     }
     // SAFETY: live.
     unsafe { b::xennet_shim_netif_tx_start_all_queues(ndev.as_raw()) };
-    for q in data.queues() {
+    for q in &inner.queues {
         q.napi().schedule();
     }
     0
@@ -687,10 +756,10 @@ unsafe extern "C" fn ndo_open<T: NetDriver>(dev: *mut b::net_device) -> c_int {
 /// Called by the stack with a net device of `T`'s [`Registration`].
 unsafe extern "C" fn ndo_stop<T: NetDriver>(dev: *mut b::net_device) -> c_int {
     // SAFETY: the stack calls us with our live net device.
-    let data = unsafe { data_of::<T>(dev) };
+    let inner = unsafe { data_of::<T>(dev) };
     // SAFETY: live.
     unsafe { b::xennet_shim_netif_tx_stop_all_queues(dev) };
-    for q in data.queues() {
+    for q in &inner.queues {
         // SAFETY: enabled in `ndo_open`.
         unsafe { b::napi_disable(q.napi().as_raw()) };
     }
@@ -702,13 +771,13 @@ unsafe extern "C" fn ndo_stop<T: NetDriver>(dev: *mut b::net_device) -> c_int {
 /// Called by the stack with a net device of `T`'s [`Registration`] and an skb it hands over.
 unsafe extern "C" fn ndo_start_xmit<T: NetDriver>(skb: *mut b::sk_buff, dev: *mut b::net_device) -> b::netdev_tx_t {
     // SAFETY: the stack calls us with our live device and hands us the skb.
-    let (data, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
+    let (inner, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
     let Some(skb) = skb else {
         return b::netdev_tx_NETDEV_TX_OK;
     };
     // The stack never picks a queue beyond `real_num_tx_queues`.
-    let q = skb.queue_mapping().min(data.queues().len().saturating_sub(1));
-    match data.start_xmit(ndev, q, skb) {
+    let q = skb.queue_mapping().min(inner.queues.len().saturating_sub(1));
+    match inner.data.start_xmit(ndev, q, skb) {
         Xmit::Done => b::netdev_tx_NETDEV_TX_OK,
         Xmit::Busy(skb) => {
             // The stack keeps it.
@@ -723,7 +792,7 @@ unsafe extern "C" fn ndo_start_xmit<T: NetDriver>(skb: *mut b::sk_buff, dev: *mu
 /// Called by the stack with a net device of `T`'s [`Registration`] and a stats structure to fill.
 unsafe extern "C" fn ndo_get_stats64<T: NetDriver>(dev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
     // SAFETY: the stack calls us with our live device and a stats structure to fill.
-    let (data, out) = unsafe { (data_of::<T>(dev), &mut *out) };
+    let (data, out) = unsafe { (&data_of::<T>(dev).data, &mut *out) };
     Stats::fill_link_stats((0..data.nr_queues()).map(|q| data.queue_stats(q)), out);
 }
 
@@ -735,7 +804,7 @@ unsafe extern "C" fn ndo_fix_features<T: NetDriver>(
     features: b::netdev_features_t,
 ) -> b::netdev_features_t {
     // SAFETY: the stack calls us with our live device.
-    let data = unsafe { data_of::<T>(dev) };
+    let data = unsafe { &data_of::<T>(dev).data };
     let (offered, allowed) = (Offloads::ALL.mask(), data.offloads().mask());
     (features & !offered) | (features & allowed)
 }
@@ -750,12 +819,12 @@ unsafe extern "C" fn ndo_select_queue<T: NetDriver>(
 ) -> u16 {
     // SAFETY: the stack calls us with our live device and a live skb, which
     // it keeps: it is borrowed here, never freed.
-    let (data, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
+    let (inner, ndev, skb) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev), Skb::from_raw(skb)) };
     let Some(skb) = skb.map(core::mem::ManuallyDrop::new) else {
         return 0;
     };
-    match data.select_queue(ndev, &skb) {
-        Some(q) if usize::from(q) < data.queues().len() => q,
+    match inner.data.select_queue(ndev, &skb) {
+        Some(q) if usize::from(q) < inner.queues.len() => q,
         _ => ndev.pick_tx(&skb),
     }
 }
@@ -765,8 +834,8 @@ unsafe extern "C" fn ndo_select_queue<T: NetDriver>(
 /// Called by the stack with a net device of `T`'s [`Registration`].
 unsafe extern "C" fn ndo_set_rx_mode<T: NetDriver>(dev: *mut b::net_device) {
     // SAFETY: the stack calls us with our live device.
-    let (data, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
-    data.set_rx_mode(ndev);
+    let (inner, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    inner.data.set_rx_mode(ndev);
 }
 
 /// # Safety
@@ -776,11 +845,16 @@ unsafe extern "C" fn napi_poll<Q: NapiQueue>(napi: *mut b::napi_struct, budget: 
     // SAFETY: our NAPI contexts are the `inner` field of a `Napi`, whose
     // owner is the live queue holding it (type invariant of `Napi`), added
     // to a live device.
-    let (q, dev) = unsafe {
+    let (q, n, dev) = unsafe {
         let n = &*kernel::container_of!(napi.cast::<Opaque<b::napi_struct>>(), Napi, inner);
-        (&*n.owner.load(Ordering::Acquire).cast::<Q>(), NetDevice::from_raw(b::xennet_shim_napi_dev(napi)))
+        (&*n.owner.load(Ordering::Acquire).cast::<Q>(), n, NetDevice::from_raw(b::xennet_shim_napi_dev(napi)))
     };
-    q.poll(dev, budget.max(0) as usize).min(budget.max(0) as usize) as c_int
+    // Budget 0 (netpoll, with interrupts off): nothing to do that is safe there.
+    let budget = budget.max(0) as usize;
+    if budget == 0 {
+        return 0;
+    }
+    q.poll(dev, &Polling(n), budget).min(budget) as c_int
 }
 
 /// # Safety
@@ -813,14 +887,15 @@ pub(crate) enum Kind<'a> {
 /// # Invariants
 ///
 /// `dev` is an allocated, registered net device whose private area points
-/// to `*data`; every queue's NAPI context was added to it.
+/// to `*inner`; each queue's NAPI context in `inner` was added to it (once:
+/// each is distinct) and each timer set up.
 pub(crate) struct Registration<T: NetDriver> {
     dev: NonNull<b::net_device>,
-    data: Pin<KBox<T>>,
+    inner: Pin<KBox<Inner<T>>>,
 }
 
 // SAFETY: the device is used only through thread-safe kernel functions;
-// `T` is `Send + Sync`.
+// `T` and its queues are `Send + Sync`.
 unsafe impl<T: NetDriver> Send for Registration<T> {}
 // SAFETY: as above.
 unsafe impl<T: NetDriver> Sync for Registration<T> {}
@@ -844,13 +919,36 @@ impl<T: NetDriver> Registration<T> {
     };
     const ETHTOOL_OPS: b::ethtool_ops = super::ethtool::ops::<T>();
 
+    /// The queues of `data` as they are now, each with its NAPI context and
+    /// timer; refused (`EINVAL`) if two share a context or timer, or one
+    /// belongs to another device already.
+    fn snapshot_queues(data: &T) -> Result<KVec<QueueEntry<T::Queue>>> {
+        let mut queues = KVec::with_capacity(data.queues().len(), GFP_KERNEL)?;
+        for q in data.queues() {
+            let napi = q.napi();
+            let timer = q.timer();
+            let taken = napi.added() || timer.is_some_and(|t| !t.owner.load(Ordering::Acquire).is_null());
+            let shared = queues.iter().any(|e: &QueueEntry<T::Queue>| {
+                core::ptr::eq(e.napi(), napi) || matches!((e.timer(), timer), (Some(a), Some(b)) if core::ptr::eq(a, b))
+            });
+            if taken || shared {
+                return Err(EINVAL);
+            }
+            let entry = QueueEntry { queue: q.clone(), napi: NonNull::from(napi), timer: timer.map(NonNull::from) };
+            queues.push(entry, GFP_KERNEL)?;
+        }
+        Ok(queues)
+    }
+
     /// Allocates a net device of `kind` for `data` (one transmit and
     /// receive queue per `data.queues()`), child of the xenbus device
     /// `parent`, adds the NAPI contexts, sets up the timers and registers
     /// it with its carrier off.
     pub(crate) fn register(kind: Kind<'_>, parent: &super::xenbus::Device, data: Pin<KBox<T>>) -> Result<Self> {
-        let nq = data.queues().len().max(1) as u32;
-        let psize = size_of::<*const T>() as c_int;
+        let queues = Self::snapshot_queues(&data)?;
+        let inner = KBox::pin(Inner { data, queues }, GFP_KERNEL)?;
+        let nq = inner.queues.len().max(1) as u32;
+        let psize = size_of::<*const Inner<T>>() as c_int;
         // SAFETY: plain allocations; the private area holds one pointer; the
         // name is copied.
         let dev = NonNull::new(unsafe {
@@ -861,13 +959,13 @@ impl<T: NetDriver> Registration<T> {
         })
         .ok_or(ENOMEM)?;
         let raw = dev.as_ptr();
-        let ptr: *const T = &*data;
+        let ptr: *const Inner<T> = &*inner;
         // SAFETY: `raw` is ours and not registered; its private area holds
         // one pointer, to data that outlives the device (dropped after it
-        // is freed, in `drop`); the ops tables are 'static promotions of
-        // constants; `parent` is live.
+        // is freed); the ops tables are 'static promotions of constants;
+        // `parent` is live.
         unsafe {
-            b::xennet_shim_netdev_priv(raw).cast::<*const T>().write(ptr);
+            b::xennet_shim_netdev_priv(raw).cast::<*const Inner<T>>().write(ptr);
             match &kind {
                 Kind::Ether { mac, offered } => {
                     b::xennet_shim_netdev_init(raw, &Self::OPS, &Self::ETHTOOL_OPS, parent.as_raw(), mac.as_ptr());
@@ -883,17 +981,18 @@ impl<T: NetDriver> Registration<T> {
                 ),
             }
         }
-        for q in data.queues() {
-            let owner = Arc::as_ptr(q).cast_mut().cast();
+        for q in &inner.queues {
+            let owner = Arc::as_ptr(&q.queue).cast_mut().cast();
             let napi = q.napi();
             napi.owner.store(owner, Ordering::Release);
-            // SAFETY: the NAPI context is pinned in the queue, which the
-            // data holds until after the device (and so the context) is
-            // freed; the poll function matches the queue type.
+            // SAFETY: the NAPI context is kept alive by the queue, which
+            // `inner` holds until after the device (and so the context) is
+            // freed; it was never added (checked above); the poll function
+            // matches the queue type.
             unsafe { b::xennet_shim_napi_add(raw, napi.as_raw(), Some(napi_poll::<T::Queue>)) };
             if let Some(t) = q.timer() {
-                // SAFETY: the timer is pinned in the queue; `drop` shuts it
-                // down before the data (and the queue) can go.
+                // SAFETY: the timer is kept alive by the queue; `free` shuts
+                // it down before `inner` (and the queue) can go.
                 unsafe { b::xennet_shim_timer_setup(t.inner.get(), Some(timer_callback::<T::Queue>)) };
                 t.owner.store(owner, Ordering::Release);
             }
@@ -903,28 +1002,26 @@ impl<T: NetDriver> Registration<T> {
             b::netif_carrier_off(raw);
             b::register_netdev(raw)
         };
-        let reg = Self { dev, data };
         if rc < 0 {
-            reg.free(false);
+            Self::free(dev, &inner, false);
+            // `inner` is dropped after the device is gone.
             return Err(Error::from_errno(rc));
         }
-        Ok(reg)
+        Ok(Self { dev, inner })
     }
 
-    /// Tears down: unregisters (if registered), stops the timers, frees the
-    /// device; the data is dropped by the caller afterwards.
-    fn free(&self, registered: bool) {
-        let raw = self.dev.as_ptr();
+    /// Tears a device down: unregisters it (if registered), stops the
+    /// timers, frees the device. The data is dropped by the caller after.
+    fn free(dev: NonNull<b::net_device>, inner: &Inner<T>, registered: bool) {
+        let raw = dev.as_ptr();
         if registered {
-            // SAFETY: registered in `register`; stops the device (and NAPI).
+            // SAFETY: registered; stops the device (and NAPI).
             unsafe { b::unregister_netdev(raw) };
         }
-        for q in self.data.queues() {
+        for q in &inner.queues {
             if let Some(t) = q.timer() {
-                if !t.owner.load(Ordering::Acquire).is_null() {
-                    // SAFETY: set up in `register`; after this it never fires.
-                    unsafe { b::xennet_shim_timer_shutdown(t.inner.get()) };
-                }
+                // SAFETY: set up in `register`; after this it never fires.
+                unsafe { b::xennet_shim_timer_shutdown(t.inner.get()) };
             }
         }
         // SAFETY: unregistered (or never registered); frees the device and
@@ -940,14 +1037,14 @@ impl<T: NetDriver> Registration<T> {
 
     /// The driver data.
     pub(crate) fn data(&self) -> &T {
-        &self.data
+        &self.inner.data
     }
 }
 
 impl<T: NetDriver> Drop for Registration<T> {
     fn drop(&mut self) {
-        self.free(true);
-        // `data` is dropped after this, with the device gone.
+        Self::free(self.dev, &self.inner, true);
+        // `inner` is dropped after this, with the device gone.
     }
 }
 
@@ -955,7 +1052,7 @@ impl<T: NetDriver> Drop for Registration<T> {
 /// (the stack may transmit in reply, which takes the lock). Any left are
 /// freed with the batch.
 pub(crate) struct SkbBatch {
-    skbs: [Option<Skb>; SkbBatch::MAX],
+    skbs: [Option<NewSkb>; SkbBatch::MAX],
     len: usize,
 }
 
@@ -975,15 +1072,15 @@ impl SkbBatch {
     }
 
     /// Adds an skb; one past `MAX` is dropped (callers check `is_full`).
-    pub(crate) fn push(&mut self, skb: Skb) {
+    pub(crate) fn push(&mut self, skb: NewSkb) {
         if let Some(slot) = self.skbs.get_mut(self.len) {
             *slot = Some(skb);
             self.len += 1;
         }
     }
 
-    /// Hands every skb to the stack through `napi`.
-    pub(crate) fn deliver(&mut self, napi: &Napi) {
+    /// Hands every skb to the stack through the context being polled.
+    pub(crate) fn deliver(&mut self, napi: &Polling<'_>) {
         for slot in self.skbs[..self.len].iter_mut() {
             if let Some(skb) = slot.take() {
                 napi.gro_receive(skb);

@@ -183,6 +183,12 @@ impl<K: RingKind> SharedRing<K> {
         self.size
     }
 
+    /// The address of the page the ring lives in (to check which memory a
+    /// ring end uses; never dereferenced through this).
+    pub fn base_addr(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
     #[inline]
     fn load_index(&self, off: usize) -> u32 {
         debug_assert!(off <= RSP_EVENT);
