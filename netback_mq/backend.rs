@@ -264,7 +264,9 @@ impl Backend {
                 pr_err!("{}: queue {}: mapping RX ring grant {} failed: {:?}\n", name, q.index, keys.rx_ref, e)
             })?;
             split = keys.rx_port.is_some();
-            let irq_name = |ch| queue_irq_name("netback_mq", q.index, ch);
+            // Named like the C driver's ("vif3.0-q0-tx"), so /proc/interrupts and
+            // the benchmark tell the vifs apart.
+            let irq_name = |ch| queue_irq_name(name, q.index, ch);
             let first = if split { QueueChannel::Tx } else { QueueChannel::Shared };
             // The bindings hold a reference to the queue, their target.
             let irq = EventIrq::bind_interdomain(dev, keys.port, &irq_name(first)?, q.clone()).inspect_err(|e| {

@@ -21,6 +21,7 @@ impl PerQueueStats for Vif {
         ("tx_queue_{}_held", |s| s.tx_held),
         ("queue_{}_grant_copy_ops", |s| s.copy_ops),
         ("queue_{}_grant_copy_calls", |s| s.copy_calls),
+        ("queue_{}_grant_copy_bytes", |s| s.copy_bytes),
         ("queue_{}_notifications", |s| s.notifies),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
     ];

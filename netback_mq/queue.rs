@@ -393,8 +393,7 @@ impl Connection {
         }
         copy_plan(&src[..ns], &dst[..nd], planned, ops, self.domid)?;
         grant::batch_copy(ops);
-        stats.copy_ops += ops.len() as u64;
-        stats.copy_calls += 1;
+        stats.count_copy_batch(ops);
         if let Some(bad) = ops.iter().find(|op| !grant::copy_ok(op)) {
             warn_ratelimited!(
                 "domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
@@ -556,8 +555,7 @@ impl Connection {
             return;
         }
         grant::batch_copy(&mut batch.ops);
-        stats.copy_ops += batch.ops.len() as u64;
-        stats.copy_calls += u64::from(!batch.ops.is_empty());
+        stats.count_copy_batch(&batch.ops);
         let mut start = 0;
         let mut bad_copy = false;
         for p in batch.pkts.drain_all() {

@@ -22,14 +22,14 @@ pub(crate) enum QueueChannel {
 }
 
 /// The IRQ name of queue `queue`'s channel as `/proc/interrupts` shows it:
-/// `DRIVER-qN`, `DRIVER-qN-tx`, `DRIVER-qN-rx`.
-pub(crate) fn queue_irq_name(driver: &str, queue: usize, ch: QueueChannel) -> Result<CString> {
+/// `PREFIX-qN`, `PREFIX-qN-tx`, `PREFIX-qN-rx` (PREFIX: the vif or the driver).
+pub(crate) fn queue_irq_name(prefix: &str, queue: usize, ch: QueueChannel) -> Result<CString> {
     let suffix = match ch {
         QueueChannel::Shared => "",
         QueueChannel::Tx => "-tx",
         QueueChannel::Rx => "-rx",
     };
-    CString::try_from_fmt(fmt!("{}-q{}{}", driver, queue, suffix))
+    CString::try_from_fmt(fmt!("{}-q{}{}", prefix, queue, suffix))
 }
 
 /// The bound channel, as a handler sees it: signal the other end, or

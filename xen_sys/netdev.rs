@@ -34,6 +34,8 @@ pub(crate) struct Stats {
     pub(crate) copy_ops: u64,
     /// Grant-copy hypercalls (batches of those operations).
     pub(crate) copy_calls: u64,
+    /// Bytes those operations moved.
+    pub(crate) copy_bytes: u64,
     /// Notifications sent to the peer.
     pub(crate) notifies: u64,
     /// Packets to the guest that waited for it to post buffers (backend).
@@ -59,11 +61,22 @@ impl Stats {
         self.tx_dropped += o.tx_dropped;
         self.copy_ops += o.copy_ops;
         self.copy_calls += o.copy_calls;
+        self.copy_bytes += o.copy_bytes;
         self.notifies += o.notifies;
         self.tx_held += o.tx_held;
         self.mcast_filtered += o.mcast_filtered;
         self.rx_hashed += o.rx_hashed;
         self.rx_misrouted += o.rx_misrouted;
+    }
+
+    /// Counts one grant-copy hypercall that carried `ops` (none when empty).
+    pub(crate) fn count_copy_batch(&mut self, ops: &[b::gnttab_copy]) {
+        if ops.is_empty() {
+            return;
+        }
+        self.copy_calls += 1;
+        self.copy_ops += ops.len() as u64;
+        self.copy_bytes += ops.iter().map(|op| u64::from(op.len)).sum::<u64>();
     }
 
     /// Sums `queues` and writes the device totals `ndo_get_stats64` reports.

@@ -64,7 +64,7 @@ check "request producer 1000 ahead (XSA-39): vif disabled" hostile_case 5 "produ
 # Late EOI: events sent while one is being handled coalesce, so the 20000
 # notifications must cost dom0 far fewer interrupts (counted on the vif's
 # channels, between its connection and the end of the traffic).
-vif_irqs() { awk '/netback_mq-q/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts; }
+vif_irqs() { awk '/ vif[0-9]+\.[0-9]+-q[0-9]/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts; }
 storm() {
 	swap_to /rig/modules/hostile/netfront_opt.ko hostile=6 || { echo "loading the hostile frontend failed"; return 1; }
 	bring_up || { echo "hostile eth0 did not come up"; return 1; }
