@@ -5,7 +5,8 @@
 #   make clippy     the same, under the kernel's clippy lints (CLIPPY=1)
 #   make run        boot the Xen rig and move traffic through the chosen drivers
 #   make test       every test: host cargo tests, module build, rig suites
-#   make bench      iperf3 benchmark on the rig, table + JSON
+#   make bench      every driver pair on the rig: throughput and per-packet costs
+#                   (table, JSON, SVG plots; Documentation/benchmarks.md)
 #   make clean
 
 SHELL := /bin/bash
