@@ -5,7 +5,9 @@
 //! still mapped (XSA-396 class); copies may not cross the page.
 
 use crate::page::PageRef;
-use netif::{Error, GrantOps, GrantRef, Result, PAGE_SIZE};
+use grant_reuse::{Hit, MapOp, Mapper, QueueGrants};
+use netif::{CtrlStatus, Error, GrantOps, GrantRef, GrefStore, Result, PAGE_SIZE};
+use zerocopy::FromZeros;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -214,6 +216,11 @@ impl GrantTable {
             .count()
     }
 
+    /// Whether `handle` is a live mapping of `mapper`.
+    pub fn is_mapped(&self, mapper: DomId, handle: u32) -> bool {
+        self.0.lock().unwrap().maps.get(&handle).is_some_and(|m| m.mapper == mapper)
+    }
+
     /// Live mappings.
     pub fn mappings(&self) -> usize {
         self.0.lock().unwrap().maps.len()
@@ -234,6 +241,41 @@ pub struct DomainGrants {
     /// Domain whose grants are used.
     pub peer: DomId,
     mapped: HashMap<u32, Mapping>,
+    /// Static grants per queue (`grant_reuse` over this grant table), and
+    /// the mapping held in each queue's slots.
+    pub statics: Vec<Box<QueueGrants>>,
+    slot_maps: Vec<HashMap<u16, Mapping>>,
+}
+
+/// `grant_reuse`'s mapper over the simulated grant table: slot `i` of a
+/// queue holds one [`Mapping`].
+struct SimMapper<'a> {
+    gt: &'a GrantTable,
+    me: DomId,
+    peer: DomId,
+    slots: &'a mut HashMap<u16, Mapping>,
+}
+
+impl Mapper for SimMapper<'_> {
+    fn map(&mut self, ops: &mut [MapOp]) {
+        for o in ops {
+            match self.gt.map(self.me, self.peer, o.gref, o.readonly) {
+                Ok(m) => {
+                    o.ok = true;
+                    o.handle = m.handle;
+                    assert!(self.slots.insert(o.slot, m).is_none(), "slot {} mapped twice", o.slot);
+                }
+                Err(_) => o.ok = false,
+            }
+        }
+    }
+    fn unmap(&mut self, ops: &[MapOp]) {
+        for o in ops {
+            let m = self.slots.remove(&o.slot).expect("unmap of an empty slot");
+            assert_eq!(m.handle, o.handle, "slot and handle disagree");
+            self.gt.unmap(self.me, o.handle).expect("unmap of a live mapping");
+        }
+    }
 }
 
 impl DomainGrants {
@@ -244,7 +286,82 @@ impl DomainGrants {
             me,
             peer,
             mapped: HashMap::new(),
+            statics: Vec::new(),
+            slot_maps: Vec::new(),
         }
+    }
+
+    /// The same, offering `limit` static grants on each of `queues` queues.
+    pub fn with_static_grants(gt: GrantTable, me: DomId, peer: DomId, queues: usize, limit: usize) -> Self {
+        let mut g = Self::new(gt, me, peer);
+        for _ in 0..queues {
+            let mut q = QueueGrants::new_box_zeroed().expect("allocation");
+            q.table.set_limit(limit);
+            g.statics.push(q);
+            g.slot_maps.push(HashMap::new());
+        }
+        g
+    }
+
+    fn mapper(&mut self, queue: usize) -> (&mut QueueGrants, SimMapper<'_>) {
+        let m = SimMapper { gt: &self.gt, me: self.me, peer: self.peer, slots: &mut self.slot_maps[queue] };
+        (&mut self.statics[queue], m)
+    }
+
+    /// The data path's use of a static grant: the page mapped for `gref` on
+    /// `queue`, checked to be a live mapping of that very grant.
+    pub fn static_page(&mut self, queue: usize, gref: GrantRef) -> Option<(Hit, PageRef)> {
+        let hit = self.statics.get_mut(queue)?.lookup(gref)?;
+        let m = &self.slot_maps[queue][&hit.slot];
+        assert!(self.gt.is_mapped(self.me, m.handle), "lookup found a slot that is not mapped");
+        Some((hit, m.page.clone()))
+    }
+
+    /// Teardown: unmaps every queue's static grants.
+    pub fn revoke_all_static(&mut self) {
+        for q in 0..self.statics.len() {
+            let (qg, mut m) = self.mapper(q);
+            assert_eq!(qg.revoke_all(&mut m), 0, "a slot still in use at teardown");
+        }
+    }
+
+    /// Maps a grant (outside static grants).
+    pub fn map_grant(&mut self, gref: GrantRef, readonly: bool) -> Result<u32> {
+        let m = self.gt.map(self.me, self.peer, gref, readonly)?;
+        let h = m.handle;
+        self.mapped.insert(h, m);
+        Ok(h)
+    }
+
+    /// Unmaps a handle from [`DomainGrants::map_grant`].
+    pub fn unmap_grant(&mut self, handle: u32) -> Result<()> {
+        self.mapped.remove(&handle);
+        self.gt.unmap(self.me, handle)
+    }
+}
+
+impl GrefStore for DomainGrants {
+    fn mapping_size(&self, queue: u32) -> u32 {
+        self.statics.get(queue as usize).map_or(0, |q| q.mapping_size())
+    }
+    fn room(&self, queue: u32) -> u32 {
+        self.statics.get(queue as usize).map_or(0, |q| q.table.room() as u32)
+    }
+    fn stage(&mut self, queue: u32, gref: GrantRef, readonly: bool) -> Result<()> {
+        self.statics.get_mut(queue as usize).ok_or(Error::CtrlBadQueue)?.stage(gref, readonly)
+    }
+    fn commit(&mut self, queue: u32) -> Result<()> {
+        let (q, mut m) = self.mapper(queue as usize);
+        q.commit(&mut m)
+    }
+    fn abort(&mut self, queue: u32) {
+        if let Some(q) = self.statics.get_mut(queue as usize) {
+            q.abort();
+        }
+    }
+    fn remove(&mut self, queue: u32, gref: GrantRef) -> CtrlStatus {
+        let (q, mut m) = self.mapper(queue as usize);
+        q.remove(gref, &mut m)
     }
 }
 
@@ -287,18 +404,6 @@ impl GrantOps for DomainGrants {
             },
             buf.len(),
         )
-    }
-
-    fn map_grant(&mut self, gref: GrantRef, readonly: bool) -> Result<u32> {
-        let m = self.gt.map(self.me, self.peer, gref, readonly)?;
-        let h = m.handle;
-        self.mapped.insert(h, m);
-        Ok(h)
-    }
-
-    fn unmap_grant(&mut self, handle: u32) -> Result<()> {
-        self.mapped.remove(&handle);
-        self.gt.unmap(self.me, handle)
     }
 }
 

@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, IntoBytes};
 struct Rig {
     gt: GrantTable,
     front: CtrlFront<HostBarriers>,
-    back: CtrlBack<HostBarriers, 16>,
+    back: CtrlBack<HostBarriers>,
     grants: DomainGrants,
     _page: hostsim::PageRef,
 }
@@ -29,7 +29,7 @@ impl Rig {
         let bs = unsafe { SharedRing::from_raw(m.page.as_ptr(), PAGE_SIZE) }.unwrap();
         let back = CtrlBack::attach(bs, 4).unwrap();
         Self {
-            grants: DomainGrants::new(gt.clone(), BACKEND, FRONTEND),
+            grants: DomainGrants::with_static_grants(gt.clone(), BACKEND, FRONTEND, 4, 16),
             gt,
             front,
             back,
@@ -135,14 +135,16 @@ fn static_gref_mappings_over_the_ring() {
         (rsp.status(), e),
         (CtrlStatus::INVALID_PARAMETER, Some(Error::CtrlBadQueue))
     );
-    let (rsp, e) = r.call(CtrlType::ADD_GREF_MAPPING, [0, lref, 100]);
+    // Past the announced size (16, 3 held): BUFFER_OVERFLOW, nothing mapped.
+    let (rsp, e) = r.call(CtrlType::ADD_GREF_MAPPING, [0, lref, 14]);
     assert_eq!(
         (rsp.status(), e),
         (
-            CtrlStatus::INVALID_PARAMETER,
+            CtrlStatus::BUFFER_OVERFLOW,
             Some(Error::CtrlGrefListBadSize)
         )
     );
+    assert_eq!(r.gt.mappings(), 1 + 3);
     // Delete two of them plus one never added.
     let mut del = Vec::new();
     for g in [refs[0], 777, refs[2]] {

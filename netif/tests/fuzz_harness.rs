@@ -23,6 +23,11 @@ proptest! {
     fn backend_ctrl_parse(data in prop::collection::vec(any::<u8>(), 0..512)) {
         harness::backend_ctrl(&data);
     }
+
+    #[test]
+    fn backend_gref_list(data in prop::collection::vec(any::<u8>(), 0..2400)) {
+        harness::backend_gref_list(&data);
+    }
 }
 
 /// Structured inputs that reach deep states: valid-looking chains.

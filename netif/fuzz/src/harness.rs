@@ -242,8 +242,8 @@ pub fn frontend_rx(input: &[u8]) -> u64 {
 /// input; maps and unmaps are counted so leaks are caught.
 struct FuzzGrants {
     pages: Vec<[u8; PAGE_SIZE]>,
-    mapped: Vec<u32>,
-    next_handle: u32,
+    mapped: Vec<(u32, netif::GrantRef)>,
+    staged: Vec<(netif::GrantRef, bool)>,
 }
 
 impl netif::GrantOps for FuzzGrants {
@@ -281,22 +281,51 @@ impl netif::GrantOps for FuzzGrants {
             .copy_from_slice(buf);
         Ok(())
     }
-    fn map_grant(&mut self, gref: netif::GrantRef, _readonly: bool) -> netif::Result<u32> {
-        if gref as usize >= self.pages.len() + 100 {
+}
+
+/// Static grants: `STATIC_LIMIT` per queue over 8 queues, mapped if the
+/// grant is one of ours or close (a model of `grant_reuse`: staging, all
+/// or nothing, duplicates refused, per-entry removal).
+const STATIC_LIMIT: usize = 64;
+
+impl netif::GrefStore for FuzzGrants {
+    fn mapping_size(&self, _queue: u32) -> u32 {
+        STATIC_LIMIT as u32
+    }
+    fn room(&self, queue: u32) -> u32 {
+        let held = self.mapped.iter().filter(|m| m.0 == queue).count() + self.staged.len();
+        (STATIC_LIMIT - held) as u32
+    }
+    fn stage(&mut self, queue: u32, gref: netif::GrantRef, readonly: bool) -> netif::Result<()> {
+        if self.mapped.iter().any(|m| m.0 == queue && m.1 == gref) || self.staged.iter().any(|s| s.0 == gref) {
+            return Err(netif::Error::CtrlGrefAlreadyMapped);
+        }
+        if self.room(queue) == 0 {
+            return Err(netif::Error::CtrlGrefListBadSize);
+        }
+        self.staged.push((gref, readonly));
+        Ok(())
+    }
+    fn commit(&mut self, queue: u32) -> netif::Result<()> {
+        if self.staged.iter().any(|s| s.0 as usize >= self.pages.len() + 100) {
             return Err(netif::Error::GrantBad);
         }
-        self.next_handle += 1;
-        self.mapped.push(self.next_handle);
-        Ok(self.next_handle)
-    }
-    fn unmap_grant(&mut self, handle: u32) -> netif::Result<()> {
-        let i = self
-            .mapped
-            .iter()
-            .position(|&h| h == handle)
-            .ok_or(netif::Error::GrantBad)?;
-        self.mapped.swap_remove(i);
+        for (g, _) in std::mem::take(&mut self.staged) {
+            self.mapped.push((queue, g));
+        }
         Ok(())
+    }
+    fn abort(&mut self, _queue: u32) {
+        self.staged.clear();
+    }
+    fn remove(&mut self, queue: u32, gref: netif::GrantRef) -> netif::CtrlStatus {
+        match self.mapped.iter().position(|m| *m == (queue, gref)) {
+            Some(i) => {
+                self.mapped.swap_remove(i);
+                netif::CtrlStatus::SUCCESS
+            }
+            None => netif::CtrlStatus::INVALID_PARAMETER,
+        }
     }
 }
 
@@ -307,10 +336,10 @@ pub fn backend_ctrl(input: &[u8]) -> u64 {
     let mut g = FuzzGrants {
         pages: vec![[0u8; PAGE_SIZE]; 2],
         mapped: Vec::new(),
-        next_handle: 0,
+        staged: Vec::new(),
     };
     let queues = 1 + u32::from(input.first().copied().unwrap_or(0) % 8);
-    let mut be = netif::CtrlBackend::<64>::new(queues);
+    let mut be = netif::CtrlBackend::new(queues);
     let mut ok = 0;
     let mut it = input.iter().skip(1).copied();
     let word = |it: &mut dyn Iterator<Item = u8>| -> Option<u32> {
@@ -344,7 +373,54 @@ pub fn backend_ctrl(input: &[u8]) -> u64 {
         assert!(rsp.status().0 <= 3);
         assert!(be.mapping().len() <= netif::MAX_HASH_MAPPING_SIZE);
         assert!(be.mapping().iter().all(|&q| q < queues));
-        assert_eq!(be.gref_mappings().count(), g.mapped.len());
+        assert!(g.staged.is_empty(), "an ADD left entries staged");
+        assert!(g.mapped.iter().all(|m| m.0 < queues));
+        if err.is_none() {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+/// Static-grant lists (`ADD`/`DEL_GREF_MAPPING`) from a hostile frontend:
+/// the list page's bytes, then requests naming it with arbitrary queues and
+/// counts. An `ADD` maps all of its entries or none; a `DEL` answers one
+/// status per entry and its count agrees with them; nothing stays staged.
+pub fn backend_gref_list(input: &[u8]) -> u64 {
+    let mut g = FuzzGrants { pages: vec![[0u8; PAGE_SIZE]; 2], mapped: Vec::new(), staged: Vec::new() };
+    let split = input.len().min(PAGE_SIZE / 2);
+    g.pages[0][..split].copy_from_slice(&input[..split]);
+    let mut be = netif::CtrlBackend::new(4);
+    let mut ok = 0;
+    for (i, c) in input[split..].chunks(3).enumerate() {
+        let [op, q, n] = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&1)];
+        let ty = if op & 1 == 0 { netif::CtrlType::ADD_GREF_MAPPING } else { netif::CtrlType::DEL_GREF_MAPPING };
+        let count = if op & 2 == 0 { u32::from(n) % 80 } else { u32::from(n) * 4 };
+        let before = g.mapped.len();
+        let lp = usize::from(op >> 7);
+        let list_before = g.pages[lp];
+        let req = netif::CtrlRequest::new(i as u16, ty, [u32::from(q % 6), u32::from(op >> 7), count]);
+        let (rsp, err) = be.handle(&req, &mut g);
+        assert_eq!(rsp.status() == netif::CtrlStatus::SUCCESS, err.is_none());
+        assert!(g.staged.is_empty());
+        if ty == netif::CtrlType::ADD_GREF_MAPPING {
+            let added = g.mapped.len() - before;
+            assert!(added == 0 || (err.is_none() && added == count as usize), "ADD is all or nothing");
+        } else if err.is_none() {
+            let removed = before - g.mapped.len();
+            assert_eq!(rsp.data() as usize, removed);
+            let statuses = (0..count as usize)
+                .filter(|e| {
+                    let b = &g.pages[lp][e * 8 + 6..e * 8 + 8];
+                    u16::from_ne_bytes([b[0], b[1]]) == 0
+                })
+                .count();
+            assert_eq!(statuses, removed, "per-entry statuses agree with the count");
+            // Only the status fields changed.
+            for e in 0..count as usize {
+                assert_eq!(g.pages[lp][e * 8..e * 8 + 6], list_before[e * 8..e * 8 + 6]);
+            }
+        }
         if err.is_none() {
             ok += 1;
         }

@@ -39,30 +39,56 @@ pub trait GrantOps {
     fn copy_from_grant(&mut self, gref: GrantRef, offset: usize, buf: &mut [u8]) -> Result<()>;
     /// Copies `buf` into the granted page at `offset`.
     fn copy_to_grant(&mut self, gref: GrantRef, offset: usize, buf: &[u8]) -> Result<()>;
-    /// Maps a granted page persistently; returns a handle.
-    fn map_grant(&mut self, gref: GrantRef, readonly: bool) -> Result<u32>;
-    /// Unmaps a handle from `map_grant`.
-    fn unmap_grant(&mut self, handle: u32) -> Result<()>;
 }
 
-/// A persistently mapped grant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GrefMapping {
-    /// The grant reference.
-    pub gref: GrantRef,
-    /// Handle from [`GrantOps::map_grant`].
-    pub handle: u32,
-    /// Queue it belongs to.
-    pub queue: u32,
-    /// Mapped read-only.
-    pub readonly: bool,
-    used: bool,
-    pending: bool,
+/// Static grant mappings (`*_GREF_MAPPING`), per queue: what the backend
+/// keeps mapped (`grant_reuse` implements it). The control core parses and
+/// validates the requests and their gref lists, then calls these.
+pub trait GrefStore {
+    /// Entries `queue` may hold: the answer to `GET_GREF_MAPPING_SIZE`. 0:
+    /// the backend offers no static grants (every request about them is
+    /// answered `NOT_SUPPORTED`).
+    fn mapping_size(&self, queue: u32) -> u32;
+    /// Entries `queue` can still take.
+    fn room(&self, queue: u32) -> u32;
+    /// Records one entry of an `ADD` (nothing is mapped yet); refuses a
+    /// grant `queue` holds or has staged already.
+    fn stage(&mut self, queue: u32, gref: GrantRef, readonly: bool) -> Result<()>;
+    /// Maps every staged entry of `queue`, all or nothing.
+    fn commit(&mut self, queue: u32) -> Result<()>;
+    /// Forgets the staged entries of `queue` (the `ADD` failed).
+    fn abort(&mut self, queue: u32);
+    /// `DEL` of one entry: unmaps it; the status to report for it.
+    fn remove(&mut self, queue: u32, gref: GrantRef) -> CtrlStatus;
 }
 
-/// Backend control state for one vif; `GREFS` is the gref-mapping capacity.
+/// A backend that offers no static grants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStaticGrants;
+
+impl GrefStore for NoStaticGrants {
+    fn mapping_size(&self, _queue: u32) -> u32 {
+        0
+    }
+    fn room(&self, _queue: u32) -> u32 {
+        0
+    }
+    fn stage(&mut self, _queue: u32, _gref: GrantRef, _readonly: bool) -> Result<()> {
+        Err(Error::CtrlGrefListBadSize)
+    }
+    fn commit(&mut self, _queue: u32) -> Result<()> {
+        Err(Error::CtrlGrefListBadSize)
+    }
+    fn abort(&mut self, _queue: u32) {}
+    fn remove(&mut self, _queue: u32, _gref: GrantRef) -> CtrlStatus {
+        CtrlStatus::INVALID_PARAMETER
+    }
+}
+
+/// Backend control state for one vif (the static grants themselves live in
+/// the [`GrefStore`] each request is handled with).
 #[derive(Debug, Clone)]
-pub struct CtrlBackend<const GREFS: usize> {
+pub struct CtrlBackend {
     num_queues: u32,
     /// Selected algorithm.
     pub algorithm: HashAlgorithm,
@@ -71,7 +97,6 @@ pub struct CtrlBackend<const GREFS: usize> {
     key: [u8; MAX_HASH_KEY_SIZE],
     mapping: [u32; MAX_HASH_MAPPING_SIZE],
     mapping_size: u32,
-    grefs: [GrefMapping; GREFS],
     generation: u64,
 }
 
@@ -81,7 +106,7 @@ fn invalid(e: Error) -> (CtrlStatus, Error) {
     (CtrlStatus::INVALID_PARAMETER, e)
 }
 
-impl<const GREFS: usize> CtrlBackend<GREFS> {
+impl CtrlBackend {
     /// State for a vif with `num_queues` queues (at least 1).
     pub fn new(num_queues: u32) -> Self {
         Self {
@@ -91,7 +116,6 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
             key: [0; MAX_HASH_KEY_SIZE],
             mapping: [0; MAX_HASH_MAPPING_SIZE],
             mapping_size: 0,
-            grefs: [GrefMapping::default(); GREFS],
             generation: 0,
         }
     }
@@ -122,14 +146,9 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
     pub fn mapping(&self) -> &[u32] {
         &self.mapping[..self.mapping_size as usize]
     }
-    /// Persistently mapped grants.
-    pub fn gref_mappings(&self) -> impl Iterator<Item = &GrefMapping> {
-        self.grefs.iter().filter(|m| m.used)
-    }
-
     /// Handles one request; returns the response and, if the request was
     /// rejected, the reason (for the log).
-    pub fn handle<G: GrantOps>(
+    pub fn handle<G: GrantOps + GrefStore>(
         &mut self,
         req: &CtrlRequest,
         g: &mut G,
@@ -141,7 +160,7 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
         (CtrlResponse::new(req.id(), req.ty(), status, data), err)
     }
 
-    fn dispatch<G: GrantOps>(&mut self, req: &CtrlRequest, g: &mut G) -> Outcome {
+    fn dispatch<G: GrantOps + GrefStore>(&mut self, req: &CtrlRequest, g: &mut G) -> Outcome {
         let d = req.data();
         let reserved = |from: usize| -> core::result::Result<(), (CtrlStatus, Error)> {
             if d[from..].iter().any(|&w| w != 0) {
@@ -247,39 +266,29 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
             CtrlType::GET_GREF_MAPPING_SIZE => {
                 reserved(1)?;
                 self.check_queue(d[0])?;
-                Ok(GREFS as u32)
+                match g.mapping_size(d[0]) {
+                    0 => Err((CtrlStatus::NOT_SUPPORTED, Error::CtrlBadType)),
+                    n => Ok(n),
+                }
             }
             CtrlType::ADD_GREF_MAPPING => {
-                self.check_queue(d[0])?;
-                let free = self.grefs.iter().filter(|m| !m.used).count();
-                let n = d[2] as usize;
-                if n == 0 || n > GREFS_PER_PAGE || n > free {
-                    return Err(invalid(Error::CtrlGrefListBadSize));
+                self.gref_request_ok(d[0], d[2], g)?;
+                // `BUFFER_OVERFLOW`: more than the queue can still take.
+                if d[2] > g.room(d[0]) {
+                    return Err((CtrlStatus::BUFFER_OVERFLOW, Error::CtrlGrefListBadSize));
                 }
-                match self.add_grefs(d[0], d[1], n, g) {
-                    Ok(()) => {
-                        for m in self.grefs.iter_mut() {
-                            m.pending = false;
-                        }
-                        Ok(0)
-                    }
+                // All or nothing: stage every entry, then map them together.
+                match Self::stage_grefs(d[0], d[1], d[2] as usize, g).and_then(|()| g.commit(d[0])) {
+                    Ok(()) => Ok(0),
                     Err(e) => {
-                        // All or nothing: undo this request's mappings.
-                        for m in self.grefs.iter_mut().filter(|m| m.pending) {
-                            let _ = g.unmap_grant(m.handle);
-                            *m = GrefMapping::default();
-                        }
+                        g.abort(d[0]);
                         Err(invalid(e))
                     }
                 }
             }
             CtrlType::DEL_GREF_MAPPING => {
-                self.check_queue(d[0])?;
-                let n = d[2] as usize;
-                if n == 0 || n > GREFS_PER_PAGE {
-                    return Err(invalid(Error::CtrlGrefListBadSize));
-                }
-                self.del_grefs(d[0], d[1], n, g).map_err(invalid)
+                self.gref_request_ok(d[0], d[2], g)?;
+                Self::del_grefs(d[0], d[1], d[2] as usize, g).map_err(invalid)
             }
             _ => Err((CtrlStatus::NOT_SUPPORTED, Error::CtrlBadType)),
         }
@@ -293,59 +302,38 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
         }
     }
 
-    fn find(&self, queue: u32, gref: GrantRef) -> Option<usize> {
-        self.grefs
-            .iter()
-            .position(|m| m.used && m.queue == queue && m.gref == gref)
+    /// Checks an `ADD`/`DEL`: static grants offered, queue and count in
+    /// range (a list is one page).
+    fn gref_request_ok<G: GrefStore>(&self, queue: u32, count: u32, g: &G) -> core::result::Result<(), (CtrlStatus, Error)> {
+        self.check_queue(queue)?;
+        if g.mapping_size(queue) == 0 {
+            return Err((CtrlStatus::NOT_SUPPORTED, Error::CtrlBadType));
+        }
+        if count == 0 || count as usize > GREFS_PER_PAGE {
+            return Err(invalid(Error::CtrlGrefListBadSize));
+        }
+        Ok(())
     }
 
-    fn add_grefs<G: GrantOps>(
-        &mut self,
-        queue: u32,
-        list: GrantRef,
-        n: usize,
-        g: &mut G,
-    ) -> Result<()> {
+    fn stage_grefs<G: GrantOps + GrefStore>(queue: u32, list: GrantRef, n: usize, g: &mut G) -> Result<()> {
         let mut done = 0;
         while done < n {
             let cnt = (n - done).min(GREF_CHUNK);
             let mut chunk = [Gref::zeroed(); GREF_CHUNK];
+            // The list is copied out of the frontend's page once.
             g.copy_from_grant(list, done * size_of::<Gref>(), chunk[..cnt].as_mut_bytes())?;
             for e in &chunk[..cnt] {
                 if e.flags().unknown_bits(GrefFlags::READONLY).0 != 0 {
                     return Err(Error::CtrlGrefBadFlags);
                 }
-                if self.find(queue, e.gref()).is_some() {
-                    return Err(Error::CtrlGrefAlreadyMapped);
-                }
-                let readonly = e.flags().contains(GrefFlags::READONLY);
-                let slot = self
-                    .grefs
-                    .iter()
-                    .position(|m| !m.used)
-                    .ok_or(Error::CtrlGrefListBadSize)?;
-                let handle = g.map_grant(e.gref(), readonly)?;
-                self.grefs[slot] = GrefMapping {
-                    gref: e.gref(),
-                    handle,
-                    queue,
-                    readonly,
-                    used: true,
-                    pending: true,
-                };
+                g.stage(queue, e.gref(), e.flags().contains(GrefFlags::READONLY))?;
             }
             done += cnt;
         }
         Ok(())
     }
 
-    fn del_grefs<G: GrantOps>(
-        &mut self,
-        queue: u32,
-        list: GrantRef,
-        n: usize,
-        g: &mut G,
-    ) -> Result<u32> {
+    fn del_grefs<G: GrantOps + GrefStore>(queue: u32, list: GrantRef, n: usize, g: &mut G) -> Result<u32> {
         let mut removed = 0;
         let mut done = 0;
         while done < n {
@@ -354,15 +342,10 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
             let off = done * size_of::<Gref>();
             g.copy_from_grant(list, off, chunk[..cnt].as_mut_bytes())?;
             for e in chunk[..cnt].iter_mut() {
-                let st = match self.find(queue, e.gref()) {
-                    Some(i) => {
-                        let _ = g.unmap_grant(self.grefs[i].handle);
-                        self.grefs[i] = GrefMapping::default();
-                        removed += 1;
-                        CtrlStatus::SUCCESS
-                    }
-                    None => CtrlStatus::INVALID_PARAMETER,
-                };
+                let st = g.remove(queue, e.gref());
+                if st == CtrlStatus::SUCCESS {
+                    removed += 1;
+                }
                 *e = Gref::new(e.gref(), e.flags(), st.0 as u16);
             }
             g.copy_to_grant(list, off, chunk[..cnt].as_bytes())?;
@@ -374,14 +357,14 @@ impl<const GREFS: usize> CtrlBackend<GREFS> {
 
 /// Backend end of a control ring.
 #[derive(Debug)]
-pub struct CtrlBack<B: Barriers, const GREFS: usize> {
+pub struct CtrlBack<B: Barriers> {
     /// The ring.
     pub ring: BackRing<CtrlRingKind, B>,
     /// The control state.
-    pub state: CtrlBackend<GREFS>,
+    pub state: CtrlBackend,
 }
 
-impl<B: Barriers, const GREFS: usize> CtrlBack<B, GREFS> {
+impl<B: Barriers> CtrlBack<B> {
     /// Attaches to a control ring page initialised by the frontend.
     pub fn attach(sring: SharedRing<CtrlRingKind>, num_queues: u32) -> Result<Self> {
         Ok(Self {
@@ -392,7 +375,7 @@ impl<B: Barriers, const GREFS: usize> CtrlBack<B, GREFS> {
 
     /// Handles one request, if any, and queues its response. Returns the
     /// rejection reason for the log (`Some(Some(e))`); `Err` is fatal.
-    pub fn process_one<G: GrantOps>(&mut self, g: &mut G) -> Result<Option<Option<Error>>> {
+    pub fn process_one<G: GrantOps + GrefStore>(&mut self, g: &mut G) -> Result<Option<Option<Error>>> {
         let Some(req) = self.ring.next_request()? else {
             return Ok(None);
         };
@@ -537,7 +520,7 @@ fn mapped_queue(mapping: &[u32; MAX_HASH_MAPPING_SIZE], size: u32, queues: u32, 
     }
 }
 
-impl<const GREFS: usize> CtrlBackend<GREFS> {
+impl CtrlBackend {
     /// The frontend's hash of a flow, as configured over the control ring
     /// (as Linux netback: the TCP type if enabled and the packet is TCP,
     /// else the address-only type if enabled); `None` if hashing is off or
@@ -714,7 +697,7 @@ impl HashSnapshot {
 
     /// Copies `be`'s configuration, in place (the Toeplitz table is rebuilt
     /// only if the key changed). No large temporaries.
-    pub fn refresh_from<const GREFS: usize>(&mut self, be: &CtrlBackend<GREFS>) {
+    pub fn refresh_from(&mut self, be: &CtrlBackend) {
         self.taken = true;
         self.generation = be.generation;
         self.algorithm = be.algorithm;
@@ -732,7 +715,7 @@ impl HashSnapshot {
     /// the queue count and the public algorithm and hash-type fields). The
     /// generation counts per backend: after replacing the backend (a new
     /// control ring), call [`HashSnapshot::refresh_from`] unconditionally.
-    pub fn is_current<const GREFS: usize>(&self, be: &CtrlBackend<GREFS>) -> bool {
+    pub fn is_current(&self, be: &CtrlBackend) -> bool {
         self.taken
             && self.generation == be.generation
             && self.num_queues == be.num_queues
@@ -742,7 +725,7 @@ impl HashSnapshot {
 
     /// Refreshes from `be` unless [`HashSnapshot::is_current`]; true if it
     /// did.
-    pub fn refresh_if_stale<const GREFS: usize>(&mut self, be: &CtrlBackend<GREFS>) -> bool {
+    pub fn refresh_if_stale(&mut self, be: &CtrlBackend) -> bool {
         let stale = !self.is_current(be);
         if stale {
             self.refresh_from(be);
@@ -817,7 +800,8 @@ mod tests {
     #[derive(Default)]
     struct FakeGrants {
         pages: HashMap<GrantRef, Vec<u8>>,
-        mapped: HashMap<u32, GrantRef>,
+        mapped: HashMap<u32, (u32, GrantRef, bool)>,
+        staged: Vec<(GrantRef, bool)>,
         next: u32,
         fail_map: Option<GrantRef>,
     }
@@ -847,19 +831,44 @@ mod tests {
             dst.copy_from_slice(buf);
             Ok(())
         }
-        fn map_grant(&mut self, gref: GrantRef, _ro: bool) -> Result<u32> {
-            if self.fail_map == Some(gref) {
+    }
+
+    /// Static grants: 8 per queue, queues 0 and 1 (a model of `grant_reuse`).
+    impl GrefStore for FakeGrants {
+        fn mapping_size(&self, queue: u32) -> u32 {
+            if queue < 2 { 8 } else { 0 }
+        }
+        fn room(&self, queue: u32) -> u32 {
+            8 - self.mapped.values().filter(|m| m.0 == queue).count() as u32 - self.staged.len() as u32
+        }
+        fn stage(&mut self, queue: u32, gref: GrantRef, ro: bool) -> Result<()> {
+            if self.mapped.values().any(|m| m.0 == queue && m.1 == gref) || self.staged.iter().any(|s| s.0 == gref) {
+                return Err(Error::CtrlGrefAlreadyMapped);
+            }
+            self.staged.push((gref, ro));
+            Ok(())
+        }
+        fn commit(&mut self, queue: u32) -> Result<()> {
+            if self.staged.iter().any(|s| Some(s.0) == self.fail_map) {
                 return Err(Error::GrantBad);
             }
-            self.next += 1;
-            self.mapped.insert(self.next, gref);
-            Ok(self.next)
+            for (gref, ro) in core::mem::take(&mut self.staged) {
+                self.next += 1;
+                self.mapped.insert(self.next, (queue, gref, ro));
+            }
+            Ok(())
         }
-        fn unmap_grant(&mut self, handle: u32) -> Result<()> {
-            self.mapped
-                .remove(&handle)
-                .map(|_| ())
-                .ok_or(Error::GrantBad)
+        fn abort(&mut self, _queue: u32) {
+            self.staged.clear();
+        }
+        fn remove(&mut self, queue: u32, gref: GrantRef) -> CtrlStatus {
+            match self.mapped.iter().find(|m| m.1 .0 == queue && m.1 .1 == gref).map(|m| *m.0) {
+                Some(h) => {
+                    self.mapped.remove(&h);
+                    CtrlStatus::SUCCESS
+                }
+                None => CtrlStatus::INVALID_PARAMETER,
+            }
         }
     }
 
@@ -868,7 +877,7 @@ mod tests {
     }
 
     fn run(
-        b: &mut CtrlBackend<8>,
+        b: &mut CtrlBackend,
         g: &mut FakeGrants,
         ty: CtrlType,
         d: [u32; 3],
@@ -880,7 +889,7 @@ mod tests {
 
     #[test]
     fn hash_configuration() {
-        let mut b = CtrlBackend::<8>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
         let inv = CtrlStatus::INVALID_PARAMETER;
         assert_eq!(
@@ -937,7 +946,7 @@ mod tests {
 
     #[test]
     fn hash_mapping_ranges_xsa270() {
-        let mut b = CtrlBackend::<8>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
         let inv = CtrlStatus::INVALID_PARAMETER;
         assert_eq!(
@@ -993,7 +1002,7 @@ mod tests {
 
     #[test]
     fn gref_mappings() {
-        let mut b = CtrlBackend::<8>::new(2);
+        let mut b = CtrlBackend::new(2);
         let mut g = FakeGrants::default();
         let inv = CtrlStatus::INVALID_PARAMETER;
         assert_eq!(
@@ -1007,7 +1016,16 @@ mod tests {
         g.page(30, &list(&[(100, 0), (101, 1), (102, 0)]));
         assert_eq!(
             run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 9]),
-            (inv, 0, Some(Error::CtrlGrefListBadSize))
+            (CtrlStatus::BUFFER_OVERFLOW, 0, Some(Error::CtrlGrefListBadSize))
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 513]).0,
+            CtrlStatus::INVALID_PARAMETER,
+            "past a page"
+        );
+        assert_eq!(
+            run(&mut b, &mut g, CtrlType::GET_GREF_MAPPING_SIZE, [1, 0, 0]),
+            (CtrlStatus::SUCCESS, 8, None)
         );
         assert_eq!(
             run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 0]).2,
@@ -1022,15 +1040,15 @@ mod tests {
             run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 3]),
             (inv, 0, Some(Error::GrantBad))
         );
-        assert_eq!(b.gref_mappings().count(), 0, "all or nothing");
+        assert_eq!(g.mapped.len(), 0, "all or nothing");
         assert!(g.mapped.is_empty());
         g.fail_map = None;
         assert_eq!(
             run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 3]).0,
             CtrlStatus::SUCCESS
         );
-        assert_eq!(b.gref_mappings().count(), 3);
-        assert!(b.gref_mappings().any(|m| m.gref == 101 && m.readonly));
+        assert_eq!(g.mapped.len(), 3);
+        assert!(g.mapped.values().any(|m| m.1 == 101 && m.2));
         assert_eq!(
             run(&mut b, &mut g, CtrlType::ADD_GREF_MAPPING, [0, 30, 1]).2,
             Some(Error::CtrlGrefAlreadyMapped)
@@ -1049,7 +1067,6 @@ mod tests {
             .map(|i| read_wire::<Gref>(&g.pages[&32][i * 8..]).unwrap().status())
             .collect();
         assert_eq!(st, [0, 2, 0]);
-        assert_eq!(b.gref_mappings().count(), 1);
         assert_eq!(g.mapped.len(), 1);
     }
 
@@ -1082,7 +1099,7 @@ mod tests {
 
     #[test]
     fn flow_hash_follows_the_configuration() {
-        let mut b = CtrlBackend::<0>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
         g.page(10, &MS_KEY);
         let tcp = v4([66, 9, 149, 187], [161, 142, 100, 80], Some((2794, 1766)));
@@ -1165,7 +1182,7 @@ mod tests {
 
     #[test]
     fn queue_selection_uses_the_mapping() {
-        let mut b = CtrlBackend::<0>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
         assert_eq!(b.queue_for(7), 3, "no table: hash modulo queues");
         run0(&mut b, &mut g, CtrlType::SET_HASH_MAPPING_SIZE, [2, 0, 0]);
@@ -1175,7 +1192,7 @@ mod tests {
         assert_eq!((b.queue_for(6), b.queue_for(7)), (2, 1));
     }
 
-    fn run0(b: &mut CtrlBackend<0>, g: &mut FakeGrants, ty: CtrlType, d: [u32; 3]) {
+    fn run0(b: &mut CtrlBackend, g: &mut FakeGrants, ty: CtrlType, d: [u32; 3]) {
         let (r, e) = b.handle(&req(ty, d), g);
         assert_eq!(r.status(), CtrlStatus::SUCCESS, "{e:?}");
     }
@@ -1292,7 +1309,7 @@ mod tests {
     }
 
     /// Sends `c` to `b`; true if it succeeded.
-    fn configure(b: &mut CtrlBackend<0>, g: &mut FakeGrants, c: &Cfg) -> bool {
+    fn configure(b: &mut CtrlBackend, g: &mut FakeGrants, c: &Cfg) -> bool {
         let (ty, d) = match c {
             Cfg::Algorithm(a) => (CtrlType::SET_HASH_ALGORITHM, [*a, 0, 0]),
             Cfg::Flags(f) => (CtrlType::SET_HASH_FLAGS, [*f, 0, 0]),
@@ -1347,7 +1364,7 @@ mod tests {
             flows in proptest::collection::vec(flow_strategy(), 1..24),
             hashes in proptest::collection::vec(any::<u32>(), 1..24),
         ) {
-            let mut b = CtrlBackend::<0>::new(queues);
+            let mut b = CtrlBackend::new(queues);
             let mut g = FakeGrants::default();
             let mut snap = Box::new(HashSnapshot::EMPTY);
             prop_assert!(!snap.is_current(&b));
@@ -1389,7 +1406,7 @@ mod tests {
 
     #[test]
     fn snapshot_follows_the_rss_suite() {
-        let mut b = CtrlBackend::<0>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
         g.page(10, &MS_KEY);
         let mut snap = Box::new(HashSnapshot::EMPTY);
@@ -1426,11 +1443,11 @@ mod tests {
 
     #[test]
     fn config_generation_counts_changes() {
-        let mut b = CtrlBackend::<8>::new(4);
+        let mut b = CtrlBackend::new(4);
         let mut g = FakeGrants::default();
-        let gen = |b: &CtrlBackend<8>| b.config_generation();
+        let gen = |b: &CtrlBackend| b.config_generation();
         assert_eq!(gen(&b), 0);
-        let expect = |b: &mut CtrlBackend<8>, g: &mut FakeGrants, ty, d, bump: u64| {
+        let expect = |b: &mut CtrlBackend, g: &mut FakeGrants, ty, d, bump: u64| {
             let before = b.config_generation();
             run(b, g, ty, d);
             assert_eq!(b.config_generation(), before + bump, "{ty:?} {d:?}");
