@@ -25,9 +25,11 @@ use kernel::str::CString;
 use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::netif::{
-    self, CtrlBack, FlowHash, GrantOps, GrantRef, HashAlgorithm, HashSnapshot, McastFilter, PAGE_SIZE,
+    self, CtrlBack, CtrlStatus, FlowHash, GrantOps, GrantRef, GrefStore, HashAlgorithm, HashSnapshot, McastFilter,
+    PAGE_SIZE,
 };
-use crate::vif::VifShared;
+use crate::vif::{QueueCtx, VifShared};
+use crate::xen_sys::reuse::StaticGrants;
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::evtchn::{Channel, EventIrq};
 use crate::xen_sys::grant::{self, BouncePage};
@@ -37,19 +39,17 @@ use crate::xen_sys::warn_ratelimited;
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::{Device, MappedRing};
 
-/// Static grant mappings (`ADD_GREF_MAPPING`) this backend keeps: none yet
-/// (`GET_GREF_MAPPING_SIZE` answers 0, which tells the frontend to grant
-/// per packet). Persistent mappings arrive with grant reuse.
-const STATIC_GREFS: usize = 0;
-
 /// Largest XDP headroom honoured: the rest of the first buffer must still
 /// hold a full-size frame's headers. Larger requests are clamped (logged).
 pub(crate) const XDP_HEADROOM_LIMIT: u32 = 2048;
 
-/// Grant copies between the frontend's control pages and ours.
+/// Grant copies between the frontend's control pages and ours, and the
+/// queues' static grants (grant reuse).
 struct CtrlGrants<'a> {
     bounce: &'a BouncePage,
     domid: u16,
+    queues: &'a [Arc<QueueCtx>],
+    name: &'a str,
 }
 
 impl CtrlGrants<'_> {
@@ -85,15 +85,85 @@ impl GrantOps for CtrlGrants<'_> {
         self.bounce.write(buf).map_err(|_| netif::Error::GrantOutOfPage)?;
         self.copy(gref, offset, buf.len(), true)
     }
+}
 
-    fn map_grant(&mut self, _gref: GrantRef, _readonly: bool) -> netif::Result<u32> {
-        // Unreachable with STATIC_GREFS = 0: the core refuses the request
-        // for lack of room before mapping anything.
-        Err(netif::Error::GrantBad)
+impl CtrlGrants<'_> {
+    /// Runs `f` on queue `q`'s static grants under the queue lock; `None`
+    /// if the queue is not connected or holds none yet.
+    fn with_statics<R>(&self, q: u32, f: impl FnOnce(&mut StaticGrants) -> R) -> Option<R> {
+        let queue = self.queues.get(q as usize)?;
+        let mut s = queue.state.lock_bh();
+        s.conn.as_mut()?.statics.as_deref_mut().map(f)
     }
 
-    fn unmap_grant(&mut self, _handle: u32) -> netif::Result<()> {
-        Err(netif::Error::GrantBad)
+    /// Allocates queue `q`'s static grants at its first `ADD` (pages and
+    /// table: process context, outside the queue lock).
+    fn ensure_statics(&self, q: u32) -> netif::Result<()> {
+        let queue = self.queues.get(q as usize).ok_or(netif::Error::CtrlBadQueue)?;
+        if self.with_statics(q, |_| ()).is_some() {
+            return Ok(());
+        }
+        let new = StaticGrants::new(self.domid, crate::static_grants_per_queue()).map_err(|e| {
+            pr_err!("{}: queue {}: no memory for static grants ({:?})\n", self.name, q, e);
+            netif::Error::CtrlGrefListBadSize
+        })?;
+        let unused = {
+            let mut s = queue.state.lock_bh();
+            match s.conn.as_mut() {
+                Some(c) if c.statics.is_none() => {
+                    c.statics = Some(new);
+                    None
+                }
+                _ => Some(new),
+            }
+        };
+        // Freeing pages may sleep: outside the lock.
+        drop(unused);
+        Ok(())
+    }
+
+    fn connected(&self, q: u32) -> bool {
+        self.queues.get(q as usize).is_some_and(|queue| queue.state.lock_bh().conn.is_some())
+    }
+}
+
+impl GrefStore for CtrlGrants<'_> {
+    fn mapping_size(&self, queue: u32) -> u32 {
+        if crate::static_grants_per_queue() == 0 || !self.connected(queue) {
+            return 0;
+        }
+        self.with_statics(queue, |s| s.mapping_size()).unwrap_or(crate::static_grants_per_queue() as u32)
+    }
+
+    fn room(&self, queue: u32) -> u32 {
+        self.with_statics(queue, |s| s.room()).unwrap_or_else(|| self.mapping_size(queue))
+    }
+
+    fn stage(&mut self, queue: u32, gref: GrantRef, readonly: bool) -> netif::Result<()> {
+        self.ensure_statics(queue)?;
+        self.with_statics(queue, |s| s.stage(gref, readonly)).unwrap_or(Err(netif::Error::CtrlBadQueue))
+    }
+
+    fn commit(&mut self, queue: u32) -> netif::Result<()> {
+        let r = self.with_statics(queue, |s| s.commit().map(|()| s.mapped())).unwrap_or(Err(netif::Error::CtrlBadQueue));
+        match r {
+            Ok(n) => {
+                pr_info!("{}: queue {}: {} static grants mapped\n", self.name, queue, n);
+                Ok(())
+            }
+            Err(e) => {
+                warn_ratelimited!("{}: queue {}: mapping static grants failed: {}\n", self.name, queue, e.as_str());
+                Err(e)
+            }
+        }
+    }
+
+    fn abort(&mut self, queue: u32) {
+        self.with_statics(queue, |s| s.abort());
+    }
+
+    fn remove(&mut self, queue: u32, gref: GrantRef) -> CtrlStatus {
+        self.with_statics(queue, |s| s.remove(gref)).unwrap_or(CtrlStatus::INVALID_PARAMETER)
     }
 }
 
@@ -105,7 +175,10 @@ pub(crate) type CtrlIrq = EventIrq<VifShared>;
 /// its mapping).
 struct CtrlConn {
     _irq: CtrlIrq,
-    back: OnRing<CtrlBack<XenBarriers, STATIC_GREFS>, MappedRing>,
+    back: OnRing<CtrlBack<XenBarriers>, MappedRing>,
+    /// The vif's queues (their static grants). A reference cycle through
+    /// the queues' shared state, broken by `disconnect`.
+    queues: KVec<Arc<QueueCtx>>,
     bounce: BouncePage,
     domid: u16,
     /// The frontend broke the ring protocol: requests are no longer read.
@@ -156,7 +229,15 @@ impl VifCtrl {
     /// Connects the frontend's control ring (`ctrl-ring-ref`,
     /// `event-channel-ctrl`) for a vif of `nq` queues; `target` is the
     /// vif's shared state (holding this `VifCtrl`), the channel's target.
-    pub(crate) fn connect_ring(&self, dev: &Device, gref: u32, port: u32, nq: u32, target: Arc<VifShared>) -> Result {
+    pub(crate) fn connect_ring(
+        &self,
+        dev: &Device,
+        gref: u32,
+        port: u32,
+        queues: KVec<Arc<QueueCtx>>,
+        target: Arc<VifShared>,
+    ) -> Result {
+        let nq = queues.len() as u32;
         let map = dev.map_ring(gref).inspect_err(|e| {
             pr_err!("{}: mapping the control ring (grant {}) failed: {:?}\n", self.name(), gref, e)
         })?;
@@ -165,7 +246,7 @@ impl VifCtrl {
         let irq = EventIrq::bind_interdomain_threaded(dev, port, c"netback_mq-ctrl", target)
             .inspect_err(|e| pr_err!("{}: binding control event channel {} failed: {:?}\n", self.name(), port, e))?;
         let conn = KBox::new(
-            CtrlConn { _irq: irq, back, bounce, domid: dev.otherend_id(), broken: false },
+            CtrlConn { _irq: irq, back, queues, bounce, domid: dev.otherend_id(), broken: false },
             GFP_KERNEL,
         )?;
         let old = self.conn.lock().replace(conn);
@@ -268,7 +349,7 @@ impl VifCtrl {
 
     /// Publishes the backend's current hash configuration to the data path
     /// if it changed. Process context.
-    fn publish_hash(&self, back: &CtrlBack<XenBarriers, STATIC_GREFS>) -> Result {
+    fn publish_hash(&self, back: &CtrlBack<XenBarriers>) -> Result {
         let current = self.hash.lock_bh().clone();
         if current.as_ref().is_some_and(|s| s.is_current(&back.state)) {
             return Ok(());
@@ -290,8 +371,8 @@ impl VifCtrl {
             return false;
         };
         while !c.broken {
-            let CtrlConn { back, bounce, domid, .. } = &mut **c;
-            let mut grants = CtrlGrants { bounce, domid: *domid };
+            let CtrlConn { back, bounce, domid, queues, .. } = &mut **c;
+            let mut grants = CtrlGrants { bounce, domid: *domid, queues, name: self.name() };
             match back.process_one(&mut grants) {
                 Ok(Some(rejected)) => {
                     work = true;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `ethtool -S`: per-queue counters (rx: from the guest, tx: to it), with
-//! the grant-copy operations and notifications each queue issued.
+//! the grant-copy operations and notifications each queue issued, and its
+//! static grants (grant reuse): held, lookups, bytes copied through them,
+//! map and unmap operations (for the current connection).
 
 use crate::vif::Vif;
 use crate::xen_sys::ethtool::{Field, PerQueueStats};
@@ -23,6 +25,12 @@ impl PerQueueStats for Vif {
         ("queue_{}_grant_copy_calls", |s| s.copy_calls),
         ("queue_{}_grant_copy_bytes", |s| s.copy_bytes),
         ("queue_{}_notifications", |s| s.notifies),
+        ("queue_{}_static_grants", |s| s.static_mapped),
+        ("queue_{}_static_hits", |s| s.static_hits),
+        ("queue_{}_static_misses", |s| s.static_misses),
+        ("queue_{}_static_copy_bytes", |s| s.static_bytes),
+        ("queue_{}_gref_map_ops", |s| s.gref_map_ops),
+        ("queue_{}_gref_unmap_ops", |s| s.gref_unmap_ops),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
     ];
 
@@ -31,6 +39,16 @@ impl PerQueueStats for Vif {
     }
 
     fn queue_stats(&self, q: usize) -> Stats {
-        self.queues[q].state.lock_bh().stats
+        let s = self.queues[q].state.lock_bh();
+        let mut stats = s.stats;
+        if let Some(st) = s.conn.as_ref().and_then(|c| c.statics.as_deref()) {
+            let r = st.stats();
+            stats.static_mapped = st.mapped() as u64;
+            stats.static_hits = r.hits;
+            stats.static_misses = r.misses;
+            stats.gref_map_ops = r.map_ops;
+            stats.gref_unmap_ops = r.unmap_ops;
+        }
+        stats
     }
 }

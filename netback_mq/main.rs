@@ -53,6 +53,10 @@ xen_sys::xennet_module! {
             default: 60000,
             description: "Carrier off when a guest posts no receive buffers for this long (ms)",
         },
+        static_grants: u32 {
+            default: 512,
+            description: "Static grants (persistent mappings, grant reuse) each queue accepts from a frontend, in pages (0: off; at most 512)",
+        },
         separate_tx_rx_irq: u32 {
             default: 1,
             description: "Offer split TX/RX event channels to frontends (1: yes, 0: no)",
@@ -70,6 +74,11 @@ pub(crate) fn max_queues() -> usize {
 /// The `rx_stall_timeout_msecs` parameter, in µs (at least 100 ms).
 pub(crate) fn rx_stall_timeout_us() -> u64 {
     u64::from(module_parameters::rx_stall_timeout_msecs.value().max(100)) * 1000
+}
+
+/// The `static_grants` parameter: entries each queue's table holds.
+pub(crate) fn static_grants_per_queue() -> usize {
+    (module_parameters::static_grants.value() as usize).min(xen_sys::grant_reuse::CAPACITY)
 }
 
 /// The `separate_tx_rx_irq` parameter.

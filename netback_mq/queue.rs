@@ -26,6 +26,7 @@ use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::now_us;
 use crate::xen_sys::warn_ratelimited;
+use crate::xen_sys::reuse::StaticGrants;
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::MappedRing;
 /// Guest-TX bytes copied into the skb's linear area: enough for the
@@ -114,6 +115,10 @@ pub(crate) struct Connection {
     rx_held: Option<Skb>,
     /// Guest-receive packets planned but not yet copied.
     rx_batch: RxBatch,
+    /// The frontend's static grants on this queue (grant reuse), from its
+    /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
+    /// copied through the mappings, without a hypercall.
+    pub(crate) statics: Option<KBox<StaticGrants>>,
 }
 
 /// One guest-receive packet whose copy is planned.
@@ -131,6 +136,8 @@ struct PendingRx {
     ops_end: usize,
     /// Planning failed: answer its buffers with errors.
     failed: bool,
+    /// Copied already through static grants: each buffer's length.
+    direct: Option<[u16; MAX_RX_BUFS]>,
 }
 
 /// Guest-receive copies batched into one hypercall, answered in the order
@@ -174,6 +181,56 @@ impl Scratch {
             ops: KVec::with_capacity(MAX_OPS, GFP_KERNEL)?,
         })
     }
+}
+
+/// Guest transmit through static grants: copies every fragment of `pkt`
+/// from its mapping into `skb` (sized for the packet already). `None` if
+/// any fragment's grant is not mapped: the packet then goes through grant
+/// copy (the frontend may mix). Returns the bytes copied.
+fn tx_through_statics(st: &mut StaticGrants, skb: &Skb, pkt: &TxPacket) -> Result<Option<usize>> {
+    let mut hits = [None; NR_SLOTS_MIN];
+    for (h, f) in hits.iter_mut().zip(pkt.frags()) {
+        match st.lookup(f.gref) {
+            Some(hit) => *h = Some(hit),
+            None => return Ok(None),
+        }
+    }
+    let mut pos = 0;
+    for (h, f) in hits.iter().zip(pkt.frags()) {
+        let Some(hit) = h else { break };
+        let len = usize::from(f.len);
+        st.read_into_skb(*hit, f.offset.into(), skb, pos, len)?;
+        pos += len;
+    }
+    Ok(Some(pos))
+}
+
+/// Guest receive through static grants: if every buffer in `dst` is mapped
+/// writable, copies `skb` into them in order and returns each buffer's
+/// length; `None` otherwise (grant copy then, which rewrites whatever was
+/// written).
+fn rx_through_statics(st: &mut StaticGrants, skb: &Skb, dst: &[Seg]) -> Option<[u16; MAX_RX_BUFS]> {
+    let mut hits = [None; MAX_RX_BUFS];
+    for (h, d) in hits.iter_mut().zip(dst) {
+        let Frame::Grant(gref) = d.frame else { return None };
+        match st.lookup(gref) {
+            Some(hit) if !hit.readonly => *h = Some(hit),
+            _ => return None,
+        }
+    }
+    let mut lens = [0u16; MAX_RX_BUFS];
+    let (mut pos, len) = (0, skb.len());
+    for ((h, d), l) in hits.iter().zip(dst).zip(lens.iter_mut()) {
+        let Some(hit) = h else { break };
+        let n = (len - pos).min(usize::from(d.len));
+        if n == 0 {
+            break;
+        }
+        st.write_from_skb(*hit, d.offset.into(), skb, pos, n).ok()?;
+        *l = n as u16;
+        pos += n;
+    }
+    (pos == len).then_some(lens)
 }
 
 /// A planned copy's operations, converted for the hypervisor.
@@ -222,6 +279,7 @@ impl Connection {
                 rx_stall: RxStallClock::new(),
                 rx_held: None,
                 rx_batch: RxBatch::new()?,
+                statics: None,
             },
             GFP_KERNEL,
         )?)
@@ -386,6 +444,12 @@ impl Connection {
             nd += 1;
             rest -= size;
         }
+        if let Some(st) = self.statics.as_deref_mut().filter(|s| s.active()) {
+            if let Some(bytes) = tx_through_statics(st, skb, pkt)? {
+                stats.static_bytes += bytes as u64;
+                return self.finish_skb(skb, dev, pkt);
+            }
+        }
         let mut ns = 0;
         for f in pkt.frags() {
             *src.get_mut(ns).ok_or(EINVAL)? = Seg::new(Frame::Grant(f.gref), f.offset.into(), f.len.into()).ok_or(EINVAL)?;
@@ -402,6 +466,11 @@ impl Connection {
             );
             return Err(EFAULT);
         }
+        self.finish_skb(skb, dev, pkt)
+    }
+
+    /// Protocol, GSO and checksum state of a guest packet copied into `skb`.
+    fn finish_skb(&self, skb: &mut NewSkb, dev: &NetDevice, pkt: &TxPacket) -> Result {
         skb.eth_type_trans(dev)?;
         let flags = pkt.flags();
         let mut recalc = false;
@@ -491,9 +560,18 @@ impl Connection {
             let offset = if i == 0 { headroom } else { 0 };
             *d = Seg { frame: Frame::Grant(req.gref()), offset: offset as u16, len: (PAGE_SIZE - offset) as u16 };
         }
+        let direct = match self.statics.as_deref_mut().filter(|s| s.active()) {
+            Some(st) => rx_through_statics(st, &skb, &dst[..nbufs]),
+            None => None,
+        };
+        if direct.is_some() {
+            stats.static_bytes += len as u64;
+        }
         let batch = &mut self.rx_batch;
         let mut failed = true;
-        if let Ok(n) = netif::plan(&src[..ns], &dst[..nbufs], planned) {
+        if direct.is_some() {
+            failed = false;
+        } else if let Ok(n) = netif::plan(&src[..ns], &dst[..nbufs], planned) {
             // Room was made above: `full()` leaves `MAX_OPS` free.
             failed = false;
             for op in &planned[..n] {
@@ -526,6 +604,7 @@ impl Connection {
             flags,
             ops_end: batch.ops.len(),
             failed,
+            direct,
         };
         if let Err(e) = batch.pkts.push_within_capacity(pending) {
             // Unreachable: `full()` keeps room for one more packet. Answer
@@ -565,6 +644,11 @@ impl Connection {
             let result = if ok {
                 let mut out = [RxOut { offset: 0, len: 0 }; MAX_RX_BUFS];
                 out[0].offset = p.headroom;
+                if let Some(lens) = p.direct {
+                    for (o, l) in out.iter_mut().zip(lens) {
+                        o.len = l;
+                    }
+                }
                 for op in planned {
                     if let Some(o) = out.get_mut(usize::from(op.dst_seg)) {
                         o.len += op.len;

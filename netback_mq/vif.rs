@@ -128,7 +128,11 @@ impl Vif {
 
     /// Connects the frontend's control ring.
     pub(crate) fn connect_ctrl(&self, dev: &Device, gref: u32, port: u32, nq: u32) -> Result {
-        self.shared.ctrl.connect_ring(dev, gref, port, nq, self.shared.clone())
+        let mut queues = KVec::with_capacity(nq as usize, GFP_KERNEL)?;
+        for q in self.queues.iter().take(nq as usize) {
+            queues.push(q.clone(), GFP_KERNEL)?;
+        }
+        self.shared.ctrl.connect_ring(dev, gref, port, queues, self.shared.clone())
     }
 
     /// Installs the queues' connections and starts traffic. Process context.

@@ -8,7 +8,8 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex, SpinLock};
 
-use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX};
+use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX, RX_RING_SIZE, TX_RING_SIZE};
+use crate::xen_sys::grant_reuse;
 use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
@@ -105,6 +106,8 @@ pub(crate) struct Frontend {
     mcast_control: AtomicBool,
     /// The "filter cannot express this" warning was logged.
     mcast_warned: AtomicBool,
+    /// Grant reuse was tried on this connection (registered or not).
+    statics_tried: AtomicBool,
 }
 
 /// The xenbus side of one `vif` device: its registered net device.
@@ -222,6 +225,7 @@ impl Frontend {
                 rss,
                 mcast_control: AtomicBool::new(false),
                 mcast_warned: AtomicBool::new(false),
+                statics_tried: AtomicBool::new(false),
             }? Error),
             GFP_KERNEL,
         )
@@ -270,7 +274,10 @@ impl Frontend {
                     dev.fatal(e, c"netfront_opt: connecting to the backend");
                 }
             }
-            state::CONNECTED if ours == state::CONNECTED => self.configure_rss(ndev),
+            state::CONNECTED if ours == state::CONNECTED => {
+                self.configure_rss(ndev);
+                self.register_static_grants(ndev);
+            }
             // While we (re)initialise, a closed backend is the old
             // connection's: wait for it to come back to InitWait.
             state::CLOSING | state::CLOSED
@@ -315,11 +322,12 @@ impl Frontend {
             let rx_irq = rx.map(|(irq, _)| irq);
             conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid)?, GFP_KERNEL)?;
         }
-        // The control ring, for RSS: only worth it with several queues.
+        // The control ring, for RSS (only worth it with several queues) and
+        // grant reuse.
         #[cfg(xennet_hostile)]
-        let want_ctrl = n > 1 || crate::hostile::mode() == crate::hostile::BAD_CTRL;
+        let want_ctrl = n > 1 || crate::static_grants() || crate::hostile::mode() == crate::hostile::BAD_CTRL;
         #[cfg(not(xennet_hostile))]
-        let want_ctrl = n > 1;
+        let want_ctrl = n > 1 || crate::static_grants();
         let ctrl = if want_ctrl && Device::read_unsigned(be, c"feature-ctrl-ring", 0) == 1 {
             CtrlRing::new(dev)
                 .inspect_err(|e| pr_warn!("{}: no control ring ({:?}); RSS stays the backend's\n", ndev.name(), e))
@@ -336,12 +344,17 @@ impl Frontend {
             if mcast && q.index == 0 {
                 conn.enable_mcast_control();
             }
-            let old = q.state.lock_bh().conn.replace(conn);
+            let old = {
+                let mut s = q.state.lock_bh();
+                s.stats.static_mapped = 0;
+                s.conn.replace(conn)
+            };
             // Unbinding an old connection's event channels sleeps: outside
             // the lock.
             drop(old);
         }
         self.mcast_control.store(mcast, Ordering::Release);
+        self.statics_tried.store(false, Ordering::Release);
         if mcast {
             self.refresh_mcast(ndev, false);
         }
@@ -410,8 +423,87 @@ impl Frontend {
             return;
         }
         let queues = self.active_queues().len() as u32;
+        if queues < 2 {
+            return;
+        }
         if let Err(e) = c.configure(queues, &self.rss) {
             pr_warn!("{}: RSS not configured ({:?}); the backend picks queues\n", ndev.name(), e);
+        }
+    }
+
+    /// Grant reuse: registers each queue's buffer pages (granted for the
+    /// connection already) as static grants, once per connection, when the
+    /// backend is Connected and offers them.
+    fn register_static_grants(&self, ndev: &NetDevice) {
+        if !crate::static_grants() || self.statics_tried.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut ctrl = self.ctrl.lock();
+        let Some(c) = Option::as_mut(&mut *ctrl) else { return };
+        let (mut rx, mut tx) = match (KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL), KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL)) {
+            (Ok(r), Ok(t)) => (r, t),
+            _ => return,
+        };
+        let mut total = 0;
+        for q in self.active_queues() {
+            let s = q.state.lock_bh();
+            if s.stats.static_mapped > 0 {
+                return;
+            }
+            let Some(conn) = s.conn.as_ref() else { return };
+            let (nrx, ntx) = conn.buffer_grefs(&mut rx, &mut tx);
+            drop(s);
+            match c.register_static(q.index as u32, &rx[..nrx], &tx[..ntx]) {
+                Ok((0, 0)) => {
+                    pr_info!("{}: the backend offers no static grants: buffers go by grant copy\n", ndev.name());
+                    return;
+                }
+                Ok((r, t)) => {
+                    q.state.lock_bh().stats.static_mapped = (r + t) as u64;
+                    total += r + t;
+                }
+                Err(e) => {
+                    pr_warn!("{}: queue {}: static grants not registered ({:?}): grant copy\n", ndev.name(), q.index, e);
+                    return;
+                }
+            }
+        }
+        pr_info!("{}: grant reuse: {} buffer pages registered as static grants\n", ndev.name(), total);
+    }
+
+    /// Grant reuse: takes every registered page back from the backend
+    /// (`DEL`) before our pages go, checking its per-entry answers. Pages
+    /// it does not confirm stay with the grant layer until it lets go.
+    fn unregister_static_grants(&self, ndev: &NetDevice) {
+        let mut ctrl = self.ctrl.lock();
+        let Some(c) = Option::as_mut(&mut *ctrl) else { return };
+        let (mut rx, mut tx) = match (KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL), KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL)) {
+            (Ok(r), Ok(t)) => (r, t),
+            _ => return,
+        };
+        for q in self.active_queues() {
+            let mut s = q.state.lock_bh();
+            let held = s.stats.static_mapped as usize;
+            let Some(conn) = s.conn.as_ref().filter(|_| held > 0) else { continue };
+            let (nrx, ntx) = conn.buffer_grefs(&mut rx, &mut tx);
+            s.stats.static_mapped = 0;
+            drop(s);
+            // What was registered: receive pages first, then transmit.
+            let (r, t) = grant_reuse::plan(held as u32, nrx, ntx);
+            match c.unregister_static(q.index as u32, &rx[..r], &tx[..t]) {
+                Ok(o) if o.inconsistent => pr_warn!(
+                    "{}: queue {}: the backend's answer to DEL contradicts itself ({} unmapped, {} refused)\n",
+                    ndev.name(),
+                    q.index,
+                    o.removed,
+                    o.refused
+                ),
+                Ok(o) if o.refused > 0 => {
+                    pr_warn!("{}: queue {}: the backend kept {} static grants\n", ndev.name(), q.index, o.refused)
+                }
+                Ok(o) => pr_info!("{}: queue {}: {} static grants taken back\n", ndev.name(), q.index, o.removed),
+                Err(e) => pr_warn!("{}: queue {}: static grants not taken back ({:?})\n", ndev.name(), q.index, e),
+            }
         }
     }
 
@@ -501,6 +593,7 @@ impl Frontend {
             return;
         }
         let gone = |s| matches!(s, state::CLOSING | state::CLOSED | state::UNKNOWN);
+        self.unregister_static_grants(ndev);
         let _ = dev.switch_state(state::CLOSING);
         dev.wait_otherend(5000, gone);
         let _ = dev.switch_state(state::CLOSED);

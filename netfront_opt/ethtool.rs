@@ -18,6 +18,7 @@ impl PerQueueStats for Frontend {
         ("tx_queue_{}_dropped", |s| s.tx_dropped),
         ("rx_queue_{}_hashed", |s| s.rx_hashed),
         ("rx_queue_{}_misrouted", |s| s.rx_misrouted),
+        ("queue_{}_static_grants", |s| s.static_mapped),
     ];
 
     fn nr_queues(&self) -> usize {

@@ -50,6 +50,10 @@ xen_sys::xennet_module! {
             default: 1,
             description: "Ask the backend to deliver only the multicast groups the device joined (1) or all (0)",
         },
+        static_grants: u32 {
+            default: 1,
+            description: "Register each queue's buffer pages with the backend as static grants when it offers them (grant reuse: 1) or not (0)",
+        },
     },
 }
 
@@ -61,6 +65,11 @@ pub(crate) fn max_queues() -> u32 {
 /// The `multicast_control` module parameter.
 pub(crate) fn multicast_control() -> bool {
     module_parameters::multicast_control.value() != 0
+}
+
+/// The `static_grants` module parameter.
+pub(crate) fn static_grants() -> bool {
+    module_parameters::static_grants.value() != 0
 }
 
 /// The xenbus device types we drive, zero-terminated.

@@ -116,6 +116,18 @@ impl Connection {
         Ok(conn)
     }
 
+    /// Grants of the receive buffers, then of the transmit pages, into
+    /// `rx` and `tx` (grant reuse registers them); how many of each.
+    pub(crate) fn buffer_grefs(&self, rx: &mut [u32], tx: &mut [u32]) -> (usize, usize) {
+        for (r, p) in rx.iter_mut().zip(self.rx_bufs.iter()) {
+            *r = p.gref();
+        }
+        for (t, p) in tx.iter_mut().zip(self.tx_bufs.iter()) {
+            *t = p.gref();
+        }
+        (self.rx_bufs.len().min(rx.len()), self.tx_bufs.len().min(tx.len()))
+    }
+
     fn post_rx(&mut self, buf: u16) -> core::result::Result<(), NetifError> {
         let idx = self.rx.post(self.rx_bufs[usize::from(buf)].gref())?;
         self.rx_buf_of_slot[idx as usize % RX_SLOTS] = buf;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Receive-side scaling over the control ring (`feature-ctrl-ring`).
+//! The control ring (`feature-ctrl-ring`): receive-side scaling, and the
+//! static-grant requests of grant reuse.
 //!
 //! With several queues and a backend that offers the control ring, we pick
 //! the hash ourselves: Toeplitz over addresses and TCP ports, the kernel's
@@ -14,7 +15,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::netif::{CtrlFront, CtrlStatus, CtrlType, HashAlgorithm, HashTypes};
+use crate::netif::{CtrlFront, CtrlStatus, CtrlType, Gref, HashAlgorithm, HashTypes, GREFS_PER_PAGE};
+use crate::xen_sys::grant_reuse;
+use zerocopy::IntoBytes;
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::evtchn::{AckOnly, EventIrq};
 use crate::xen_sys::grant::GrantedPage;
@@ -37,6 +40,8 @@ pub(crate) struct CtrlRing {
     front: OnRing<CtrlFront<XenBarriers>, RingPage>,
     key: GrantedPage,
     table: GrantedPage,
+    /// Gref lists of static-grant requests (writable: `DEL` answers in it).
+    list: GrantedPage,
 }
 
 /// What the data path needs to check where hashed packets land: the
@@ -68,10 +73,11 @@ impl CtrlRing {
         let front = OnRing::new(RingPage::new(xbdev)?, ())?;
         let key = GrantedPage::new(domid, true)?;
         let table = GrantedPage::new(domid, true)?;
+        let list = GrantedPage::new(domid, false)?;
         let port = xbdev.alloc_evtchn()?;
         let irq = EventIrq::bind(port, c"netfront_opt-ctrl", Arc::new(AckOnly, GFP_KERNEL)?)
             .inspect_err(|_| xbdev.free_evtchn(port))?;
-        Ok(Self { irq, port, front, key, table })
+        Ok(Self { irq, port, front, key, table, list })
     }
 
     /// `ctrl-ring-ref` and `event-channel-ctrl`.
@@ -82,6 +88,17 @@ impl CtrlRing {
     /// Sends one request and waits for its reply; the reply's data, or the
     /// backend's refusal.
     fn call(&mut self, ty: CtrlType, data: [u32; 3]) -> Result<u32> {
+        match self.call_status(ty, data)? {
+            (CtrlStatus::SUCCESS, d) => Ok(d),
+            (st, _) => {
+                pr_warn!("control request {} refused (status {})\n", ty.0, st.0);
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// Sends one request and waits for its reply: status and data.
+    fn call_status(&mut self, ty: CtrlType, data: [u32; 3]) -> Result<(CtrlStatus, u32)> {
         let (id, notify) = self.front.send(ty, data)?;
         if notify {
             self.irq.notify();
@@ -89,14 +106,7 @@ impl CtrlRing {
         let mut waited = 0;
         loop {
             match self.front.poll() {
-                Ok(Some(rsp)) if rsp.id() == id => {
-                    return if rsp.status() == CtrlStatus::SUCCESS {
-                        Ok(rsp.data())
-                    } else {
-                        pr_warn!("control request {} refused (status {})\n", ty.0, rsp.status().0);
-                        Err(EINVAL)
-                    };
-                }
+                Ok(Some(rsp)) if rsp.id() == id => return Ok((rsp.status(), rsp.data())),
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => {
@@ -146,6 +156,53 @@ impl CtrlRing {
             self.hostile_requests(size);
         }
         Ok(())
+    }
+
+    /// Grant reuse: registers queue `queue`'s receive pages `rx` and
+    /// transmit pages `tx` as static grants, as many as the backend holds
+    /// (receive first). Returns how many it mapped; 0 if it offers none
+    /// (the stock C netback answers `NOT_SUPPORTED`).
+    pub(crate) fn register_static(&mut self, queue: u32, rx: &[u32], tx: &[u32]) -> Result<(usize, usize)> {
+        let (st, size) = self.call_status(CtrlType::GET_GREF_MAPPING_SIZE, [queue, 0, 0])?;
+        if st != CtrlStatus::SUCCESS {
+            return Ok((0, 0));
+        }
+        let (nrx, ntx) = grant_reuse::plan(size, rx.len(), tx.len());
+        let n = self.write_list(&rx[..nrx], &tx[..ntx])?;
+        if n == 0 {
+            return Ok((0, 0));
+        }
+        match self.call_status(CtrlType::ADD_GREF_MAPPING, [queue, self.list.gref(), n as u32])? {
+            (CtrlStatus::SUCCESS, _) => Ok((nrx, ntx)),
+            (st, _) => {
+                pr_warn!("queue {}: the backend refused {} static grants (status {})\n", queue, n, st.0);
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// Grant reuse: takes the pages registered by
+    /// [`CtrlRing::register_static`] back (`DEL`); what the backend said.
+    pub(crate) fn unregister_static(&mut self, queue: u32, rx: &[u32], tx: &[u32]) -> Result<grant_reuse::DelOutcome> {
+        let n = self.write_list(rx, tx)?;
+        // On the heap: a list page's worth each.
+        let mut sent = KVec::from_elem(Gref::zeroed(), n, GFP_KERNEL)?;
+        self.list.read(0, sent.as_mut_slice().as_mut_bytes())?;
+        let (st, count) = self.call_status(CtrlType::DEL_GREF_MAPPING, [queue, self.list.gref(), n as u32])?;
+        if st != CtrlStatus::SUCCESS {
+            pr_warn!("queue {}: the backend refused to unmap {} static grants (status {})\n", queue, n, st.0);
+            return Err(EINVAL);
+        }
+        let mut answered = KVec::from_elem(Gref::zeroed(), n, GFP_KERNEL)?;
+        self.list.read(0, answered.as_mut_slice().as_mut_bytes())?;
+        Ok(grant_reuse::check_del(&sent, &answered, count))
+    }
+
+    fn write_list(&mut self, rx: &[u32], tx: &[u32]) -> Result<usize> {
+        let mut list = KVec::from_elem(Gref::zeroed(), (rx.len() + tx.len()).min(GREFS_PER_PAGE), GFP_KERNEL)?;
+        let n = grant_reuse::fill_list(&mut list, rx, tx);
+        self.list.write(0, list[..n].as_bytes())?;
+        Ok(n)
     }
 
     /// Test-only: requests a backend must refuse, then a producer jump.

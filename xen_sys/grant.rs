@@ -74,6 +74,28 @@ impl GrantedPage {
         }
     }
 
+    /// Writes `bytes` at `offset` (a table the peer reads).
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> Result {
+        if offset.checked_add(bytes.len()).is_none_or(|e| e > super::netif::PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: our page; `offset + len` within it. The peer may read it
+        // meanwhile: only bytes are written.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.as_ptr().add(offset), bytes.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `offset` out of the page, once (the peer
+    /// may be writing it: only the copy is looked at).
+    pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
+        if offset.checked_add(buf.len()).is_none_or(|e| e > super::netif::PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: our page; `offset + len` within it; `buf` is ours.
+        unsafe { b::xennet_shim_copy_from_shared(buf.as_mut_ptr().cast(), self.as_ptr().add(offset).cast(), buf.len()) };
+        Ok(())
+    }
+
     /// Fills the first `len` bytes with the kernel's RSS hash key.
     pub(crate) fn fill_rss_key(&self, len: usize) {
         // SAFETY: our page; `len` clamped to what `netdev_rss_key_fill`

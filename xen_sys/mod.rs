@@ -36,11 +36,18 @@ pub(crate) mod bindings {
 #[allow(dead_code, unreachable_pub, unused_imports)]
 pub(crate) mod netif;
 
+// Grant reuse's bookkeeping (no kernel dependency; host-tested in
+// grant_reuse/), and its kernel glue (`reuse`).
+#[path = "../grant_reuse/src/reuse/mod.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports)]
+pub(crate) mod grant_reuse;
+
 pub(crate) mod barrier;
 pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod netdev;
+pub(crate) mod reuse;
 pub(crate) mod ring;
 pub(crate) mod sync;
 pub(crate) mod xenbus;
@@ -306,5 +313,16 @@ pub(crate) fn new_zeroed_arc<T: zerocopy::FromZeros>() -> kernel::error::Result<
     match arc.init_with(zeroed) {
         Ok(a) => Ok(a),
         Err(never) => match never {},
+    }
+}
+
+/// A heap-allocated, zero-filled `T` in a box (as [`new_zeroed_arc`]).
+pub(crate) fn new_zeroed_box<T: zerocopy::FromZeros>() -> kernel::error::Result<kernel::alloc::KBox<T>> {
+    let mut b = kernel::alloc::KBox::<T>::new_uninit(kernel::alloc::flags::GFP_KERNEL)?;
+    // SAFETY: zero-fills the whole allocation; `T: FromZeros` makes all-zero
+    // bytes a valid `T`, so it is then initialised.
+    unsafe {
+        core::ptr::write_bytes(b.as_mut_ptr(), 0, 1);
+        Ok(b.assume_init())
     }
 }

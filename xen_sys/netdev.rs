@@ -42,6 +42,17 @@ pub(crate) struct Stats {
     pub(crate) tx_held: u64,
     /// Multicast frames for groups the guest did not join (backend).
     pub(crate) mcast_filtered: u64,
+    /// Bytes copied through static grants (grant reuse, backend): by the
+    /// CPU, without a hypercall.
+    pub(crate) static_bytes: u64,
+    /// Static grants held, data-path lookups that found one or not, and
+    /// the map and unmap operations done for them (backend, filled in when
+    /// read).
+    pub(crate) static_mapped: u64,
+    pub(crate) static_hits: u64,
+    pub(crate) static_misses: u64,
+    pub(crate) gref_map_ops: u64,
+    pub(crate) gref_unmap_ops: u64,
     /// Received packets carrying the backend's hash (frontend).
     pub(crate) rx_hashed: u64,
     /// Of those, arrived on another queue than our RSS table names.

@@ -107,7 +107,7 @@ impl RingEnd for RxFront<XenBarriers> {
     }
 }
 
-impl<const GREFS: usize> RingEnd for CtrlBack<XenBarriers, GREFS> {
+impl RingEnd for CtrlBack<XenBarriers> {
     type Kind = CtrlRingKind;
     /// The vif's queue count.
     type Args = u32;

@@ -18,6 +18,7 @@
 #include <linux/interrupt.h>
 #include <net/flow_dissector.h>
 #include <xen/events.h>
+#include <xen/grant_table.h>
 #include <xen/page.h>
 #include <xen/xen.h>
 #include <xen/xenbus.h>
@@ -57,6 +58,20 @@ unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n)
 unsigned long xennet_shim_virt_to_gfn(const void *addr)
 {
 	return virt_to_gfn(addr);
+}
+
+void xennet_shim_gnttab_set_map_op(struct gnttab_map_grant_ref *op, struct page *page, bool readonly,
+				   u32 gref, u16 domid)
+{
+	gnttab_set_map_op(op, (unsigned long)page_address(page),
+			  GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), gref, domid);
+}
+
+void xennet_shim_gnttab_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page, bool readonly,
+				     u32 handle)
+{
+	gnttab_set_unmap_op(op, (unsigned long)page_address(page),
+			    GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0), handle);
 }
 
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv)

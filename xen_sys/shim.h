@@ -28,6 +28,14 @@ unsigned long xennet_shim_page_to_gfn(struct page *page);
 unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n);
 unsigned long xennet_shim_virt_to_gfn(const void *addr);
 
+/* xen/grant_table.h: map/unmap operations on a page's kernel address */
+struct gnttab_map_grant_ref;
+struct gnttab_unmap_grant_ref;
+void xennet_shim_gnttab_set_map_op(struct gnttab_map_grant_ref *op, struct page *page, bool readonly,
+				   u32 gref, u16 domid);
+void xennet_shim_gnttab_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page, bool readonly,
+				     u32 handle);
+
 /* xen/xenbus.h */
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv);
 int xennet_shim_xenbus_register_backend(struct xenbus_driver *drv);

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Grant reuse in the kernel: one queue's static grants (`grant_reuse`'s
+//! table) over real grant mappings, and the data path's copies through them.
+//!
+//! Each slot of the table has a page of its own, taken from the grant
+//! layer's pool of unpopulated pages (`gnttab_alloc_pages`) when the
+//! frontend first registers anything. `ADD` maps the frontend's grants into
+//! those pages in one `GNTTABOP_map_grant_ref` batch; `DEL` and teardown
+//! unmap them. The data path copies between an skb and a mapped page with
+//! the CPU: no hypercall.
+//!
+//! Locking: the owner (netback_mq's queue) holds its queue lock around
+//! every call, so a lookup and the copy through what it found happen under
+//! the same lock as any unmap: an unmap never races a copy.
+
+use super::bindings as b;
+use super::grant_reuse::{Hit, MapOp, Mapper, QueueGrants, ReuseStats};
+use super::netdev::Skb;
+use super::netif::{self, CtrlStatus, GrantRef, PAGE_SIZE};
+use kernel::prelude::*;
+
+/// Pages into which a peer's grants are mapped, one per slot.
+///
+/// # Invariants
+///
+/// `pages` holds `pages.len()` pages from `gnttab_alloc_pages`, returned in
+/// `drop`; `live[i]` is `handle + 1` while slot `i`'s page holds a mapping
+/// (0 otherwise), and each such mapping is undone before the page is freed.
+struct ForeignPages {
+    pages: KVec<*mut b::page>,
+    live: KVec<u64>,
+    domid: u16,
+    map_ops: KVec<b::gnttab_map_grant_ref>,
+    unmap_ops: KVec<b::gnttab_unmap_grant_ref>,
+    batch_pages: KVec<*mut b::page>,
+}
+
+impl ForeignPages {
+    fn new(domid: u16, n: usize) -> Result<Self> {
+        let mut pages = KVec::from_elem(core::ptr::null_mut(), n, GFP_KERNEL)?;
+        // SAFETY: `pages` has room for `n` page pointers; the grant layer
+        // fills all of them or fails having allocated none.
+        kernel::error::to_result(unsafe { b::gnttab_alloc_pages(n as i32, pages.as_mut_ptr()) })?;
+        Ok(Self {
+            live: KVec::from_elem(0, n, GFP_KERNEL).inspect_err(|_| {
+                // SAFETY: the `n` pages just allocated, unused.
+                unsafe { b::gnttab_free_pages(n as i32, pages.as_mut_ptr()) }
+            })?,
+            pages,
+            domid,
+            map_ops: KVec::with_capacity(n, GFP_KERNEL)?,
+            unmap_ops: KVec::with_capacity(n, GFP_KERNEL)?,
+            batch_pages: KVec::with_capacity(n, GFP_KERNEL)?,
+        })
+    }
+
+    /// Slot `slot`'s page address, if it holds a mapping (writable unless
+    /// the caller knows it is read-only).
+    fn mapped_addr(&self, slot: u16) -> Option<*mut u8> {
+        let i = usize::from(slot);
+        if *self.live.get(i)? == 0 {
+            return None;
+        }
+        // SAFETY: one of our pages (type invariant).
+        Some(unsafe { b::xennet_shim_page_address(self.pages[i]) }.cast())
+    }
+}
+
+impl Mapper for ForeignPages {
+    fn map(&mut self, ops: &mut [MapOp]) {
+        self.map_ops.clear();
+        self.batch_pages.clear();
+        for o in ops.iter_mut() {
+            o.ok = false;
+            let i = usize::from(o.slot);
+            if self.live.get(i).copied() != Some(0) {
+                continue;
+            }
+            let mut m = b::gnttab_map_grant_ref::default();
+            // SAFETY: fills `m` for our page `i` (type invariant).
+            unsafe { b::xennet_shim_gnttab_set_map_op(&mut m, self.pages[i], o.readonly, o.gref, self.domid) };
+            // Capacity is the slot count and each slot appears once per batch.
+            if self.map_ops.push_within_capacity(m).is_err() || self.batch_pages.push_within_capacity(self.pages[i]).is_err() {
+                return;
+            }
+        }
+        if self.map_ops.is_empty() {
+            return;
+        }
+        // SAFETY: `map_ops` and `batch_pages` are parallel arrays of the
+        // same length, each page ours and unmapped.
+        unsafe {
+            b::gnttab_map_refs(
+                self.map_ops.as_mut_ptr(),
+                core::ptr::null_mut(),
+                self.batch_pages.as_mut_ptr(),
+                self.map_ops.len() as u32,
+            )
+        };
+        let mut k = 0;
+        for o in ops.iter_mut() {
+            let i = usize::from(o.slot);
+            if self.live.get(i).copied() != Some(0) || k >= self.map_ops.len() {
+                continue;
+            }
+            let m = &self.map_ops[k];
+            k += 1;
+            if i32::from(m.status) == b::GNTST_okay as i32 {
+                o.ok = true;
+                o.handle = m.handle;
+                self.live[i] = u64::from(m.handle) + 1;
+            }
+        }
+    }
+
+    fn unmap(&mut self, ops: &[MapOp]) {
+        self.unmap_ops.clear();
+        self.batch_pages.clear();
+        for o in ops {
+            let i = usize::from(o.slot);
+            if self.live.get(i).copied() != Some(u64::from(o.handle) + 1) {
+                pr_err!("grant reuse: unmap of slot {} that does not hold handle {}\n", i, o.handle);
+                continue;
+            }
+            let mut u = b::gnttab_unmap_grant_ref::default();
+            // SAFETY: fills `u` for our page `i`, mapped with `o.handle`.
+            // The read-only flag only matters for mappings through PTEs.
+            unsafe { b::xennet_shim_gnttab_set_unmap_op(&mut u, self.pages[i], false, o.handle) };
+            if self.unmap_ops.push_within_capacity(u).is_err() || self.batch_pages.push_within_capacity(self.pages[i]).is_err() {
+                break;
+            }
+            self.live[i] = 0;
+        }
+        self.unmap_all_batched();
+    }
+}
+
+impl ForeignPages {
+    fn unmap_all_batched(&mut self) {
+        if self.unmap_ops.is_empty() {
+            return;
+        }
+        // SAFETY: parallel arrays of the same length; each page holds the
+        // mapping its op names, and no pointer into it outlives the queue
+        // lock the caller holds (the pages never go to the network stack).
+        let rc = unsafe {
+            b::gnttab_unmap_refs(
+                self.unmap_ops.as_mut_ptr(),
+                core::ptr::null_mut(),
+                self.batch_pages.as_mut_ptr(),
+                self.unmap_ops.len() as u32,
+            )
+        };
+        if rc != 0 || self.unmap_ops.iter().any(|u| i32::from(u.status) != b::GNTST_okay as i32) {
+            pr_err!("grant reuse: unmapping {} grants failed ({})\n", self.unmap_ops.len(), rc);
+        }
+        self.unmap_ops.clear();
+        self.batch_pages.clear();
+    }
+}
+
+impl Drop for ForeignPages {
+    fn drop(&mut self) {
+        // The owner unmapped everything; this only guards the invariant.
+        self.unmap_ops.clear();
+        self.batch_pages.clear();
+        for i in 0..self.pages.len() {
+            if self.live[i] != 0 {
+                let mut u = b::gnttab_unmap_grant_ref::default();
+                // SAFETY: our page `i`, mapped with handle `live[i] - 1`.
+                unsafe { b::xennet_shim_gnttab_set_unmap_op(&mut u, self.pages[i], false, (self.live[i] - 1) as u32) };
+                let _ = self.unmap_ops.push_within_capacity(u);
+                let _ = self.batch_pages.push_within_capacity(self.pages[i]);
+                self.live[i] = 0;
+            }
+        }
+        self.unmap_all_batched();
+        // SAFETY: the pages from `gnttab_alloc_pages`, none mapped now.
+        unsafe { b::gnttab_free_pages(self.pages.len() as i32, self.pages.as_mut_ptr()) };
+    }
+}
+
+// SAFETY: the pages are ours; the raw pointers are only used by the owner
+// of this value.
+unsafe impl Send for ForeignPages {}
+
+/// One queue's static grants: the table and the mapped pages.
+pub(crate) struct StaticGrants {
+    grants: KBox<QueueGrants>,
+    pages: ForeignPages,
+}
+
+impl StaticGrants {
+    /// Static grants of `domid` for a queue holding at most `limit`
+    /// entries (one page each). Process context (allocates pages).
+    pub(crate) fn new(domid: u16, limit: usize) -> Result<KBox<Self>> {
+        let limit = limit.min(super::grant_reuse::CAPACITY);
+        let mut grants = super::new_zeroed_box::<QueueGrants>()?;
+        grants.table.set_limit(limit);
+        let pages = ForeignPages::new(domid, limit)?;
+        Ok(KBox::new(Self { grants, pages }, GFP_KERNEL)?)
+    }
+
+    pub(crate) fn mapping_size(&self) -> u32 {
+        self.grants.mapping_size()
+    }
+
+    pub(crate) fn room(&self) -> u32 {
+        self.grants.table.room() as u32
+    }
+
+    pub(crate) fn stage(&mut self, gref: GrantRef, readonly: bool) -> netif::Result<()> {
+        self.grants.stage(gref, readonly)
+    }
+
+    /// Maps the staged entries (one hypercall). Atomic context is fine.
+    pub(crate) fn commit(&mut self) -> netif::Result<()> {
+        self.grants.commit(&mut self.pages)
+    }
+
+    pub(crate) fn abort(&mut self) {
+        self.grants.abort()
+    }
+
+    pub(crate) fn remove(&mut self, gref: GrantRef) -> CtrlStatus {
+        self.grants.remove(gref, &mut self.pages)
+    }
+
+    /// Whether the frontend registered anything.
+    pub(crate) fn active(&self) -> bool {
+        self.grants.active()
+    }
+
+    /// Entries mapped now.
+    pub(crate) fn mapped(&self) -> usize {
+        self.grants.table.mapped()
+    }
+
+    pub(crate) fn stats(&self) -> ReuseStats {
+        self.grants.stats
+    }
+
+    /// The data path's lookup (counted as a hit or a miss).
+    pub(crate) fn lookup(&mut self, gref: GrantRef) -> Option<Hit> {
+        self.grants.lookup(gref)
+    }
+
+    /// Copies `len` bytes of `skb` from `skb_offset` into the page found as
+    /// `hit`, at `offset` (guest receive). Refuses read-only mappings.
+    pub(crate) fn write_from_skb(&self, hit: Hit, offset: usize, skb: &Skb, skb_offset: usize, len: usize) -> Result {
+        if hit.readonly || offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        if skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
+            return Err(EINVAL);
+        }
+        let dst = self.pages.mapped_addr(hit.slot).ok_or(EINVAL)?;
+        // SAFETY: a writable mapping of a foreign page (checked above),
+        // `offset + len` within it; the skb is live and holds the range.
+        // The peer may touch the page concurrently: we only write bytes.
+        kernel::error::to_result(unsafe {
+            b::skb_copy_bits(skb.as_raw(), skb_offset as i32, dst.add(offset).cast(), len as i32)
+        })
+    }
+
+    /// Copies `len` bytes from the page found as `hit`, at `offset`, into
+    /// `skb` at `skb_offset` (guest transmit; `skb` has the room).
+    pub(crate) fn read_into_skb(&self, hit: Hit, offset: usize, skb: &Skb, skb_offset: usize, len: usize) -> Result {
+        if offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        if skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
+            return Err(EINVAL);
+        }
+        let src = self.pages.mapped_addr(hit.slot).ok_or(EINVAL)?;
+        // SAFETY: a mapping of a foreign page, `offset + len` within it;
+        // the skb is ours, live, and holds the range. The peer may change
+        // the page meanwhile: the bytes land in our skb, which is all that
+        // is parsed afterwards (copied once).
+        kernel::error::to_result(unsafe {
+            b::skb_store_bits(skb.as_raw(), skb_offset as i32, src.add(offset).cast(), len as i32)
+        })
+    }
+}
+
+impl Drop for StaticGrants {
+    fn drop(&mut self) {
+        let busy = self.grants.revoke_all(&mut self.pages);
+        if busy != 0 {
+            // Nothing holds a slot beyond the queue lock today; the pages'
+            // own drop unmaps whatever is left.
+            pr_err!("grant reuse: {} static grants still in use at teardown\n", busy);
+        }
+    }
+}
