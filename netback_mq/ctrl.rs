@@ -373,7 +373,11 @@ impl VifCtrl {
         while !c.broken {
             let CtrlConn { back, bounce, domid, queues, .. } = &mut **c;
             let mut grants = CtrlGrants { bounce, domid: *domid, queues, name: self.name() };
-            match back.process_one(&mut grants) {
+            #[cfg(xennet_hostile)]
+            let step = crate::hostile::ctrl_process_one(back, &mut grants);
+            #[cfg(not(xennet_hostile))]
+            let step = back.process_one(&mut grants);
+            match step {
                 Ok(Some(rejected)) => {
                     work = true;
                     if let Err(e) = self.publish_hash(back) {

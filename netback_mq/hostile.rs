@@ -12,7 +12,10 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
-use crate::netif::{RxBack, RxFlags, RxRequest, RxResponse, TxBack, TxResponse};
+use crate::netif::{
+    CtrlBack, CtrlResponse, CtrlStatus, CtrlType, GrantOps, GrefStore, RxBack, RxFlags, RxRequest, RxResponse, TxBack,
+    TxResponse,
+};
 use crate::xen_sys::barrier::XenBarriers;
 
 /// An RX response whose id is not the one posted in its slot.
@@ -27,6 +30,39 @@ pub(crate) const RX_CROSS_PAGE: u32 = 4;
 pub(crate) const EVENT_STORM: u32 = 5;
 /// A TX response with an id never issued.
 pub(crate) const TX_BAD_ID: u32 = 6;
+/// Grant reuse: `DEL_GREF_MAPPING` requests are never answered.
+pub(crate) const DEL_UNANSWERED: u32 = 7;
+/// Grant reuse: `DEL_GREF_MAPPING` answered `SUCCESS` with the request's
+/// count, but nothing unmapped and no entry's status written.
+pub(crate) const DEL_LIES: u32 = 8;
+
+/// The control ring's request handling, with the static-grant faults.
+pub(crate) fn ctrl_process_one<G: GrantOps + GrefStore>(
+    back: &mut CtrlBack<XenBarriers>,
+    g: &mut G,
+) -> crate::netif::Result<Option<Option<crate::netif::Error>>> {
+    let Some(req) = back.ring.next_request()? else {
+        return Ok(None);
+    };
+    let del = req.ty() == CtrlType::DEL_GREF_MAPPING;
+    let rsp = match mode() {
+        DEL_UNANSWERED if del => {
+            pr_warn!("hostile: DEL_GREF_MAPPING of {} entries left unanswered\n", req.data()[2]);
+            return Ok(Some(None));
+        }
+        DEL_LIES if del => {
+            pr_warn!("hostile: DEL_GREF_MAPPING of {} entries answered SUCCESS, nothing unmapped\n", req.data()[2]);
+            CtrlResponse::new(req.id(), req.ty(), CtrlStatus::SUCCESS, req.data()[2])
+        }
+        _ => {
+            let (rsp, err) = back.state.handle(&req, g);
+            back.ring.push_response(rsp)?;
+            return Ok(Some(err));
+        }
+    };
+    back.ring.push_response(rsp)?;
+    Ok(Some(None))
+}
 
 /// Packets delivered normally before the injection.
 const TRIGGER_AT: u32 = 10;

@@ -283,8 +283,17 @@ impl Frontend {
             state::CLOSING | state::CLOSED
                 if ours != state::INITIALISING && ours != state::CLOSED =>
             {
-                self.disconnect(ndev);
-                dev.frontend_closed();
+                if self.static_grants_held() {
+                    // The backend maps our pool pages (grant reuse): close
+                    // first, so it detaches and unmaps them, then free them.
+                    ndev.carrier_off();
+                    dev.frontend_closed();
+                    dev.wait_otherend(5000, |s| matches!(s, state::CLOSED | state::UNKNOWN));
+                    self.disconnect(ndev);
+                } else {
+                    self.disconnect(ndev);
+                    dev.frontend_closed();
+                }
             }
             _ => {}
         }
@@ -423,12 +432,21 @@ impl Frontend {
             return;
         }
         let queues = self.active_queues().len() as u32;
-        if queues < 2 {
+        #[cfg(xennet_hostile)]
+        let rss_wanted = queues > 1 || crate::hostile::mode() == crate::hostile::BAD_CTRL;
+        #[cfg(not(xennet_hostile))]
+        let rss_wanted = queues > 1;
+        if !rss_wanted {
             return;
         }
         if let Err(e) = c.configure(queues, &self.rss) {
             pr_warn!("{}: RSS not configured ({:?}); the backend picks queues\n", ndev.name(), e);
         }
+    }
+
+    /// Whether any queue's pages are registered as static grants.
+    fn static_grants_held(&self) -> bool {
+        self.queues.iter().any(|q| q.state.lock_bh().stats.static_mapped > 0)
     }
 
     /// Grant reuse: registers each queue's buffer pages (granted for the
@@ -461,6 +479,10 @@ impl Frontend {
                 Ok((r, t)) => {
                     q.state.lock_bh().stats.static_mapped = (r + t) as u64;
                     total += r + t;
+                    #[cfg(xennet_hostile)]
+                    if q.index == 0 && crate::hostile::mode() == crate::hostile::BAD_STATIC {
+                        c.hostile_static(&rx[..nrx], &tx[..ntx]);
+                    }
                 }
                 Err(e) => {
                     pr_warn!("{}: queue {}: static grants not registered ({:?}): grant copy\n", ndev.name(), q.index, e);

@@ -38,6 +38,12 @@ pub(crate) const MCAST_FLOOD: u32 = 9;
 /// From the 10th packet on, 16 malformed requests (bad grant reference,
 /// zero length) after every packet: a continuous flood, not one bad request.
 pub(crate) const MALFORMED_FLOOD: u32 = 10;
+/// Grant reuse: after registering normally, static-grant requests a
+/// backend must refuse (bogus grant, duplicates, counts past the room and
+/// past a page, an ungranted list page, a writable entry for a read-only
+/// page), a `DEL` of an unknown grant, then 100 `DEL`/`ADD` cycles under
+/// traffic (see `rss.rs`).
+pub(crate) const BAD_STATIC: u32 = 11;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -87,7 +93,7 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD {
+    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD || m == BAD_STATIC {
         return;
     }
     let n = if phase == Phase::BeforePush {

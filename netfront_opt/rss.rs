@@ -205,6 +205,59 @@ impl CtrlRing {
         Ok(n)
     }
 
+    /// Test-only (`BAD_STATIC`): static-grant requests a backend must
+    /// refuse, a `DEL` of an unknown grant, then `DEL`/`ADD` cycles. `rx`
+    /// and `tx` are queue 0's pages, all registered (512 entries: full).
+    #[cfg(xennet_hostile)]
+    pub(crate) fn hostile_static(&mut self, rx: &[u32], tx: &[u32]) {
+        let list = self.list.gref();
+        let expect_refused = |c: &mut Self, what: &str, entries: &[(u32, bool)], data: [u32; 3]| {
+            let mut l = KVec::new();
+            for &(g, ro) in entries {
+                let f = if ro { crate::netif::GrefFlags::READONLY } else { crate::netif::GrefFlags(0) };
+                let _ = l.push(Gref::new(g, f, 0), GFP_KERNEL);
+            }
+            let _ = c.list.write(0, l.as_slice().as_bytes());
+            match c.call_status(CtrlType::ADD_GREF_MAPPING, data) {
+                Ok((st, _)) if st != CtrlStatus::SUCCESS => {
+                    pr_warn!("hostile: static grants ({}) refused as it must be (status {})\n", what, st.0)
+                }
+                r => pr_err!("hostile: static grants ({}) not refused: {:?}\n", what, r.map(|(s, d)| (s.0, d))),
+            }
+        };
+        // Make room for 5 entries: 4 receive pages and a transmit one.
+        match self.unregister_static(0, &rx[..4], &tx[..1]) {
+            Ok(o) if o.removed == 5 && !o.inconsistent => {}
+            r => pr_err!("hostile: DEL of 5 registered pages: {:?}\n", r.map(|o| (o.removed, o.refused))),
+        }
+        expect_refused(self, "grant 0xdead", &[(rx[0], false), (0xdead, false)], [0, list, 2]);
+        expect_refused(self, "the same grant twice", &[(rx[0], false), (rx[0], false)], [0, list, 2]);
+        expect_refused(self, "6 entries, room for 5", &[(rx[0], false); 6], [0, list, 6]);
+        expect_refused(self, "513 entries, past the page", &[], [0, list, 513]);
+        expect_refused(self, "list page not granted", &[], [0, 0xbeef, 1]);
+        expect_refused(self, "writable entry for a read-only page", &[(rx[0], false), (tx[0], false)], [0, list, 2]);
+        expect_refused(self, "a grant queue 0 already holds", &[(rx[10], false)], [0, list, 1]);
+        // DEL of a grant never added: per-entry status, count 0.
+        match self.unregister_static(0, &[0xdead], &[]) {
+            Ok(o) if o.removed == 0 && o.refused == 1 && !o.inconsistent => {
+                pr_warn!("hostile: DEL of an unknown grant answered per entry as it must be\n")
+            }
+            r => pr_err!("hostile: DEL of an unknown grant: {:?}\n", r.map(|o| (o.removed, o.refused))),
+        }
+        // A storm of ADD/DEL cycles (traffic meanwhile uses grant copy for
+        // the pages out of the table).
+        let mut ok = 0;
+        for _ in 0..100 {
+            if matches!(self.register_static(0, &rx[..4], &[]), Ok((4, 0)))
+                && matches!(self.unregister_static(0, &rx[..4], &[]), Ok(o) if o.removed == 4)
+            {
+                ok += 1;
+            }
+        }
+        let back = self.register_static(0, &rx[..4], &tx[..1]);
+        pr_warn!("hostile: static grant storm: {} of 100 DEL/ADD cycles answered; pages back: {:?}\n", ok, back.map(|r| r.0));
+    }
+
     /// Test-only: requests a backend must refuse, then a producer jump.
     #[cfg(xennet_hostile)]
     fn hostile_requests(&mut self, size: u32) {

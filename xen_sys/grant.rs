@@ -119,7 +119,7 @@ impl Drop for GrantedPage {
             // SAFETY: the grant is gone, the page is ours again.
             unsafe { b::xennet_shim_free_page(self.page) };
         } else {
-            pr_warn!("grant {} still in use by the backend: page freed when released\n", self.gref);
+            super::warn_ratelimited!("grant {} still in use by the backend: page freed when released\n", self.gref);
             // SAFETY: hands both the grant and the page to the grant layer,
             // which frees the page once the peer unmaps it.
             unsafe { b::gnttab_end_foreign_access(self.gref, self.page) };

@@ -286,7 +286,11 @@ impl StaticGrants {
 
 impl Drop for StaticGrants {
     fn drop(&mut self) {
+        let held = self.grants.table.mapped();
         let busy = self.grants.revoke_all(&mut self.pages);
+        if held > 0 {
+            pr_info!("grant reuse: {} static grants of domain {} unmapped\n", held - busy, self.pages.domid);
+        }
         if busy != 0 {
             // Nothing holds a slot beyond the queue lock today; the pages'
             // own drop unmaps whatever is left.

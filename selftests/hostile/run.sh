@@ -7,7 +7,7 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 13
+ktap_plan 14
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -97,6 +97,41 @@ check "bad control-ring requests refused, producer jump disables the ring only" 
 # with a log line, and the vif goes on (then the swap tears it down with
 # the list full: XSA-527 class).
 check "100 multicast joins: list bounded at 64, rest refused" hostile_case 9 "too many multicast addresses" survives
+
+# Grant reuse: static-grant requests a backend must refuse (bogus grant,
+# duplicates, past the room and past a page, an ungranted list page, a
+# writable entry for a read-only page, a grant already held), a DEL of an
+# unknown grant, then 100 DEL/ADD cycles under traffic; every static grant
+# is unmapped when the frontend goes (counted in dom0's grant mappings).
+static_case() {
+	mark=$(($(dmesg | wc -l) + 1))
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=11 || return 1
+	bring_up || { echo "hostile eth0 did not come up"; return 1; }
+	guest-exec 1 "ping -c 30 -i 0.1 -W 1 $DOM0_IP" >/dev/null 2>&1
+	wait_for 20 sh -c "guest-exec 1 'dmesg | tail -n +$gmark' | grep -q 'static grant storm'" ||
+		{ echo "the hostile frontend did not finish; its log:"; guest-exec 1 'dmesg | tail -n 15'; return 1; }
+	glog=$(guest-exec 1 "dmesg | tail -n +$gmark | grep hostile:")
+	echo "$glog"
+	refused=$(echo "$glog" | grep -c "refused as it must be")
+	storm=$(echo "$glog" | sed -n 's/.*storm: \([0-9]*\) of 100.*/\1/p')
+	echo "$glog" | grep -q "not refused\|DEL of 5 registered\|DEL of an unknown grant:" && { echo "a request was answered wrongly"; return 1; }
+	echo "refused as they must be: $refused of 7; DEL/ADD cycles answered: $storm of 100"
+	[ "$refused" = 7 ] && [ "$storm" = 100 ] && echo "$glog" | grep -q "answered per entry as it must be" || return 1
+	dmesg | tail -n +"$mark" | grep -c "control request refused" | awk '{ print "refusals logged in dom0: " $1; exit !($1 >= 1) }' || return 1
+	guest-exec 1 "ping -c 3 -W 2 $DOM0_IP" >/dev/null || { echo "guest1 lost its link"; return 1; }
+	other_guest_fine || return 1
+	held=$(ethtool -S "$vif" | awk '/queue_0_static_grants:/ { print $2 }')
+	echo "static grants held by $vif: $held"
+	[ "$held" = 512 ] || return 1
+	swap_to /rig/modules/netfront_opt.ko || return 1
+	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q 'grant reuse: 512 static grants of domain $domid1 unmapped'" ||
+		{ echo "dom0 did not log unmapping the 512 static grants"; dmesg | tail -n +"$mark" | grep -i "static\|grant" | tail -5; return 1; }
+	bring_up || return 1
+	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
+	echo "guest1 reconnected and reachable; static grants held: $(ethtool -S "$vif" | awk '/queue_0_static_grants:/ { print $2 }')"
+}
+check "static grants: hostile ADD/DEL requests refused, 100 DEL/ADD cycles, all unmapped at disconnect" static_case
 # A continuous flood: 16 malformed requests (bad grant reference, zero
 # length) after every packet of a 5-second guest transmit. Each is dropped
 # with an error response and counted; the budget of a NAPI poll counts

@@ -9,7 +9,7 @@
 # and traffic must flow again.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 8
+ktap_plan 10
 
 domid1=$(xl domid guest1)
 dev=vif-$domid1-0
@@ -72,6 +72,36 @@ storm() {
 }
 check "event storm (XSA-391): coalesced by late EOI" storm
 check "TX response with an unknown id: device disabled" backend_case 6 "response with unknown id\|response for id not outstanding"
+
+# Grant reuse: the guest registers its buffer pages with the hostile
+# backend, then is unbound while connected, which takes them back (DEL)
+# before its pages go. A backend that never answers, or answers SUCCESS
+# without unmapping anything, is logged; the guest neither hangs nor frees a
+# page the backend still maps (the grant layer keeps it until the backend
+# lets go); it binds again and carries traffic.
+del_case() { # MODE PATTERN
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=$1 || return 1
+	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic with netback_hostile"; return 1; }
+	held=$(guest-exec 1 "ethtool -S eth0 | awk '/queue_[0-9]+_static_grants:/ { s += \$2 } END { print s + 0 }'")
+	echo "pages registered with netback_hostile: $held"
+	[ "$held" -ge 512 ] || return 1
+	GUEST_EXEC_TIMEOUT=40 guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind" || { echo "unbind failed"; return 1; }
+	dmesg | grep -q "hostile: DEL_GREF_MAPPING" || { echo "the backend saw no DEL"; return 1; }
+	glog=$(guest-exec 1 "dmesg | tail -n +$gmark")
+	echo "$glog" | grep -E "$2|static grants|still in use" | head -4 | cut -c1-160
+	echo "$glog" | grep -q "$2" || { echo "guest did not log '$2'"; return 1; }
+	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/bind" || { echo "bind failed"; return 1; }
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr replace $G/24 dev eth0 && ip link set eth0 up" || return 1
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "rebound, back on netback_mq, reachable"
+}
+check "static grants: DEL never answered: logged, pages left to the grant layer" del_case 7 "static grants not taken back"
+check "static grants: DEL answered SUCCESS without unmapping: detected and logged" del_case 8 "answer to DEL contradicts itself"
+
 guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
 check "guest dmesg clean" guest_clean
 ktap_exit

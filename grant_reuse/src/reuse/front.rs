@@ -22,13 +22,17 @@ pub fn plan(size: u32, rx_pages: usize, tx_pages: usize) -> (usize, usize) {
     (rx, tx)
 }
 
+/// Status written into each entry before a request: a `DEL` answer must
+/// overwrite it, so an entry the backend skipped is not read as success.
+pub const STATUS_UNANSWERED: u16 = u16::MAX;
+
 /// Fills `list` with the entries for `rx` (writable) then `tx` (read-only)
-/// grants; returns the count.
+/// grants, their status [`STATUS_UNANSWERED`]; returns the count.
 pub fn fill_list(list: &mut [Gref], rx: &[u32], tx: &[u32]) -> usize {
     let entries = rx.iter().map(|&g| (g, GrefFlags(0))).chain(tx.iter().map(|&g| (g, GrefFlags::READONLY)));
     let mut n = 0;
     for (slot, (g, f)) in list.iter_mut().zip(entries) {
-        *slot = Gref::new(g, f, 0);
+        *slot = Gref::new(g, f, STATUS_UNANSWERED);
         n += 1;
     }
     n
@@ -42,7 +46,8 @@ pub struct DelOutcome {
     /// Entries it reports still mapped or unknown.
     pub refused: usize,
     /// The answer contradicts itself: its count differs from the entries
-    /// marked `SUCCESS`, or an entry's grant was changed.
+    /// marked `SUCCESS`, an entry's grant was changed, or an entry was left
+    /// unanswered or given a status that does not exist.
     pub inconsistent: bool,
 }
 
@@ -51,7 +56,7 @@ pub struct DelOutcome {
 pub fn check_del(sent: &[Gref], answered: &[Gref], count: u32) -> DelOutcome {
     let mut out = DelOutcome::default();
     for (s, a) in sent.iter().zip(answered) {
-        if a.gref() != s.gref() {
+        if a.gref() != s.gref() || u32::from(a.status()) > CtrlStatus::BUFFER_OVERFLOW.0 {
             out.inconsistent = true;
         }
         if u32::from(a.status()) == CtrlStatus::SUCCESS.0 {
@@ -84,6 +89,7 @@ mod tests {
         let mut l = [Gref::new(0, GrefFlags(0), 0); 4];
         assert_eq!(fill_list(&mut l, &[10, 11], &[20, 21, 22]), 4);
         assert_eq!(l.map(|e| (e.gref(), e.flags().contains(GrefFlags::READONLY))), [(10, false), (11, false), (20, true), (21, true)]);
+        assert!(l.iter().all(|e| e.status() == STATUS_UNANSWERED));
     }
 
     #[test]
@@ -96,5 +102,8 @@ mod tests {
         assert!(check_del(&sent, &one, 2).inconsistent, "count disagrees with the statuses");
         let moved = [Gref::new(1, GrefFlags(0), 0), Gref::new(7, GrefFlags(0), 0)];
         assert!(check_del(&sent, &moved, 2).inconsistent, "a grant was rewritten");
+        let skipped = [Gref::new(1, GrefFlags(0), 0), Gref::new(2, GrefFlags(0), STATUS_UNANSWERED)];
+        let o = check_del(&sent, &skipped, 1);
+        assert!(o.inconsistent && o.removed == 1, "an entry left unanswered");
     }
 }
