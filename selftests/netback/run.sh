@@ -62,7 +62,7 @@ grant_reuse() {
 	[ "$pkts" -gt 1000 ] || return 1
 	if [ "$RIG_frontend" = rust ]; then
 		[ "$held" = $((nq * 512)) ] && [ $((ops * 100)) -le $((pkts * 5)) ] && [ "$hits" -ge "$pkts" ] &&
-			dmesg | tail -n +"$dom0_log_start" | grep -q "vif$domid1.0: queue 0: 512 static grants mapped"
+			[ "$(st gref_map_ops)" -ge "$held" ]
 	else
 		[ "$held" = 0 ] && [ "$ops" -ge "$pkts" ]
 	fi
