@@ -456,6 +456,12 @@ impl Frontend {
         if !crate::static_grants() || self.statics_tried.swap(true, Ordering::AcqRel) {
             return;
         }
+        // The hostile control-ring case has just moved the ring's producer
+        // 1000 ahead: a request now would write the index back and hide it.
+        #[cfg(xennet_hostile)]
+        if crate::hostile::mode() == crate::hostile::BAD_CTRL {
+            return;
+        }
         let mut ctrl = self.ctrl.lock();
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
         let (mut rx, mut tx) = match (KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL), KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL)) {

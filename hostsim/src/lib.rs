@@ -6,9 +6,11 @@
 pub mod domains;
 pub mod evtchn;
 pub mod grant;
+pub mod nic;
 pub mod page;
 
 pub use domains::*;
 pub use evtchn::*;
 pub use grant::*;
+pub use nic::*;
 pub use page::*;

@@ -1,0 +1,23 @@
+//! The NIC receive queue, kernel-independent.
+//!
+//! Compiled both as the `nic_queue` host crate and, through `#[path]`,
+//! inside the kernel modules' Xen layer. Hence: no std, no alloc, no
+//! crate-level attributes, and the netif core reached as `super::super::netif`.
+//!
+//! - [`desc`]: what a NIC family's receive descriptors look like
+//!   ([`DescFormat`]), with the igb (82576) advanced format.
+//! - [`ring`]: one receive ring's bookkeeping ([`RxRing`]): buffers posted
+//!   in order, whole frames reaped in order, every buffer handed back
+//!   exactly once (completed or reclaimed).
+//! - [`frame`]: a completed frame as netif receive responses.
+//! - [`mbx`]: the igb VF mailbox messages (reset, MAC, multicast, LPE).
+
+pub mod desc;
+pub mod frame;
+pub mod mbx;
+pub mod ring;
+
+pub use desc::*;
+pub use frame::*;
+pub use mbx::*;
+pub use ring::*;
