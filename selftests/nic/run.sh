@@ -27,10 +27,14 @@ pf_up() {
 	[ -n "$pf" ] || { echo "no 82576 (8086:10c9) on the PCI bus"; return 1; }
 	modprobe igb || return 1
 	wait_for 10 sh -c "ls $pf/net | grep -q ." || { echo "igb bound no netdev"; return 1; }
-	pfdev=$(ls "$pf/net" | head -n 1)
-	echo "PF $(basename "$pf") is $pfdev, $(cat "$pf/sriov_totalvfs") VFs possible"
+	# Up before any VF starts: the PF signals "reset done" to its VFs
+	# (PFRSTD) when it opens; a VF probed before that takes a random MAC.
+	ip link set "$(ls "$pf/net" | head -n 1)" up || return 1
+	echo "PF $(basename "$pf") is $(ls "$pf/net"), up, $(cat "$pf/sriov_totalvfs") VFs possible"
 }
+# (check runs each case in a subshell: what later cases need is set here.)
 check "igb PF found and driven by the stock igb" pf_up || { ktap_exit; }
+pfdev=$(ls "$pf/net" | head -n 1)
 
 make_vfs() {
 	echo 0 >"$pf/sriov_drivers_autoprobe" && echo 2 >"$pf/sriov_numvfs" || return 1
@@ -62,18 +66,19 @@ bind_vf() {
 	modprobe igbvf || return 1
 	echo igbvf >"/sys/bus/pci/devices/$vf0/driver_override" && echo "$vf0" >/sys/bus/pci/drivers_probe
 	wait_for 10 sh -c "ls /sys/bus/pci/devices/$vf0/net | grep -q ." || { echo "igbvf bound no netdev"; return 1; }
-	vfdev=$(ls "/sys/bus/pci/devices/$vf0/net" | head -n 1)
-	mac=$(cat "/sys/class/net/$vfdev/address")
-	echo "VF 0 is $vfdev with MAC $mac"
+	dev=$(ls "/sys/bus/pci/devices/$vf0/net" | head -n 1)
+	mac=$(cat "/sys/class/net/$dev/address")
+	echo "VF 0 is $dev with MAC $mac"
 	[ "$mac" = "$GUEST_MAC" ]
 }
 check "stock igbvf binds VF 0 and takes the assigned MAC" bind_vf || { ktap_exit; }
+vfdev=$(ls "/sys/bus/pci/devices/$vf0/net" | head -n 1)
 
 loopback() {
 	/usr/bin/ip netns add vf && /usr/bin/ip link set "$vfdev" netns vf || return 1
 	/usr/bin/ip netns exec vf ip addr add 10.98.0.2/24 dev "$vfdev" &&
 		/usr/bin/ip netns exec vf ip link set "$vfdev" up && /usr/bin/ip netns exec vf ip link set lo up || return 1
-	ip addr add 10.98.0.1/24 dev "$pfdev" && ip link set "$pfdev" up || return 1
+	ip addr add 10.98.0.1/24 dev "$pfdev" || return 1
 	wait_for 15 ping -c 1 -W 1 10.98.0.2 || { echo "no ping PF -> VF"; return 1; }
 	/usr/bin/ip netns exec vf iperf3 -s -D -1 >/dev/null 2>&1
 	sleep 1
