@@ -22,6 +22,8 @@ mod ethtool;
 #[forbid(unsafe_code)]
 mod hostile;
 #[forbid(unsafe_code)]
+mod igbvf;
+#[forbid(unsafe_code)]
 mod queue;
 #[forbid(unsafe_code)]
 mod vif;
@@ -92,17 +94,21 @@ static IDS: [b::xenbus_device_id; 2] = [device_id(b"vif"), device_id(b"")];
 struct NetbackMq {
     domain: DomainKind,
     _driver: Registration<Backend>,
+    /// The PCI driver for the igb VFs an administrator hands us.
+    _vfs: Pin<KBox<kernel::driver::Registration<kernel::pci::Adapter<igbvf::IgbVf>>>>,
 }
 
 impl kernel::Module for NetbackMq {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let domain = xen_sys::check_environment()?;
         // Named differently from the C driver ("vif") so both can be loaded;
         // only one can serve a given device.
         let name = if cfg!(xennet_hostile) { c"netback_hostile" } else { c"netback_mq" };
         let driver = Registration::register(Side::Backend, name, &IDS)
             .inspect_err(|e| pr_err!("registering the xenbus backend driver failed: {:?}\n", e))?;
-        Ok(NetbackMq { domain, _driver: driver })
+        let vfs = KBox::pin_init(kernel::driver::Registration::new(name, module), GFP_KERNEL)
+            .inspect_err(|e| pr_err!("registering the VF driver failed: {:?}\n", e))?;
+        Ok(NetbackMq { domain, _driver: driver, _vfs: vfs })
     }
 }
 

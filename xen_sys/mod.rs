@@ -42,11 +42,19 @@ pub(crate) mod netif;
 #[allow(dead_code, unreachable_pub, unused_imports)]
 pub(crate) mod grant_reuse;
 
+// The NIC receive queue's bookkeeping (no kernel dependency; host-tested
+// in nic_queue/): descriptor formats, the ring, frames to netif responses,
+// the igb VF mailbox.
+#[path = "../nic_queue/src/nicq/mod.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports)]
+pub(crate) mod nic_queue;
+
 pub(crate) mod barrier;
 pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod netdev;
+pub(crate) mod pci;
 pub(crate) mod reuse;
 pub(crate) mod ring;
 pub(crate) mod sync;

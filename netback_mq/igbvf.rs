@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The receive queue of an Intel 82576 (igb) VF: one VMDq pool, steered by
+//! the MAC the PF assigned it, driven by us instead of `igbvf` and never
+//! passed through to a guest.
+//!
+//! An administrator hands a VF to netback_mq the way any PCI function is
+//! handed to a driver (`driver_override`, then `drivers_probe`). At probe
+//! the VF is reset, the PF is asked (mailbox `VF_RESET`) for the MAC the
+//! administrator set with `ip link set PF vf N mac M` (no MAC: the VF is
+//! refused), the pool's frame limit is set (`SET_LPE`), and queue 0's
+//! receive ring is filled with buffers.
+//!
+//! Buffers: for now a pool of dom0 pages (2 KB buffers, two per page, each
+//! inside its page as a guest's granted page will be), so the queue is
+//! exercised end to end before a guest's pages are posted into it. The
+//! ring's bookkeeping is `nic_queue` (host-tested); each completed frame's
+//! buffers are posted again.
+//!
+//! Teardown (unbind, module unload): interrupts masked, the queue disabled,
+//! every posted buffer reclaimed, and only then is memory freed: the NIC
+//! never writes into memory we gave back.
+
+use kernel::device::Core;
+use kernel::dma::Coherent;
+use kernel::io::Io;
+use kernel::pci;
+use kernel::prelude::*;
+use kernel::sync::{Arc, SpinLockIrq};
+use kernel::{io_read, io_write, new_spinlock_irq};
+
+use crate::xen_sys;
+use xen_sys::nic_queue::{parse_reply, DescMem, IgbAdv, MbxError, RingStats, RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS};
+use xen_sys::pci::{IrqHandler, MsixIrq};
+
+/// The VF's register window (BAR 0).
+const BAR_SIZE: usize = 0x4000;
+type Bar = pci::DevresBar<BAR_SIZE>;
+
+/// VF registers (Linux `igbvf/regs.h`), queue 0.
+mod reg {
+    pub(super) const CTRL: usize = 0x0000;
+    pub(super) const CTRL_RST: u32 = 0x0400_0000;
+    pub(super) const V2PMAILBOX: usize = 0x0C40;
+    pub(super) const VMBMEM: usize = 0x0800;
+    pub(super) const MBX_REQ: u32 = 0x01;
+    pub(super) const MBX_ACK: u32 = 0x02;
+    pub(super) const MBX_VFU: u32 = 0x04;
+    pub(super) const MBX_PFSTS: u32 = 0x10;
+    pub(super) const MBX_PFACK: u32 = 0x20;
+    pub(super) const MBX_RSTI: u32 = 0x40;
+    pub(super) const MBX_RSTD: u32 = 0x80;
+    pub(super) const RDBAL: usize = 0x2800;
+    pub(super) const RDBAH: usize = 0x2804;
+    pub(super) const RDLEN: usize = 0x2808;
+    pub(super) const SRRCTL: usize = 0x280C;
+    pub(super) const SRRCTL_ONEBUF: u32 = 0x0200_0000;
+    pub(super) const SRRCTL_DROP_EN: u32 = 0x8000_0000;
+    pub(super) const RDH: usize = 0x2810;
+    pub(super) const RDT: usize = 0x2818;
+    pub(super) const RXDCTL: usize = 0x2828;
+    /// Queue enable, with igbvf's thresholds (prefetch 16, host 8, write-back 1).
+    pub(super) const RXDCTL_ON: u32 = 0x0200_0000 | 16 | (8 << 8) | (1 << 16);
+    pub(super) const EIMS: usize = 0x1524;
+    pub(super) const EIMC: usize = 0x1528;
+    pub(super) const EIAC: usize = 0x152C;
+    pub(super) const EIAM: usize = 0x1530;
+    pub(super) const IVAR0: usize = 0x1700;
+    pub(super) const IVAR_MISC: usize = 0x1740;
+    /// Good packets and octets received (the pool's own counters).
+    pub(super) const VFGPRC: usize = 0x0F10;
+}
+
+/// MSI-X vectors: 0 transmit, 1 receive, 2 mailbox (igbvf's layout).
+const VECTORS: u32 = 3;
+const RX_VECTOR: u32 = 1;
+const RX_VECTOR_BIT: u32 = 1 << RX_VECTOR;
+
+/// Descriptors in the receive ring, and bytes per buffer.
+const RING: usize = 128;
+const BUF: usize = 2048;
+/// Frames reaped per interrupt at most.
+const BUDGET: usize = 32;
+/// The largest frame the pool takes: MTU 1500, Ethernet header, VLAN tag, FCS.
+const MAX_FRAME: u32 = 1522;
+
+/// Descriptor memory: `RING` descriptors of two 64-bit words.
+struct Descs(Coherent<[u64]>);
+
+impl Descs {
+    fn write_word(&self, i: usize, v: u64) -> Result {
+        io_write!(self.0, [try: i], v);
+        Ok(())
+    }
+    fn read_word(&self, i: usize) -> Result<u64> {
+        Ok(io_read!(self.0, [try: i]))
+    }
+}
+
+impl DescMem for Descs {
+    fn write(&mut self, index: usize, desc: [u64; 2]) {
+        // In range: the ring never names a descriptor past `RING`.
+        let _ = self.write_word(2 * index, desc[0]).and(self.write_word(2 * index + 1, desc[1]));
+    }
+    fn read_word1(&self, index: usize) -> u64 {
+        let w = self.read_word(2 * index + 1).unwrap_or(0);
+        // Nothing about the buffer is read before "done" was seen.
+        kernel::sync::barrier::dma_mb(kernel::sync::barrier::Read);
+        w
+    }
+}
+
+/// What the ring holds for a buffer: its index in the pool.
+type Token = u16;
+
+struct RxState {
+    ring: KBox<RxRing<Token, IgbAdv>>,
+    descs: Descs,
+    bytes: u64,
+}
+
+/// One VF's receive side: the interrupt's target.
+#[pin_data]
+struct VfRx {
+    bar: Bar,
+    bufs: Coherent<[u8]>,
+    /// Taken in the interrupt handler too: interrupts off while held.
+    #[pin]
+    state: SpinLockIrq<RxState>,
+}
+
+impl VfRx {
+    fn buf_dma(&self, token: Token) -> u64 {
+        self.bufs.dma_address() + (usize::from(token) * BUF) as u64
+    }
+
+    /// Reaps completed frames, posts their buffers again, moves the tail.
+    fn poll(&self) -> usize {
+        let Some(bar) = self.bar.try_access() else { return 0 };
+        let mut st = self.state.lock();
+        let RxState { ring, descs, bytes } = &mut *st;
+        // Hard-IRQ context: no allocation; the reaped buffers wait here.
+        let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
+        let mut count = 0;
+        let n = ring.reap(descs, BUDGET, |f| {
+            *bytes += f.len() as u64;
+            for (t, _) in f.buffers() {
+                // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
+                if let Some(d) = done.get_mut(count) {
+                    *d = t;
+                    count += 1;
+                }
+            }
+        });
+        for &t in &done[..count] {
+            // Room for each: it was just reaped.
+            let _ = ring.post(descs, self.buf_dma(t), t);
+        }
+        if let Some(tail) = ring.doorbell() {
+            bar.write32(u32::from(tail), reg::RDT);
+        }
+        n
+    }
+}
+
+impl IrqHandler for VfRx {
+    fn irq(&self) {
+        self.poll();
+        if let Some(bar) = self.bar.try_access() {
+            bar.write32(RX_VECTOR_BIT, reg::EIMS);
+        }
+    }
+}
+
+/// The mailbox to the PF, as igbvf drives it. Bits the PF sets are
+/// cleared by reading, so those seen are kept until used.
+struct Mailbox<'a, 'b> {
+    bar: &'a pci::Bar<'b, BAR_SIZE>,
+    seen: u32,
+}
+
+impl Mailbox<'_, '_> {
+    fn read(&mut self) -> u32 {
+        let v = self.bar.read32(reg::V2PMAILBOX);
+        self.seen |= v & (reg::MBX_PFSTS | reg::MBX_PFACK | reg::MBX_RSTD);
+        v
+    }
+
+    fn wait(&mut self, bit: u32, what: &str) -> Result {
+        for _ in 0..1000 {
+            self.read();
+            if self.seen & bit != 0 {
+                self.seen &= !bit;
+                return Ok(());
+            }
+            xen_sys::sleep_ms(1);
+        }
+        pr_warn!("igb VF: no {} from the PF in 1 s\n", what);
+        Err(ETIMEDOUT)
+    }
+
+    fn lock(&mut self) -> Result {
+        for _ in 0..1000 {
+            self.bar.write32(reg::MBX_VFU, reg::V2PMAILBOX);
+            if self.read() & reg::MBX_VFU != 0 {
+                return Ok(());
+            }
+            xen_sys::sleep_ms(1);
+        }
+        Err(EBUSY)
+    }
+
+    /// Sends `req` and returns the PF's reply.
+    fn call(&mut self, req: &VfRequest<'_>) -> Result<[u32; MBX_WORDS]> {
+        let mut words = [0u32; MBX_WORDS];
+        let n = req.encode(&mut words).map_err(|_| EINVAL)?;
+        self.lock()?;
+        for (i, w) in words[..n].iter().enumerate() {
+            self.bar.try_write32(*w, reg::VMBMEM + 4 * i)?;
+        }
+        self.bar.write32(reg::MBX_REQ, reg::V2PMAILBOX);
+        self.wait(reg::MBX_PFACK, "acknowledgement")?;
+        self.wait(reg::MBX_PFSTS, "reply")?;
+        self.lock()?;
+        let mut reply = [0u32; MBX_WORDS];
+        for (i, w) in reply.iter_mut().enumerate() {
+            *w = self.bar.try_read32(reg::VMBMEM + 4 * i)?;
+        }
+        self.bar.write32(reg::MBX_ACK, reg::V2PMAILBOX);
+        Ok(reply)
+    }
+}
+
+/// Resets the VF and asks the PF for its MAC and frame limit.
+fn reset_and_configure(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<[u8; 6]> {
+    bar.write32(reg::CTRL_RST, reg::CTRL);
+    let mut mbx = Mailbox { bar, seen: 0 };
+    let mut in_reset = true;
+    for _ in 0..200 {
+        if mbx.read() & (reg::MBX_RSTI | reg::MBX_RSTD) == 0 {
+            in_reset = false;
+            break;
+        }
+        xen_sys::sleep_ms(1);
+    }
+    if in_reset {
+        pr_warn!("igb VF: the PF is still in reset (is its interface up?)\n");
+        return Err(EAGAIN);
+    }
+    let reset = VfRequest::Reset;
+    let mac = match parse_reply(&reset, &mbx.call(&reset)?) {
+        Ok(Some(mac)) => mac,
+        Ok(None) | Err(MbxError::Refused) => {
+            pr_warn!("igb VF: the PF assigned no MAC (ip link set PF vf N mac M): VF not used\n");
+            return Err(ENODEV);
+        }
+        Err(_) => {
+            pr_warn!("igb VF: garbled reset reply from the PF\n");
+            return Err(EIO);
+        }
+    };
+    let lpe = VfRequest::SetLpe(MAX_FRAME);
+    if parse_reply(&lpe, &mbx.call(&lpe)?).is_err() {
+        pr_warn!("igb VF: the PF refused the frame limit {}\n", MAX_FRAME);
+        return Err(EIO);
+    }
+    Ok(mac)
+}
+
+/// Programs queue 0's receive ring (disabled by the reset) and posts
+/// every buffer. Atomic context (the register window's guard).
+fn start_rx(bar: &pci::Bar<'_, BAR_SIZE>, rx: &VfRx) -> Result {
+    let mut st = rx.state.lock();
+    let RxState { ring, descs, .. } = &mut *st;
+    let base = descs.0.dma_address();
+    bar.write32(base as u32, reg::RDBAL);
+    bar.write32((base >> 32) as u32, reg::RDBAH);
+    bar.write32((RING * 16) as u32, reg::RDLEN);
+    bar.write32(0, reg::RDH);
+    bar.write32(0, reg::RDT);
+    bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | (BUF as u32 >> 10), reg::SRRCTL);
+    bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
+    let mut t: Token = 0;
+    while ring.room() > 0 {
+        ring.post(descs, rx.buf_dma(t), t).map_err(|_| EINVAL)?;
+        t += 1;
+    }
+    if let Some(tail) = ring.doorbell() {
+        bar.write32(u32::from(tail), reg::RDT);
+    }
+    drop(st);
+    // Receive queue 0 on vector 1, transmit queue 0 on vector 0, mailbox on 2.
+    bar.write32(0x80 | RX_VECTOR | (0x80 << 8), reg::IVAR0);
+    bar.write32(0x80 | 2, reg::IVAR_MISC);
+    let all = (1 << VECTORS) - 1;
+    bar.write32(all, reg::EIAC);
+    bar.write32(all, reg::EIAM);
+    bar.write32(all, reg::EIMS);
+    Ok(())
+}
+
+/// A VF netback_mq drives.
+pub(crate) struct IgbVf {
+    rx: Arc<VfRx>,
+    irq: MsixIrq<VfRx>,
+    mac: [u8; 6],
+}
+
+// No device matches by ID: a VF is ours only when an administrator names
+// netback_mq in its `driver_override` (then the PCI core binds it whatever
+// the table says), so VFs meant for igbvf or passthrough are never taken.
+// 0xffff is no device's ID.
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <IgbVf as pci::Driver>::IdInfo,
+    [(pci::DeviceId::from_id(pci::Vendor::INTEL, 0xffff), ())]
+);
+
+/// The 82576 VF's device ID; probe refuses any other function.
+const IGB_VF_DEVICE: u16 = 0x10ca;
+
+impl pci::Driver for IgbVf {
+    type IdInfo = ();
+    type Data<'bound> = Self;
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self, Error> + 'bound {
+        if pdev.vendor_id() != pci::Vendor::INTEL || pdev.device_id() != IGB_VF_DEVICE {
+            pr_warn!("only Intel 82576 VFs (8086:{:04x}) can be driven\n", IGB_VF_DEVICE);
+            return Err(ENODEV);
+        }
+        pdev.enable_device_mem()?;
+        pdev.set_master();
+        let bar = pdev.iomap_region_sized::<BAR_SIZE>(0, c"netback_mq")?;
+        let mac = reset_and_configure(&bar)?;
+        // The reset disabled the queue; give the NIC igbvf's 10 ms to settle.
+        bar.write32(0, reg::RXDCTL);
+        xen_sys::sleep_ms(10);
+        // Kept past probe (the interrupt uses it): revoked when unbound.
+        let bar = bar.into_devres()?;
+        let dev: &kernel::device::Device<kernel::device::Bound> = pdev.as_ref();
+        let descs = Descs(Coherent::<u64>::zeroed_slice(dev, 2 * RING, GFP_KERNEL)?);
+        let bufs = Coherent::<u8>::zeroed_slice(dev, RING * BUF, GFP_KERNEL)?;
+        let mut ring = xen_sys::new_zeroed_box::<RxRing<Token, IgbAdv>>()?;
+        ring.configure(RING, BUF as u32).map_err(|_| EINVAL)?;
+        let rx = Arc::pin_init(
+            pin_init!(VfRx {
+                bar,
+                bufs,
+                state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0 }, "igbvf_rx"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let irq = MsixIrq::request(pdev, VECTORS, RX_VECTOR, c"netback_mq-vf-rx", rx.clone())?;
+        {
+            let b = rx.bar.try_access().ok_or(ENXIO)?;
+            if let Err(e) = start_rx(&b, &rx) {
+                // Nothing posted may stay with the NIC once we free it.
+                b.write32(0, reg::RXDCTL);
+                return Err(e);
+            }
+        }
+        pr_info!(
+            "igb VF: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} from the PF, receive queue up ({} buffers of {} bytes)\n",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+            RING - 1,
+            BUF
+        );
+        Ok(IgbVf { rx, irq, mac })
+    }
+
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self>) {
+        let _ = pdev;
+        // Stop the NIC first: no interrupt, no DMA into any posted buffer.
+        let pool_frames = {
+            let Some(bar) = this.rx.bar.try_access() else { return };
+            bar.write32(!0, reg::EIMC);
+            bar.write32(0, reg::RXDCTL);
+            bar.read32(reg::VFGPRC)
+        };
+        this.irq.synchronize();
+        // What completed before the stop, then every buffer still posted.
+        this.rx.poll();
+        let mut st = this.rx.state.lock();
+        let reclaimed = st.ring.reclaim(|_| {});
+        let s: RingStats = st.ring.stats();
+        pr_info!(
+            "igb VF {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames\n",
+            this.mac[0], this.mac[1], this.mac[2], this.mac[3], this.mac[4], this.mac[5],
+            s.frames, st.bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
+        );
+    }
+}

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! MSI-X interrupts for a PCI function a driver keeps next to its other
+//! per-device state.
+//!
+//! The kernel crate's `irq::Registration` borrows the vector allocation it
+//! came from, so a driver cannot hold both in its device data; this holds
+//! the allocation and one handler together, released in the right order.
+
+use kernel::device::Bound;
+use kernel::pci;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+use super::bindings as b;
+
+/// The target of a PCI function's interrupt (hard-IRQ context).
+pub(crate) trait IrqHandler: Send + Sync + 'static {
+    /// The vector fired.
+    fn irq(&self);
+}
+
+/// `count` MSI-X vectors of a bound PCI function, with `target` handling
+/// vector `vector`.
+///
+/// # Invariants
+///
+/// `pdev` is the function the vectors were allocated for, and stays bound
+/// while this lives (its owner is the function's driver data, dropped at
+/// unbind before the device goes); `irq` is requested with `target`'s
+/// address as cookie and `name` as name until drop.
+pub(crate) struct MsixIrq<H: IrqHandler> {
+    pdev: *mut b::pci_dev,
+    irq: u32,
+    target: Arc<H>,
+    /// The IRQ layer keeps a pointer to the name while requested.
+    name: CString,
+}
+
+// SAFETY: the raw pointer is only used to free what was allocated for the
+// device, from whichever thread drops this; the handler is `Send + Sync`.
+unsafe impl<H: IrqHandler> Send for MsixIrq<H> {}
+// SAFETY: no method takes `&self` and touches the pointer.
+unsafe impl<H: IrqHandler> Sync for MsixIrq<H> {}
+
+/// # Safety
+///
+/// Called by the IRQ layer with the cookie of a live [`MsixIrq`].
+unsafe extern "C" fn handler<H: IrqHandler>(_irq: kernel::ffi::c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: `dev_id` is the target of a live request, which holds a
+    // reference to it (type invariant of `MsixIrq`).
+    let target = unsafe { &*dev_id.cast::<H>() };
+    target.irq();
+    b::irqreturn::IRQ_HANDLED
+}
+
+impl<H: IrqHandler> MsixIrq<H> {
+    /// Allocates exactly `count` MSI-X vectors for `pdev` and sends vector
+    /// `vector` to `target`.
+    pub(crate) fn request(pdev: &pci::Device<Bound>, count: u32, vector: u32, name: &CStr, target: Arc<H>) -> Result<Self> {
+        let name = CString::try_from(name)?;
+        // `pci::Device` is a transparent wrapper of `struct pci_dev`.
+        let raw = core::ptr::from_ref(pdev).cast_mut().cast::<b::pci_dev>();
+        // SAFETY: `raw` is a bound PCI function (the caller's reference).
+        let got = unsafe { b::pci_alloc_irq_vectors(raw, count, count, b::PCI_IRQ_MSIX) };
+        if got < 0 {
+            return Err(Error::from_errno(got));
+        }
+        // SAFETY: vectors were just allocated for `raw`.
+        let irq = unsafe { b::pci_irq_vector(raw, vector) };
+        if irq < 0 {
+            // SAFETY: as above; nothing was requested on them.
+            unsafe { b::pci_free_irq_vectors(raw) };
+            return Err(Error::from_errno(irq));
+        }
+        let cookie = Arc::as_ptr(&target).cast_mut().cast();
+        // SAFETY: the name and the cookie stay valid while requested (this
+        // holds both); the handler matches the cookie's type.
+        let rc = unsafe { b::request_threaded_irq(irq as u32, Some(handler::<H>), None, 0, name.as_char_ptr(), cookie) };
+        if rc < 0 {
+            // SAFETY: as above.
+            unsafe { b::pci_free_irq_vectors(raw) };
+            return Err(Error::from_errno(rc));
+        }
+        Ok(Self { pdev: raw, irq: irq as u32, target, name })
+    }
+
+    /// Waits for a handler running on another CPU to return.
+    pub(crate) fn synchronize(&self) {
+        // SAFETY: `irq` is requested (type invariant).
+        unsafe { b::synchronize_irq(self.irq) };
+    }
+}
+
+impl<H: IrqHandler> Drop for MsixIrq<H> {
+    fn drop(&mut self) {
+        // SAFETY: requested with this cookie (type invariant); free_irq
+        // waits for a running handler, so none uses the target afterwards.
+        unsafe { b::free_irq(self.irq, Arc::as_ptr(&self.target).cast_mut().cast()) };
+        // SAFETY: allocated for `pdev`, which is still bound (invariant).
+        unsafe { b::pci_free_irq_vectors(self.pdev) };
+        let _ = &self.name;
+    }
+}
