@@ -30,7 +30,9 @@ use kernel::sync::{Arc, SpinLockIrq};
 use kernel::{io_read, io_write, new_spinlock_irq};
 
 use crate::xen_sys;
-use xen_sys::nic_queue::{parse_reply, DescMem, IgbAdv, MbxError, RingStats, RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS};
+use xen_sys::nic_queue::{
+    parse_reply, DescMem, Frame, IgbAdv, MbxError, RingError, RingStats, RxQueue, RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
+};
 use xen_sys::pci::{IrqHandler, MsixIrq};
 
 /// The VF's register window (BAR 0).
@@ -134,32 +136,39 @@ impl VfRx {
         self.bufs.dma_address() + (usize::from(token) * BUF) as u64
     }
 
-    /// Reaps completed frames, posts their buffers again, moves the tail.
-    fn poll(&self) -> usize {
-        let Some(bar) = self.bar.try_access() else { return 0 };
+    /// Runs `f` on the queue, locked; `None` once the VF is gone.
+    fn with_queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
+        let bar = self.bar.try_access()?;
         let mut st = self.state.lock();
-        let RxState { ring, descs, bytes } = &mut *st;
-        // Hard-IRQ context: no allocation; the reaped buffers wait here.
-        let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
-        let mut count = 0;
-        let n = ring.reap(descs, BUDGET, |f| {
-            *bytes += f.len() as u64;
-            for (t, _) in f.buffers() {
-                // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
-                if let Some(d) = done.get_mut(count) {
-                    *d = t;
-                    count += 1;
+        Some(f(&mut VfQueue { st: &mut st, bar: &bar }))
+    }
+
+    /// Reaps completed frames, posts their buffers again, kicks.
+    fn poll(&self) -> usize {
+        self.with_queue(|q| {
+            // Hard-IRQ context: no allocation; the reaped buffers wait here.
+            let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
+            let mut count = 0;
+            let mut bytes = 0;
+            let n = q.reap(BUDGET, &mut |f| {
+                bytes += f.len() as u64;
+                for (t, _) in f.buffers() {
+                    // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
+                    if let Some(d) = done.get_mut(count) {
+                        *d = t;
+                        count += 1;
+                    }
                 }
+            });
+            q.st.bytes += bytes;
+            for &t in &done[..count] {
+                // Room for each: it was just reaped.
+                let _ = q.post(self.buf_dma(t), t);
             }
-        });
-        for &t in &done[..count] {
-            // Room for each: it was just reaped.
-            let _ = ring.post(descs, self.buf_dma(t), t);
-        }
-        if let Some(tail) = ring.doorbell() {
-            bar.write32(u32::from(tail), reg::RDT);
-        }
-        n
+            q.kick();
+            n
+        })
+        .unwrap_or(0)
     }
 }
 
@@ -169,6 +178,53 @@ impl IrqHandler for VfRx {
         if let Some(bar) = self.bar.try_access() {
             bar.write32(RX_VECTOR_BIT, reg::EIMS);
         }
+    }
+}
+
+/// Queue 0 of a VF, locked: what netback_mq drives through [`RxQueue`].
+struct VfQueue<'a, 'b> {
+    st: &'a mut RxState,
+    bar: &'a pci::Bar<'b, BAR_SIZE>,
+}
+
+impl RxQueue for VfQueue<'_, '_> {
+    type Token = Token;
+
+    fn room(&self) -> usize {
+        self.st.ring.room()
+    }
+    fn post(&mut self, dma: u64, token: Token) -> core::result::Result<(), RingError> {
+        let RxState { ring, descs, .. } = &mut *self.st;
+        ring.post(descs, dma, token)
+    }
+    fn kick(&mut self) {
+        if let Some(tail) = self.st.ring.doorbell() {
+            self.bar.write32(u32::from(tail), reg::RDT);
+        }
+    }
+    fn reap(&mut self, budget: usize, f: &mut dyn FnMut(&Frame<Token>)) -> usize {
+        let RxState { ring, descs, .. } = &mut *self.st;
+        ring.reap(descs, budget, f)
+    }
+    fn stop_and_reclaim(&mut self, f: &mut dyn FnMut(Token)) -> usize {
+        // The enable bit reads back clear at once on QEMU's model; a real
+        // 82576 finishes the frame in flight first (igbvf waits 10 ms).
+        self.bar.write32(0, reg::RXDCTL);
+        self.st.ring.reclaim(f)
+    }
+    fn restart(&mut self) {
+        let base = self.st.descs.0.dma_address();
+        let bar = self.bar;
+        bar.write32(base as u32, reg::RDBAL);
+        bar.write32((base >> 32) as u32, reg::RDBAH);
+        bar.write32((RING * 16) as u32, reg::RDLEN);
+        bar.write32(0, reg::RDH);
+        bar.write32(0, reg::RDT);
+        bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | (BUF as u32 >> 10), reg::SRRCTL);
+        bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
+    }
+    fn stats(&self) -> RingStats {
+        self.st.ring.stats()
     }
 }
 
@@ -267,28 +323,21 @@ fn reset_and_configure(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
-/// Programs queue 0's receive ring (disabled by the reset) and posts
-/// every buffer. Atomic context (the register window's guard).
-fn start_rx(bar: &pci::Bar<'_, BAR_SIZE>, rx: &VfRx) -> Result {
-    let mut st = rx.state.lock();
-    let RxState { ring, descs, .. } = &mut *st;
-    let base = descs.0.dma_address();
-    bar.write32(base as u32, reg::RDBAL);
-    bar.write32((base >> 32) as u32, reg::RDBAH);
-    bar.write32((RING * 16) as u32, reg::RDLEN);
-    bar.write32(0, reg::RDH);
-    bar.write32(0, reg::RDT);
-    bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | (BUF as u32 >> 10), reg::SRRCTL);
-    bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
-    let mut t: Token = 0;
-    while ring.room() > 0 {
-        ring.post(descs, rx.buf_dma(t), t).map_err(|_| EINVAL)?;
-        t += 1;
-    }
-    if let Some(tail) = ring.doorbell() {
-        bar.write32(u32::from(tail), reg::RDT);
-    }
-    drop(st);
+/// Starts queue 0 (disabled by the reset) with every buffer of the pool
+/// posted, then unmasks its interrupts. Atomic context.
+fn start_rx(rx: &VfRx) -> Result {
+    rx.with_queue(|q| {
+        q.restart();
+        let mut t: Token = 0;
+        while q.room() > 0 {
+            q.post(rx.buf_dma(t), t).map_err(|_| EINVAL)?;
+            t += 1;
+        }
+        q.kick();
+        Ok::<(), Error>(())
+    })
+    .ok_or(ENXIO)??;
+    let bar = rx.bar.try_access().ok_or(ENXIO)?;
     // Receive queue 0 on vector 1, transmit queue 0 on vector 0, mailbox on 2.
     bar.write32(0x80 | RX_VECTOR | (0x80 << 8), reg::IVAR0);
     bar.write32(0x80 | 2, reg::IVAR_MISC);
@@ -355,13 +404,10 @@ impl pci::Driver for IgbVf {
             GFP_KERNEL,
         )?;
         let irq = MsixIrq::request(pdev, VECTORS, RX_VECTOR, c"netback_mq-vf-rx", rx.clone())?;
-        {
-            let b = rx.bar.try_access().ok_or(ENXIO)?;
-            if let Err(e) = start_rx(&b, &rx) {
-                // Nothing posted may stay with the NIC once we free it.
-                b.write32(0, reg::RXDCTL);
-                return Err(e);
-            }
+        if let Err(e) = start_rx(&rx) {
+            // Nothing posted may stay with the NIC once we free it.
+            rx.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
+            return Err(e);
         }
         pr_info!(
             "igb VF: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} from the PF, receive queue up ({} buffers of {} bytes)\n",
@@ -384,13 +430,12 @@ impl pci::Driver for IgbVf {
         this.irq.synchronize();
         // What completed before the stop, then every buffer still posted.
         this.rx.poll();
-        let mut st = this.rx.state.lock();
-        let reclaimed = st.ring.reclaim(|_| {});
-        let s: RingStats = st.ring.stats();
+        let Some((reclaimed, s)) = this.rx.with_queue(|q| (q.stop_and_reclaim(&mut |_| {}), q.stats())) else { return };
+        let bytes = this.rx.state.lock().bytes;
         pr_info!(
             "igb VF {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames\n",
             this.mac[0], this.mac[1], this.mac[2], this.mac[3], this.mac[4], this.mac[5],
-            s.frames, st.bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
+            s.frames, bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
         );
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use nic_queue::{igb_rx, igb_write_back, DescMem, PAGE};
+use nic_queue::{igb_rx, igb_write_back, DescMem, Frame, IgbAdv, RingError, RingStats, RxQueue, RxRing, PAGE};
 
 pub struct SimNicQueue {
     descs: Vec<[u64; 2]>,
@@ -118,5 +118,49 @@ impl DescMem for SimNicQueue {
     }
     fn read_word1(&self, index: usize) -> u64 {
         self.descs[index][1]
+    }
+}
+
+/// A simulated igb VF receive queue behind [`RxQueue`]: the ring's
+/// bookkeeping over [`SimNicQueue`].
+pub struct SimVf {
+    pub ring: Box<RxRing<u32, IgbAdv>>,
+    pub nic: SimNicQueue,
+}
+
+impl SimVf {
+    pub fn new(size: usize, buf_len: u32) -> Self {
+        let mut ring: Box<RxRing<u32, IgbAdv>> = zerocopy::FromZeros::new_box_zeroed().expect("allocation");
+        ring.configure(size, buf_len).expect("ring configuration");
+        Self { ring, nic: SimNicQueue::new(size, buf_len as usize) }
+    }
+}
+
+impl RxQueue for SimVf {
+    type Token = u32;
+
+    fn room(&self) -> usize {
+        self.ring.room()
+    }
+    fn post(&mut self, dma: u64, token: u32) -> Result<(), RingError> {
+        self.ring.post(&mut self.nic, dma, token)
+    }
+    fn kick(&mut self) {
+        if let Some(tail) = self.ring.doorbell() {
+            self.nic.write_tail(tail);
+        }
+    }
+    fn reap(&mut self, budget: usize, f: &mut dyn FnMut(&Frame<u32>)) -> usize {
+        self.ring.reap(&self.nic, budget, f)
+    }
+    fn stop_and_reclaim(&mut self, f: &mut dyn FnMut(u32)) -> usize {
+        self.nic.disable();
+        self.ring.reclaim(f)
+    }
+    fn restart(&mut self) {
+        self.nic.enable();
+    }
+    fn stats(&self) -> RingStats {
+        self.ring.stats()
     }
 }

@@ -7,9 +7,9 @@
 
 use std::collections::VecDeque;
 
-use hostsim::SimNicQueue;
+use hostsim::SimVf;
 use netif::{RspStatus, RxFlags, RxResponse};
-use nic_queue::{frame_responses, igb_rx, DescMem, FrameFault, FrameStatus, IgbAdv, RxRing, FRAME_MAX_BUFS, PAGE};
+use nic_queue::{frame_responses, igb_rx, DescMem, FrameFault, FrameStatus, RxQueue, FRAME_MAX_BUFS, PAGE};
 use proptest::prelude::*;
 use zerocopy::FromZeros;
 
@@ -43,8 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct Guest {
-    ring: Box<RxRing<u32, IgbAdv>>,
-    nic: SimNicQueue,
+    /// The queue, driven through the `RxQueue` interface.
+    q: SimVf,
     /// Ids posted, oldest first (what the ring must hand back, in order).
     posted: VecDeque<u32>,
     next_id: u32,
@@ -57,11 +57,8 @@ struct Guest {
 
 impl Guest {
     fn new(buf_len: u32) -> Self {
-        let mut ring = RxRing::new_box_zeroed().unwrap();
-        ring.configure(RING, buf_len).unwrap();
         Guest {
-            ring,
-            nic: SimNicQueue::new(RING, buf_len as usize),
+            q: SimVf::new(RING, buf_len),
             posted: VecDeque::new(),
             next_id: 0,
             expected: VecDeque::new(),
@@ -87,19 +84,17 @@ fn run(ops: &[Op], buf_len: u32) -> Result<(), TestCaseError> {
         match *op {
             Op::Post(g, n) => {
                 let q = &mut gs[g];
-                for _ in 0..n.min(q.ring.room()) {
+                for _ in 0..n.min(q.q.room()) {
                     let id = q.next_id;
                     // The guest reuses an id only once it was answered.
                     prop_assert!(!q.posted.contains(&id));
-                    q.nic.pages.insert(page_of(g, id), vec![0; PAGE as usize]);
-                    q.ring.post(&mut q.nic, page_of(g, id), id).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                    q.q.nic.pages.insert(page_of(g, id), vec![0; PAGE as usize]);
+                    q.q.post(page_of(g, id), id).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                     q.posted.push_back(id);
                     q.next_id = (id + 1) % IDS;
                     q.made += 1;
                 }
-                if let Some(tail) = q.ring.doorbell() {
-                    q.nic.write_tail(tail);
-                }
+                q.q.kick();
             }
             Op::Arrive(g, len, kind, hold) => {
                 let q = &mut gs[g];
@@ -107,21 +102,21 @@ fn run(ops: &[Op], buf_len: u32) -> Result<(), TestCaseError> {
                 let data = payload(g, q.seq, len);
                 let status = [0, igb_rx::STAT_TCPCS | igb_rx::STAT_IPCS, igb_rx::ERR_CE][kind as usize];
                 let fits = len.div_ceil(buf_len as usize) <= FRAME_MAX_BUFS;
-                if fits && q.nic.receive(&data, status, hold) {
+                if fits && q.q.nic.receive(&data, status, hold) {
                     q.expected.push_back((data, kind));
                 }
             }
-            Op::Flush(g) => gs[g].nic.flush(),
+            Op::Flush(g) => gs[g].q.nic.flush(),
             Op::Reap(g, n) => {
                 let q = &mut gs[g];
                 let mut frames = Vec::new();
-                q.ring.reap(&q.nic, n, |f| frames.push(*f));
+                q.q.reap(n, &mut |f| frames.push(*f));
                 for f in frames {
                     let (data, kind) = q.expected.pop_front().ok_or_else(|| TestCaseError::fail("frame from nowhere"))?;
                     let mut got = Vec::new();
                     for (id, len) in f.buffers() {
                         prop_assert_eq!(Some(id), q.posted.pop_front(), "buffers out of order");
-                        let page = q.nic.pages.remove(&page_of(g, id)).expect("page still mapped");
+                        let page = q.q.nic.pages.remove(&page_of(g, id)).expect("page still mapped");
                         got.extend_from_slice(&page[..usize::from(len)]);
                         q.returned += 1;
                     }
@@ -148,24 +143,23 @@ fn run(ops: &[Op], buf_len: u32) -> Result<(), TestCaseError> {
             }
             Op::Reset(g) => {
                 let q = &mut gs[g];
-                q.nic.disable();
                 let mut back = Vec::new();
-                q.ring.reclaim(|id| back.push(id));
+                q.q.stop_and_reclaim(&mut |id| back.push(id));
                 prop_assert_eq!(back, q.posted.drain(..).collect::<Vec<_>>());
                 for id in 0..IDS {
-                    if q.nic.pages.remove(&page_of(g, id)).is_some() {
+                    if q.q.nic.pages.remove(&page_of(g, id)).is_some() {
                         q.returned += 1;
                     }
                 }
                 // Frames DMAed but not reaped went with the reset.
                 q.expected.clear();
-                q.nic.enable();
+                q.q.restart();
             }
         }
         for q in &gs {
-            prop_assert_eq!(q.ring.posted(), q.posted.len());
+            prop_assert_eq!(q.q.ring.posted(), q.posted.len());
             prop_assert_eq!(q.made, q.returned + q.posted.len() as u64);
-            prop_assert_eq!(q.nic.pages.len(), q.posted.len());
+            prop_assert_eq!(q.q.nic.pages.len(), q.posted.len());
         }
     }
     Ok(())
@@ -188,18 +182,19 @@ proptest! {
 fn full_pool_drops_and_counts() {
     let mut g = Guest::new(4096);
     for id in 0..3 {
-        g.nic.pages.insert(page_of(0, id), vec![0; PAGE as usize]);
-        g.ring.post(&mut g.nic, page_of(0, id), id).unwrap();
+        g.q.nic.pages.insert(page_of(0, id), vec![0; PAGE as usize]);
+        g.q.post(page_of(0, id), id).unwrap();
     }
-    g.nic.write_tail(g.ring.doorbell().unwrap());
-    assert!(g.nic.receive(&[1; 9000], 0, true));
+    g.q.kick();
+    assert_eq!(g.q.stats().doorbells, 1);
+    assert!(g.q.nic.receive(&[1; 9000], 0, true));
     let mut n = 0;
-    g.ring.reap(&g.nic, 8, |f| n += f.len());
+    g.q.reap(8, &mut |f| n += f.len());
     assert_eq!(n, 0, "half a frame reaped");
-    assert!(!g.nic.receive(&[2; 60], 0, false));
-    assert_eq!(g.nic.no_buffer_drops, 1);
-    g.ring.reap(&g.nic, 8, |f| n += f.len());
+    assert!(!g.q.nic.receive(&[2; 60], 0, false));
+    assert_eq!(g.q.nic.no_buffer_drops, 1);
+    g.q.reap(8, &mut |f| n += f.len());
     assert_eq!(n, 9000);
-    // A DescMem read of a descriptor past what was posted is never made.
-    assert!(g.nic.read_word1(3) == 0);
+    // The descriptor past what was posted was never written.
+    assert!(g.q.nic.read_word1(3) == 0);
 }

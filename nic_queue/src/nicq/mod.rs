@@ -11,13 +11,17 @@
 //!   exactly once (completed or reclaimed).
 //! - [`frame`]: a completed frame as netif receive responses.
 //! - [`mbx`]: the igb VF mailbox messages (reset, MAC, multicast, LPE).
+//! - [`queue`]: the interface a NIC family's receive queue offers
+//!   ([`RxQueue`]).
 
 pub mod desc;
 pub mod frame;
 pub mod mbx;
+pub mod queue;
 pub mod ring;
 
 pub use desc::*;
 pub use frame::*;
 pub use mbx::*;
+pub use queue::*;
 pub use ring::*;
