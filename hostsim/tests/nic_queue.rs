@@ -11,7 +11,6 @@ use hostsim::SimVf;
 use netif::{RspStatus, RxFlags, RxResponse};
 use nic_queue::{frame_responses, igb_rx, DescMem, FrameFault, FrameStatus, RxQueue, FRAME_MAX_BUFS, PAGE};
 use proptest::prelude::*;
-use zerocopy::FromZeros;
 
 const RING: usize = 64;
 /// netif request ids per guest (a netif receive ring holds 256).
