@@ -353,6 +353,8 @@ pub(crate) struct IgbVf {
     rx: Arc<VfRx>,
     irq: MsixIrq<VfRx>,
     mac: [u8; 6],
+    /// The pool's frame counter at probe (it survives a VF reset).
+    pool_base: u32,
 }
 
 // No device matches by ID: a VF is ours only when an administrator names
@@ -385,6 +387,7 @@ impl pci::Driver for IgbVf {
         pdev.set_master();
         let bar = pdev.iomap_region_sized::<BAR_SIZE>(0, c"netback_mq")?;
         let mac = reset_and_configure(&bar)?;
+        let pool_base = bar.read32(reg::VFGPRC);
         // The reset disabled the queue; give the NIC igbvf's 10 ms to settle.
         bar.write32(0, reg::RXDCTL);
         xen_sys::sleep_ms(10);
@@ -415,7 +418,7 @@ impl pci::Driver for IgbVf {
             RING - 1,
             BUF
         );
-        Ok(IgbVf { rx, irq, mac })
+        Ok(IgbVf { rx, irq, mac, pool_base })
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self>) {
@@ -425,7 +428,7 @@ impl pci::Driver for IgbVf {
             let Some(bar) = this.rx.bar.try_access() else { return };
             bar.write32(!0, reg::EIMC);
             bar.write32(0, reg::RXDCTL);
-            bar.read32(reg::VFGPRC)
+            bar.read32(reg::VFGPRC).wrapping_sub(this.pool_base)
         };
         this.irq.synchronize();
         // What completed before the stop, then every buffer still posted.
@@ -433,7 +436,7 @@ impl pci::Driver for IgbVf {
         let Some((reclaimed, s)) = this.rx.with_queue(|q| (q.stop_and_reclaim(&mut |_| {}), q.stats())) else { return };
         let bytes = this.rx.state.lock().bytes;
         pr_info!(
-            "igb VF {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames\n",
+            "igb VF {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames since probe\n",
             this.mac[0], this.mac[1], this.mac[2], this.mac[3], this.mac[4], this.mac[5],
             s.frames, bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
         );

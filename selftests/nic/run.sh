@@ -7,11 +7,11 @@
 # switched by the NIC's VMDq loopback into the VF's pool and DMAed by the
 # VF into memory dom0 posted (through xen-swiotlb).
 . /rig/selftests/lib.sh
-ktap_plan 10
+ktap_plan 11
 GUEST_MAC=00:16:3e:99:00:01
 
 if [ "${RIG_nic:-}" != igb ]; then
-	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "teardown"; do
+	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "PF unload" "teardown"; do
 		ktap_skip "$t" "the rig has no igb NIC (scripts/rig --nic igb)"
 	done
 	exit 0
@@ -138,12 +138,29 @@ no_mac() {
 }
 check "a VF with no MAC assigned is refused, logged" no_mac
 
+# The PF driver goes while netback_mq drives a VF: igb disables SR-IOV,
+# which unbinds the VF from us first: its queue is stopped and every
+# buffer reclaimed before the VF disappears.
+pf_unload() {
+	/usr/bin/ip link set "$pfdev" vf 1 mac "$VF1_MAC" || return 1
+	echo "$vf1" >/sys/bus/pci/drivers_probe
+	[ "$(basename "$(readlink "/sys/bus/pci/devices/$vf1/driver")")" = netback_mq ] || { echo "VF 1 not bound again"; return 1; }
+	ping -q -c 20 -i 0.01 -W 1 10.98.0.3 >/dev/null 2>&1
+	mark=$(($(dmesg | wc -l) + 1))
+	rmmod igb || return 1
+	line=$(dmesg | tail -n +"$mark" | grep "igb VF $VF1_MAC:")
+	echo "$line"
+	frames=$(echo "$line" | sed -n 's/.*: \([0-9]*\) frames (.*/\1/p')
+	pool=$(echo "$line" | sed -n 's/.*the pool counted \([0-9]*\) frames.*/\1/p')
+	[ ! -e "$pf/virtfn1" ] && [ "${frames:-0}" -ge 20 ] && [ "$frames" = "$pool" ] && echo "$line" | grep -q " 127 buffers reclaimed"
+}
+check "PF driver unloaded under netback_mq's VF: queue stopped, buffers reclaimed" pf_unload
+
 teardown() {
-	echo > "/sys/bus/pci/devices/$vf1/driver_override"
-	echo 0 >"$pf/sriov_numvfs" || return 1
+	[ -e "$pf/virtfn0" ] && echo 0 >"$pf/sriov_numvfs"
 	[ ! -e "$pf/virtfn0" ] || { echo "VFs still there"; return 1; }
 	[ "$RIG_backend" = rust ] || rmmod netback_mq || return 1
 	dmesg | tail -n +"$dom0_log_start" | dmesg_clean
 }
-check "VFs removed, netback_mq unloaded, dom0 log clean" teardown
+check "VFs gone, netback_mq unloaded, dom0 log clean" teardown
 ktap_exit
