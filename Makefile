@@ -7,12 +7,15 @@
 #   make test       every test: host cargo tests, module build, rig suites
 #   make bench      every driver pair on the rig: throughput and per-packet costs
 #                   (table, JSON, SVG plots; Documentation/benchmarks.md)
+#   make install    the modules under /lib/modules/<kernel>/updates, depmod, and
+#                   packaging/xen-rust-net.conf in /etc/modprobe.d (our drivers
+#                   load for Xen vif devices instead of the C ones); DESTDIR stages
 #   make clean
 
 SHELL := /bin/bash
 KDIR ?= $(shell scripts/kernel-build)
 
-.PHONY: modules clippy run test bench clean setup
+.PHONY: modules clippy run test bench clean setup install
 
 modules:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
@@ -22,6 +25,13 @@ clippy:
 
 setup:
 	scripts/setup
+
+KRELEASE = $(shell cat $(KDIR)/include/config/kernel.release)
+
+install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(DESTDIR) INSTALL_MOD_DIR=updates modules_install
+	install -D -m 644 packaging/xen-rust-net.conf $(DESTDIR)/etc/modprobe.d/xen-rust-net.conf
+	depmod $(if $(DESTDIR),-b $(DESTDIR)) $(KRELEASE)
 
 run:
 	scripts/run

@@ -46,6 +46,7 @@ xen_sys::xennet_module! {
     name: "netback_mq",
     hostile_name: "netback_hostile",
     description: "Xen paravirtual network backend in Rust (multi-queue NIC, grant reuse)",
+    aliases: ["xen-backend:vif"],
     params: {
         max_queues: u32 {
             default: 0,

@@ -41,6 +41,7 @@ xen_sys::xennet_module! {
     name: "netfront_opt",
     hostile_name: "netfront_opt",
     description: "Xen paravirtual network frontend in Rust (batched, multi-queue)",
+    aliases: ["xen:vif"],
     params: {
         max_queues: u32 {
             default: 8,

@@ -192,8 +192,11 @@ macro_rules! xennet_module {
         name: $name:tt,
         hostile_name: $hname:tt,
         description: $desc:tt,
+        aliases: [$($alias:tt),* $(,)?],
         params: { $($params:tt)* } $(,)?
     ) => {
+        // The aliases let udev load the module for its devices (the
+        // hostile test builds have none: they are only ever insmod'ed).
         #[cfg(not(xennet_hostile))]
         ::kernel::prelude::module! {
             type: $t,
@@ -201,6 +204,7 @@ macro_rules! xennet_module {
             authors: ["xen-rust-net developers"],
             description: $desc,
             license: "GPL",
+            alias: [$($alias),*],
             params: { $($params)* },
         }
         #[cfg(xennet_hostile)]
