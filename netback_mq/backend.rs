@@ -238,6 +238,7 @@ impl Backend {
         };
         let domid = dev.otherend_id();
         let credit = self.read_rate(dev);
+        self.read_mac(dev);
         let vif = self.vif();
         let mcast = Device::read_unsigned(fe, c"request-multicast-control", 0) == 1;
         vif.ctrl().set_features(mcast, Device::read_unsigned(fe, c"xdp-headroom", 0));
@@ -300,6 +301,17 @@ impl Backend {
             vif.ctrl().xdp_headroom()
         );
         Ok(())
+    }
+
+    /// The guest's MAC the toolstack wrote (`mac`): a NIC queue steered by
+    /// it can serve the guest's receive.
+    fn read_mac(&self, dev: &Device) {
+        let mut buf = [0u8; 24];
+        let Ok(n) = Device::read_into(dev.nodename(), c"mac", &mut buf) else { return };
+        match crate::netif::xenbus::parse_mac(&buf[..n]) {
+            Some(mac) => self.vif().set_guest_mac(mac),
+            None => pr_warn!("{}: malformed mac in xenstore; no NIC queue for it\n", self.name()),
+        }
     }
 
     /// The frontend's `xdp-headroom`, applied to guest receive.

@@ -149,6 +149,11 @@ impl GrefStore for CtrlGrants<'_> {
         match r {
             Ok(n) => {
                 pr_info!("{}: queue {}: {} static grants mapped\n", self.name, queue, n);
+                // The guest's buffers can now go to a NIC queue, if one is
+                // steered by its MAC.
+                if let Some(q) = self.queues.get(queue as usize) {
+                    q.try_nic(self.name);
+                }
                 Ok(())
             }
             Err(e) => {

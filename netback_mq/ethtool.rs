@@ -32,6 +32,12 @@ impl PerQueueStats for Vif {
         ("queue_{}_gref_map_ops", |s| s.gref_map_ops),
         ("queue_{}_gref_unmap_ops", |s| s.gref_unmap_ops),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
+        ("queue_{}_nic_frames", |s| s.nic_frames),
+        ("queue_{}_nic_bytes", |s| s.nic_bytes),
+        ("queue_{}_nic_dropped", |s| s.nic_dropped),
+        ("queue_{}_nic_posted", |s| s.nic_posted),
+        ("queue_{}_nic_dma_bounces", |s| s.nic_bounces),
+        ("queue_{}_nic_redirected", |s| s.nic_redirected),
     ];
 
     fn nr_queues(&self) -> usize {

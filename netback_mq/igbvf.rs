@@ -33,7 +33,20 @@ use crate::xen_sys;
 use xen_sys::nic_queue::{
     parse_reply, DescMem, Frame, IgbAdv, MbxError, RingError, RingStats, RxQueue, RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
 };
-use xen_sys::pci::{IrqHandler, MsixIrq};
+use xen_sys::nicreg;
+use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, DmaDev, IrqHandler, MsixIrq};
+use crate::vif::QueueCtx;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A MAC as the kernel prints one.
+pub(crate) struct MacFmt(pub(crate) [u8; 6]);
+
+impl kernel::fmt::Display for MacFmt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
 
 /// The VF's register window (BAR 0).
 const BAR_SIZE: usize = 0x4000;
@@ -112,8 +125,12 @@ impl DescMem for Descs {
     }
 }
 
-/// What the ring holds for a buffer: its index in the pool.
-type Token = u16;
+/// What the ring holds for a buffer: its index in the pool, or the guest
+/// queue's own index of the buffer.
+pub(crate) type Token = u16;
+
+/// A guest's buffer: one whole page (a grant).
+const GUEST_BUF: usize = 4096;
 
 struct RxState {
     ring: KBox<RxRing<Token, IgbAdv>>,
@@ -121,17 +138,104 @@ struct RxState {
     bytes: u64,
 }
 
-/// One VF's receive side: the interrupt's target.
+/// One VF's receive side: the interrupt's target. Its ring holds either
+/// the VF's own pool of dom0 buffers, or (attached) a guest's pages.
 #[pin_data]
-struct VfRx {
+pub(crate) struct VfRx {
     bar: Bar,
     bufs: Coherent<[u8]>,
     /// Taken in the interrupt handler too: interrupts off while held.
     #[pin]
     state: SpinLockIrq<RxState>,
+    /// The MAC the PF steers into this pool.
+    mac: [u8; 6],
+    /// The PF's network device: frames for the guest go out there and the
+    /// NIC's loopback brings them into the pool.
+    pf_ifindex: Option<i32>,
+    /// What guest pages are DMA-mapped for.
+    dma: DmaDev,
+    /// The vif queue whose guest's pages the ring holds (none: the pool).
+    #[pin]
+    user: SpinLockIrq<Option<Arc<QueueCtx>>>,
+    /// Unbound: the registers are gone, the queue was stopped.
+    gone: AtomicBool,
 }
 
 impl VfRx {
+    /// The VF steered by `mac`, if netback_mq drives one.
+    pub(crate) fn find(mac: [u8; 6]) -> Option<Arc<VfRx>> {
+        nicreg::find::<VfRx>(mac)
+    }
+
+    pub(crate) fn ring_size(&self) -> usize {
+        RING
+    }
+
+    pub(crate) fn dma_dev(&self) -> &DmaDev {
+        &self.dma
+    }
+
+    pub(crate) fn pf_ifindex(&self) -> Option<i32> {
+        self.pf_ifindex
+    }
+
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on the queue (post, kick, reap), locked; `None` once the
+    /// VF is gone.
+    pub(crate) fn queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
+        self.with_queue(f)
+    }
+
+    /// Hands the ring to `user`'s guest: the pool's buffers are taken back
+    /// and the ring starts empty, with page-sized buffers. The guest's
+    /// queue posts into it from now on, and the interrupt wakes it.
+    pub(crate) fn attach(&self, user: Arc<QueueCtx>) -> Result {
+        if self.is_gone() || self.user.lock().is_some() {
+            return Err(EBUSY);
+        }
+        self.with_queue(|q| {
+            q.stop_and_reclaim(&mut |_| {});
+            q.st.ring.configure(RING, GUEST_BUF as u32).map_err(|_| EINVAL)?;
+            q.restart();
+            Ok::<(), Error>(())
+        })
+        .ok_or(ENXIO)??;
+        *self.user.lock() = Some(user);
+        Ok(())
+    }
+
+    /// Takes the guest's buffers back (each token to `f`, in order) once
+    /// the queue is stopped, and gives the ring back to the pool.
+    pub(crate) fn detach(&self, f: &mut dyn FnMut(Token)) -> usize {
+        let n = match self.with_queue(|q| q.stop_and_reclaim(f)) {
+            Some(n) => n,
+            // Unbound: the queue was stopped then; only the bookkeeping is left.
+            None => self.state.lock().ring.reclaim(f),
+        };
+        *self.user.lock() = None;
+        if !self.is_gone() {
+            let _ = self.with_queue(|q| {
+                if q.st.ring.configure(RING, BUF as u32).is_ok() {
+                    q.restart();
+                    self.fill_pool(q);
+                }
+            });
+        }
+        n
+    }
+
+    /// Posts every buffer of the pool into the (empty) ring.
+    fn fill_pool(&self, q: &mut VfQueue<'_, '_>) {
+        let mut t: Token = 0;
+        while q.room() > 0 && q.post(self.buf_dma(t), t).is_ok() {
+            t += 1;
+        }
+        q.kick();
+    }
+
     fn buf_dma(&self, token: Token) -> u64 {
         self.bufs.dma_address() + (usize::from(token) * BUF) as u64
     }
@@ -174,7 +278,14 @@ impl VfRx {
 
 impl IrqHandler for VfRx {
     fn irq(&self) {
-        self.poll();
+        let user = self.user.lock().clone();
+        match user {
+            // The guest's queue reaps in its NAPI poll.
+            Some(q) => q.nic_event(),
+            None => {
+                self.poll();
+            }
+        }
         if let Some(bar) = self.bar.try_access() {
             bar.write32(RX_VECTOR_BIT, reg::EIMS);
         }
@@ -182,7 +293,7 @@ impl IrqHandler for VfRx {
 }
 
 /// Queue 0 of a VF, locked: what netback_mq drives through [`RxQueue`].
-struct VfQueue<'a, 'b> {
+pub(crate) struct VfQueue<'a, 'b> {
     st: &'a mut RxState,
     bar: &'a pci::Bar<'b, BAR_SIZE>,
 }
@@ -220,7 +331,8 @@ impl RxQueue for VfQueue<'_, '_> {
         bar.write32((RING * 16) as u32, reg::RDLEN);
         bar.write32(0, reg::RDH);
         bar.write32(0, reg::RDT);
-        bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | (BUF as u32 >> 10), reg::SRRCTL);
+        let bsize = self.st.ring.buf_len() >> 10;
+        bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | bsize, reg::SRRCTL);
         bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
     }
     fn stats(&self) -> RingStats {
@@ -328,15 +440,9 @@ fn reset_and_configure(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<[u8; 6]> {
 fn start_rx(rx: &VfRx) -> Result {
     rx.with_queue(|q| {
         q.restart();
-        let mut t: Token = 0;
-        while q.room() > 0 {
-            q.post(rx.buf_dma(t), t).map_err(|_| EINVAL)?;
-            t += 1;
-        }
-        q.kick();
-        Ok::<(), Error>(())
+        rx.fill_pool(q);
     })
-    .ok_or(ENXIO)??;
+    .ok_or(ENXIO)?;
     let bar = rx.bar.try_access().ok_or(ENXIO)?;
     // Receive queue 0 on vector 1, transmit queue 0 on vector 0, mailbox on 2.
     bar.write32(0x80 | RX_VECTOR | (0x80 << 8), reg::IVAR0);
@@ -403,6 +509,11 @@ impl pci::Driver for IgbVf {
                 bar,
                 bufs,
                 state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0 }, "igbvf_rx"),
+                mac,
+                pf_ifindex: pci_pf_ifindex(pdev),
+                dma: DmaDev::of(pdev),
+                user <- new_spinlock_irq!(None, "igbvf_user"),
+                gone: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -411,6 +522,9 @@ impl pci::Driver for IgbVf {
             // Nothing posted may stay with the NIC once we free it.
             rx.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
             return Err(e);
+        }
+        if let Err(e) = nicreg::register(mac, rx.clone()) {
+            pr_warn!("igb VF: another VF is steered by the same MAC ({:?}): not offered to guests\n", e);
         }
         pr_info!(
             "igb VF: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} from the PF, receive queue up ({} buffers of {} bytes)\n",
@@ -423,21 +537,38 @@ impl pci::Driver for IgbVf {
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self>) {
         let _ = pdev;
+        let rx = &this.rx;
+        nicreg::unregister(rx);
         // Stop the NIC first: no interrupt, no DMA into any posted buffer.
         let pool_frames = {
-            let Some(bar) = this.rx.bar.try_access() else { return };
+            let Some(bar) = rx.bar.try_access() else { return };
             bar.write32(!0, reg::EIMC);
             bar.write32(0, reg::RXDCTL);
             bar.read32(reg::VFGPRC).wrapping_sub(this.pool_base)
         };
         this.irq.synchronize();
+        rx.gone.store(true, Ordering::Release);
+        let user = rx.user.lock().clone();
+        if let Some(q) = user {
+            // A guest's pages are in the ring: its queue takes them back
+            // (answering their requests) and goes on by grant copy.
+            pr_warn!(
+                "igb VF {}: unbound while serving a guest: its queue falls back to grant copy\n",
+                MacFmt(this.mac)
+            );
+            q.nic_event();
+            return;
+        }
         // What completed before the stop, then every buffer still posted.
-        this.rx.poll();
-        let Some((reclaimed, s)) = this.rx.with_queue(|q| (q.stop_and_reclaim(&mut |_| {}), q.stats())) else { return };
-        let bytes = this.rx.state.lock().bytes;
+        rx.poll();
+        let (reclaimed, s) = {
+            let mut st = rx.state.lock();
+            (st.ring.reclaim(&mut |_| {}), st.ring.stats())
+        };
+        let bytes = rx.state.lock().bytes;
         pr_info!(
-            "igb VF {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames since probe\n",
-            this.mac[0], this.mac[1], this.mac[2], this.mac[3], this.mac[4], this.mac[5],
+            "igb VF {}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames since probe\n",
+            MacFmt(this.mac),
             s.frames, bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
         );
     }

@@ -24,6 +24,8 @@ mod hostile;
 #[forbid(unsafe_code)]
 mod igbvf;
 #[forbid(unsafe_code)]
+mod nicrx;
+#[forbid(unsafe_code)]
 mod queue;
 #[forbid(unsafe_code)]
 mod vif;
@@ -107,6 +109,7 @@ impl kernel::Module for NetbackMq {
         let name = if cfg!(xennet_hostile) { c"netback_hostile" } else { c"netback_mq" };
         let driver = Registration::register(Side::Backend, name, &IDS)
             .inspect_err(|e| pr_err!("registering the xenbus backend driver failed: {:?}\n", e))?;
+        xen_sys::nicreg::init();
         let vfs = KBox::pin_init(kernel::driver::Registration::new(name, module), GFP_KERNEL)
             .inspect_err(|e| pr_err!("registering the VF driver failed: {:?}\n", e))?;
         Ok(NetbackMq { domain, _driver: driver, _vfs: vfs })

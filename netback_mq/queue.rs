@@ -26,6 +26,8 @@ use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::now_us;
 use crate::xen_sys::warn_ratelimited;
+use crate::nicrx::{NicEnd, NicRx};
+use crate::xen_sys::nic_queue::RxQueue;
 use crate::xen_sys::reuse::StaticGrants;
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::MappedRing;
@@ -115,10 +117,23 @@ pub(crate) struct Connection {
     rx_held: Option<Skb>,
     /// Guest-receive packets planned but not yet copied.
     rx_batch: RxBatch,
+    /// Guest receive through a NIC queue (an igb VF steered by the guest's
+    /// MAC) into the guest's static grants, instead of copies.
+    pub(crate) nic: Option<NicRx>,
     /// The frontend's static grants on this queue (grant reuse), from its
     /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
     /// copied through the mappings, without a hypercall.
     pub(crate) statics: Option<KBox<StaticGrants>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The NIC stops and gives the guest's pages back before the static
+        // grants behind them are unmapped (the fields' drop).
+        if let (Some(nic), Some(st)) = (self.nic.as_mut(), self.statics.as_deref_mut()) {
+            nic.end(&mut self.rx, st, &mut Stats::default());
+        }
+    }
 }
 
 /// One guest-receive packet whose copy is planned.
@@ -279,6 +294,7 @@ impl Connection {
                 rx_stall: RxStallClock::new(),
                 rx_held: None,
                 rx_batch: RxBatch::new()?,
+                nic: None,
                 statics: None,
             },
             GFP_KERNEL,
@@ -733,6 +749,61 @@ impl Connection {
             _ => self.rx_needed = 1,
         }
         self.flush_rx(stats);
+    }
+
+    /// Whether guest receive goes through a NIC queue.
+    pub(crate) fn nic_active(&self) -> bool {
+        self.nic.is_some()
+    }
+
+    /// Guest receive through the NIC from now on (`nic` wraps a VF already
+    /// handed this guest's queue): what the copy path has planned or holds
+    /// goes first, so responses stay in ring order. Needs the frontend's
+    /// static grants.
+    pub(crate) fn nic_start(&mut self, nic: NicRx, stats: &mut Stats) -> core::result::Result<(), NicRx> {
+        if self.nic.is_some() || self.broken.is_some() || !self.statics.as_deref().is_some_and(|s| s.active()) {
+            return Err(nic);
+        }
+        self.flush_rx(stats);
+        self.drop_held(stats);
+        self.nic = Some(nic);
+        Ok(())
+    }
+
+    /// The NIC path's share of a poll: completed frames answered, new
+    /// requests posted, the guest notified once. Returns the frames
+    /// delivered, whether to poll again at once, and why the path ended
+    /// (grant copy from then on), if it did.
+    pub(crate) fn nic_poll(&mut self, stats: &mut Stats) -> (usize, bool, Option<NicEnd>) {
+        let Some(nic) = self.nic.as_mut() else { return (0, false, None) };
+        let (frames, end) = match self.statics.as_deref_mut() {
+            Some(st) => match nic.poll(&mut self.rx, st, stats) {
+                Ok(n) => (n, None),
+                Err(why) => {
+                    nic.end(&mut self.rx, st, stats);
+                    (0, Some(why))
+                }
+            },
+            None => (0, Some(NicEnd::Disconnect)),
+        };
+        if end.is_some() {
+            self.nic = None;
+        }
+        if self.rx.push() {
+            self.notify_rx(stats);
+        }
+        // The guest signals when it posts more buffers (only needed while
+        // the NIC has room for them; completions wake us otherwise).
+        let mut again = frames >= crate::nicrx::BUDGET;
+        if let Some(nic) = self.nic.as_ref() {
+            if nic.vf().queue(|q| q.room() > 0).unwrap_or(false) {
+                match self.rx.ring.wait_for_requests(1) {
+                    Ok(more) => again |= more,
+                    Err(e) => self.broken = Some(e),
+                }
+            }
+        }
+        (frames, again, end)
     }
 
     /// Frees the planned guest-receive packets without answering them (the

@@ -5,11 +5,13 @@
 //! receive of a packet held for want of buffers), and the event channels'
 //! targets.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 
 use crate::ctrl::VifCtrl;
+use crate::igbvf::{MacFmt, VfRx};
+use crate::nicrx::NicRx;
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::evtchn::{Channel, EventHandler};
@@ -46,6 +48,21 @@ pub(crate) struct VifShared {
     /// Connected with no protocol error: only then may a stall recovery
     /// turn the carrier back on.
     healthy: AtomicBool,
+    /// The guest's MAC (xenstore `mac`): bit 48 set when known.
+    guest_mac: AtomicU64,
+    /// While guest receive goes through a NIC queue: the PF's ifindex,
+    /// where frames for the guest that reach the vif are sent (0: none).
+    nic_ifindex: AtomicI32,
+}
+
+impl VifShared {
+    fn guest_mac(&self) -> Option<[u8; 6]> {
+        let v = self.guest_mac.load(Ordering::Acquire);
+        (v >> 48 == 1).then(|| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    }
 }
 
 impl EventHandler for VifShared {
@@ -95,6 +112,8 @@ impl Vif {
                 ctrl <- VifCtrl::new(name),
                 stalled: StalledQueues::new(),
                 healthy: AtomicBool::new(false),
+                guest_mac: AtomicU64::new(0),
+                nic_ifindex: AtomicI32::new(0),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -124,6 +143,15 @@ impl Vif {
 
     pub(crate) fn ctrl(&self) -> &VifCtrl {
         &self.shared.ctrl
+    }
+
+    /// The guest's MAC, from the toolstack (a NIC queue steered by it can
+    /// then serve the guest).
+    pub(crate) fn set_guest_mac(&self, mac: [u8; 6]) {
+        let mut b = [0u8; 8];
+        b[1] = 1;
+        b[2..].copy_from_slice(&mac);
+        self.shared.guest_mac.store(u64::from_be_bytes(b), Ordering::Release);
     }
 
     /// Connects the frontend's control ring.
@@ -162,6 +190,7 @@ impl Vif {
     /// rings unmapped. Process context (unbinding sleeps).
     pub(crate) fn detach(&self, ndev: &NetDevice) {
         self.shared.healthy.store(false, Ordering::Release);
+        self.shared.nic_ifindex.store(0, Ordering::Release);
         ndev.carrier_off();
         for q in self.queues.iter() {
             let conn = {
@@ -230,6 +259,52 @@ impl NapiQueue for QueueCtx {
 }
 
 impl QueueCtx {
+    /// The NIC completed frames into this queue's guest pages (or its VF
+    /// went away): the poll deals with them. Hard-IRQ context.
+    pub(crate) fn nic_event(&self) {
+        self.napi.schedule();
+    }
+
+    /// Moves guest receive onto the NIC queue steered by the guest's MAC,
+    /// if netback_mq drives one and the frontend's buffers are static
+    /// grants (queue 0, which the VF's single queue serves; frames for the
+    /// guest reaching any queue go through the PF). Process context.
+    pub(crate) fn try_nic(self: &Arc<Self>, name: &str) {
+        if self.index != 0 {
+            return;
+        }
+        let Some(mac) = self.shared.guest_mac() else { return };
+        let Some(vf) = VfRx::find(mac) else { return };
+        let Some(ifindex) = vf.pf_ifindex() else {
+            pr_warn!("{}: igb VF {} has no PF network device to send through: grant copy\n", name, MacFmt(mac));
+            return;
+        };
+        if self.shared.ctrl.xdp_headroom() != 0 {
+            pr_info!("{}: the frontend wants an XDP headroom, which the NIC cannot leave: grant copy\n", name);
+            return;
+        }
+        let Ok(nic) = NicRx::new(vf.clone()) else { return };
+        let mut q = self.state.lock_bh();
+        let Queue { conn, stats, .. } = &mut *q;
+        let Some(c) = conn.as_mut() else { return };
+        if c.nic_active() || vf.attach(self.clone()).is_err() {
+            return;
+        }
+        if let Err(nic) = c.nic_start(nic, stats) {
+            // Not ready (no static grants, broken): the pool gets its ring back.
+            drop(nic);
+            return;
+        }
+        self.shared.nic_ifindex.store(ifindex, Ordering::Release);
+        drop(q);
+        pr_info!(
+            "{}: queue 0: guest receive through the NIC (igb VF {}): it writes into the guest's pages, no copy in dom0\n",
+            name,
+            MacFmt(mac)
+        );
+        self.napi.schedule();
+    }
+
     /// A fatal protocol error on this queue: log it, carrier off. The vif
     /// stays down until the frontend reconnects.
     fn disable(&self, dev: &NetDevice, e: crate::netif::Error) {
@@ -268,6 +343,7 @@ impl QueueCtx {
     fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
         let mut done = 0;
         let mut work = false;
+        let mut nic_again = false;
         let mut failed = None;
         let ctrl = &self.shared.ctrl;
         loop {
@@ -278,6 +354,15 @@ impl QueueCtx {
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
+                // Guest receive through the NIC: completions answered, the
+                // guest's new buffers posted.
+                let (frames, again, ended) = c.nic_poll(stats);
+                work |= frames > 0;
+                nic_again |= again;
+                if let Some(why) = ended {
+                    self.shared.nic_ifindex.store(0, Ordering::Release);
+                    pr_warn!("{}: queue {}: guest receive leaves the NIC ({}): grant copy\n", dev.name(), self.index, why);
+                }
                 // Guest-receive packets left planned (the stack promised more
                 // that did not come): copy them now.
                 c.flush_rx(stats);
@@ -333,7 +418,8 @@ impl QueueCtx {
         if let Some(e) = failed {
             self.disable(dev, e);
         }
-        if done >= budget {
+        if done >= budget || nic_again {
+            // More NIC completions or buffers may be waiting: poll again.
             return budget;
         }
         if napi.complete_done(done) {
@@ -367,6 +453,19 @@ impl QueueCtx {
     /// Guest receive: copy `skb` into the guest's buffers, or hold it (and
     /// stop the queue) until the guest posts enough.
     fn xmit(&self, dev: &NetDevice, skb: Skb) {
+        let nic = self.shared.nic_ifindex.load(Ordering::Acquire);
+        if nic != 0 {
+            // The guest receives through the NIC: everything for it goes in
+            // there (the PF's loopback into its pool), in the NIC's order.
+            let sent = skb.xmit_on(nic).is_ok();
+            let mut q = self.state.lock_bh();
+            if sent {
+                q.stats.nic_redirected += 1;
+            } else {
+                q.stats.tx_dropped += 1;
+            }
+            return;
+        }
         let ctrl = &self.shared.ctrl;
         if !ctrl.mcast_passes(&skb) {
             // A group the guest did not join (multicast control).

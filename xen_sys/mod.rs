@@ -54,6 +54,7 @@ pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;
 pub(crate) mod netdev;
+pub(crate) mod nicreg;
 pub(crate) mod pci;
 pub(crate) mod reuse;
 pub(crate) mod ring;

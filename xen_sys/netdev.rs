@@ -53,6 +53,16 @@ pub(crate) struct Stats {
     pub(crate) static_misses: u64,
     pub(crate) gref_map_ops: u64,
     pub(crate) gref_unmap_ops: u64,
+    /// The NIC queue (backend): frames the NIC wrote into the guest's
+    /// pages and their bytes (no copy in dom0), frames it dropped, buffers
+    /// posted to it, DMA mappings that bounced (a hidden copy), frames for
+    /// the guest sent through the PF into the NIC.
+    pub(crate) nic_frames: u64,
+    pub(crate) nic_bytes: u64,
+    pub(crate) nic_dropped: u64,
+    pub(crate) nic_posted: u64,
+    pub(crate) nic_bounces: u64,
+    pub(crate) nic_redirected: u64,
     /// Received packets carrying the backend's hash (frontend).
     pub(crate) rx_hashed: u64,
     /// Of those, arrived on another queue than our RSS table names.
@@ -78,6 +88,12 @@ impl Stats {
         self.mcast_filtered += o.mcast_filtered;
         self.rx_hashed += o.rx_hashed;
         self.rx_misrouted += o.rx_misrouted;
+        self.nic_frames += o.nic_frames;
+        self.nic_bytes += o.nic_bytes;
+        self.nic_dropped += o.nic_dropped;
+        self.nic_posted += o.nic_posted;
+        self.nic_bounces += o.nic_bounces;
+        self.nic_redirected += o.nic_redirected;
     }
 
     /// Counts one grant-copy hypercall that carried `ops` (none when empty).
@@ -267,6 +283,18 @@ impl Skb {
         let p = self.as_raw();
         core::mem::forget(self);
         p
+    }
+
+    /// Sends the frame (Ethernet header first) on the network device
+    /// `ifindex`, if it exists and is up; it is dropped otherwise.
+    pub(crate) fn xmit_on(self, ifindex: i32) -> Result {
+        // SAFETY: ours; the shim takes ownership (sends or frees it).
+        let rc = unsafe { b::xennet_shim_xmit_on(self.into_raw(), ifindex) };
+        if rc < 0 {
+            Err(Error::from_errno(rc))
+        } else {
+            Ok(())
+        }
     }
 
     /// Bytes of data (linear area and fragments).

@@ -103,3 +103,30 @@ impl<H: IrqHandler> Drop for MsixIrq<H> {
         let _ = &self.name;
     }
 }
+
+/// The ifindex of the network device of `vf`'s physical function (the PF
+/// driver's netdev), if it has one.
+pub(crate) fn pf_ifindex(vf: &pci::Device<Bound>) -> Option<i32> {
+    let raw = core::ptr::from_ref(vf).cast_mut().cast::<b::pci_dev>();
+    // SAFETY: a bound PCI function; the shim only reads under RCU.
+    let idx = unsafe { b::xennet_shim_pf_ifindex(raw) };
+    (idx > 0).then_some(idx)
+}
+
+/// A device that DMA mappings are made for (streaming, device to memory).
+pub(crate) struct DmaDev {
+    dev: kernel::sync::aref::ARef<kernel::device::Device>,
+}
+
+impl DmaDev {
+    pub(crate) fn of(pdev: &pci::Device<Bound>) -> Self {
+        let dev: &kernel::device::Device<Bound> = pdev.as_ref();
+        let dev: &kernel::device::Device = dev;
+        Self { dev: dev.into() }
+    }
+
+    pub(super) fn as_raw(&self) -> *mut b::device {
+        // `device::Device` is a transparent wrapper of `struct device`.
+        core::ptr::from_ref::<kernel::device::Device>(&self.dev).cast_mut().cast()
+    }
+}

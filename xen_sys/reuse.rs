@@ -284,6 +284,47 @@ impl StaticGrants {
     }
 }
 
+/// A static grant's page lent to a device for DMA: the slot is in use (a
+/// `DEL` of it waits) until [`StaticGrants::dma_release`].
+#[derive(Clone, Copy)]
+pub(crate) struct DmaBuf {
+    slot: u16,
+    /// The bus address the device writes to.
+    pub(crate) addr: u64,
+    /// xen-swiotlb gave a bounce buffer, not the page: a hidden copy.
+    pub(crate) bounced: bool,
+}
+
+impl StaticGrants {
+    /// Lends the writable page found as `hit` to `dev` for one receive DMA:
+    /// takes a use of its slot and maps the page for the device.
+    pub(crate) fn dma_acquire(&mut self, hit: Hit, dev: &super::pci::DmaDev) -> Result<DmaBuf> {
+        if hit.readonly || !self.grants.table.acquire(hit.slot) {
+            return Err(EINVAL);
+        }
+        let page = self.pages.pages[usize::from(hit.slot)];
+        // SAFETY: one of our pages, mapped from the frontend (the slot is
+        // mapped and now held); `dev` is live (reference counted).
+        let (addr, bus) = unsafe {
+            (b::xennet_shim_dma_map_from_device(dev.as_raw(), page), b::xennet_shim_page_bus_addr(page))
+        };
+        if addr == 0 {
+            self.grants.release(hit.slot, &mut self.pages);
+            return Err(ENOMEM);
+        }
+        Ok(DmaBuf { slot: hit.slot, addr, bounced: addr != bus })
+    }
+
+    /// Ends a [`StaticGrants::dma_acquire`] once the device is done with the
+    /// page (its DMA completed, or its queue stopped): unmaps it for the
+    /// device, and unmaps the grant if a `DEL` came meanwhile.
+    pub(crate) fn dma_release(&mut self, buf: DmaBuf, dev: &super::pci::DmaDev) {
+        // SAFETY: mapped for `dev` by `dma_acquire`, released once.
+        unsafe { b::xennet_shim_dma_unmap_from_device(dev.as_raw(), buf.addr) };
+        self.grants.release(buf.slot, &mut self.pages);
+    }
+}
+
 impl Drop for StaticGrants {
     fn drop(&mut self) {
         let held = self.grants.table.mapped();

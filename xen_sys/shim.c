@@ -16,6 +16,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
 #include <linux/interrupt.h>
+#include <linux/dma-mapping.h>
+#include <linux/pci.h>
 #include <net/flow_dissector.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
@@ -567,4 +569,63 @@ void xennet_shim_local_bh_enable(void)
 bool xennet_shim_netdev_xmit_more(void)
 {
 	return netdev_xmit_more();
+}
+
+/* The network device whose parent is VF's physical function, if any (its
+ * ifindex; 0 when none). */
+int xennet_shim_pf_ifindex(struct pci_dev *vf)
+{
+	struct pci_dev *pf = pci_physfn(vf);
+	struct net_device *dev;
+	int ifindex = 0;
+
+	rcu_read_lock();
+	for_each_netdev_rcu(&init_net, dev) {
+		if (dev->dev.parent == &pf->dev) {
+			ifindex = dev->ifindex;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return ifindex;
+}
+
+/* Sends skb (Ethernet header at data) on the device with that ifindex, if
+ * it exists and is up; frees it otherwise. Consumes skb. */
+int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex)
+{
+	struct net_device *dev;
+	int rc;
+
+	rcu_read_lock();
+	dev = dev_get_by_index_rcu(&init_net, ifindex);
+	if (!dev || !(dev->flags & IFF_UP)) {
+		rcu_read_unlock();
+		kfree_skb(skb);
+		return -ENODEV;
+	}
+	skb->dev = dev;
+	rc = dev_queue_xmit(skb);
+	rcu_read_unlock();
+	return rc;
+}
+
+/* The bus address of a page as a device sees it without an IOMMU or a
+ * bounce: its machine frame (pfn_to_bfn, a static inline). */
+u64 xennet_shim_page_bus_addr(struct page *page)
+{
+	return (u64)pfn_to_bfn(page_to_pfn(page)) << XEN_PAGE_SHIFT;
+}
+
+/* dma_map_page for a device writing the whole page; 0 on failure. */
+u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page)
+{
+	dma_addr_t a = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_FROM_DEVICE);
+
+	return dma_mapping_error(dev, a) ? 0 : (u64)a;
+}
+
+void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr)
+{
+	dma_unmap_page(dev, (dma_addr_t)addr, PAGE_SIZE, DMA_FROM_DEVICE);
 }

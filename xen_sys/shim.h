@@ -36,6 +36,16 @@ void xennet_shim_gnttab_set_map_op(struct gnttab_map_grant_ref *op, struct page 
 void xennet_shim_gnttab_set_unmap_op(struct gnttab_unmap_grant_ref *op, struct page *page, bool readonly,
 				     u32 handle);
 
+/* The NIC queue (netback_mq/igbvf.rs): the PF of a VF, a frame sent on
+ * another device, DMA mappings of a (foreign) page. */
+struct pci_dev;
+struct device;
+int xennet_shim_pf_ifindex(struct pci_dev *vf);
+int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex);
+u64 xennet_shim_page_bus_addr(struct page *page);
+u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page);
+void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr);
+
 /* xen/xenbus.h */
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv);
 int xennet_shim_xenbus_register_backend(struct xenbus_driver *drv);

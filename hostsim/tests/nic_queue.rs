@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 
 use hostsim::SimVf;
-use netif::{RspStatus, RxFlags, RxResponse};
-use nic_queue::{frame_responses, igb_rx, DescMem, FrameFault, FrameStatus, RxQueue, FRAME_MAX_BUFS, PAGE};
+use netif::RxFlags;
+use nic_queue::{frame_to_netif, igb_rx, DescMem, FrameFault, FrameStatus, RxQueue, FRAME_MAX_BUFS, PAGE};
 use proptest::prelude::*;
 
 const RING: usize = 64;
@@ -127,16 +127,15 @@ fn run(ops: &[Op], buf_len: u32) -> Result<(), TestCaseError> {
                         }
                         other => prop_assert!(false, "unexpected outcome {:?}", other),
                     }
-                    let mut rsp = [RxResponse::zeroed(); FRAME_MAX_BUFS];
-                    let k = frame_responses(&f, |id| *id as u16, &mut rsp);
-                    prop_assert_eq!(k, f.buffer_count());
-                    let total: i32 = rsp[..k].iter().map(|r| i32::from(r.status())).sum();
-                    if kind == 2 {
-                        prop_assert!(rsp[..k].iter().all(|r| r.status() == RspStatus::ERROR.0));
-                    } else {
-                        prop_assert_eq!(total as usize, data.len());
-                        prop_assert!(rsp[..k - 1].iter().all(|r| r.flags().contains(RxFlags::MORE_DATA)));
-                        prop_assert!(!rsp[k - 1].flags().contains(RxFlags::MORE_DATA));
+                    match frame_to_netif(&f) {
+                        None => prop_assert_eq!(kind, 2),
+                        Some((flags, outs, k)) => {
+                            prop_assert_eq!(k, f.buffer_count());
+                            let total: usize = outs[..k].iter().map(|o| usize::from(o.len)).sum();
+                            prop_assert_eq!(total, data.len());
+                            prop_assert!(outs[..k].iter().all(|o| o.offset == 0));
+                            prop_assert_eq!(flags.contains(RxFlags::DATA_VALIDATED), kind == 1);
+                        }
                     }
                 }
             }

@@ -76,8 +76,42 @@ pub fn backend_step(current: u32, target: u32) -> Option<BackendStep> {
     }
 }
 
+/// Parses a MAC as the toolstack writes it in xenstore (`mac`):
+/// "00:16:3e:99:00:01". `None` for anything else.
+pub fn parse_mac(s: &[u8]) -> Option<[u8; 6]> {
+    let s = s.strip_suffix(b"\0").unwrap_or(s);
+    if s.len() != 17 {
+        return None;
+    }
+    let hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut mac = [0u8; 6];
+    for (i, m) in mac.iter_mut().enumerate() {
+        let p = &s[3 * i..];
+        if i < 5 && p[2] != b':' {
+            return None;
+        }
+        *m = hex(p[0])? << 4 | hex(p[1])?;
+    }
+    Some(mac)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn macs() {
+        use super::parse_mac;
+        assert_eq!(parse_mac(b"00:16:3e:99:00:0A"), Some([0, 0x16, 0x3e, 0x99, 0, 0x0a]));
+        assert_eq!(parse_mac(b"00:16:3e:99:00:01\0"), Some([0, 0x16, 0x3e, 0x99, 0, 1]));
+        assert_eq!(parse_mac(b"00:16:3e:99:00"), None);
+        assert_eq!(parse_mac(b"00-16-3e-99-00-01"), None);
+        assert_eq!(parse_mac(b"00:16:3e:99:00:0g"), None);
+    }
+
     use super::state::*;
     use super::*;
 

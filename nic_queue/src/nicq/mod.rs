@@ -9,7 +9,7 @@
 //! - [`ring`]: one receive ring's bookkeeping ([`RxRing`]): buffers posted
 //!   in order, whole frames reaped in order, every buffer handed back
 //!   exactly once (completed or reclaimed).
-//! - [`frame`]: a completed frame as netif receive responses.
+//! - [`frame`]: what a completed frame's netif receive responses carry.
 //! - [`mbx`]: the igb VF mailbox messages (reset, MAC, multicast, LPE).
 //! - [`queue`]: the interface a NIC family's receive queue offers
 //!   ([`RxQueue`]).
