@@ -300,6 +300,12 @@ impl Backend {
             u8::from(mcast),
             vif.ctrl().xdp_headroom()
         );
+        // Without a control ring the frontend cannot register static
+        // grants: a NIC queue steered by its MAC maps each buffer itself.
+        // (With one, the NIC path starts at its first `ADD`.)
+        if !has_ctrl {
+            vif.queues[0].try_nic(name, Some(domid));
+        }
         Ok(())
     }
 

@@ -152,7 +152,7 @@ impl GrefStore for CtrlGrants<'_> {
                 // The guest's buffers can now go to a NIC queue, if one is
                 // steered by its MAC.
                 if let Some(q) = self.queues.get(queue as usize) {
-                    q.try_nic(self.name);
+                    q.try_nic(self.name, None);
                 }
                 Ok(())
             }

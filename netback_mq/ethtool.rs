@@ -3,7 +3,8 @@
 //! `ethtool -S`: per-queue counters (rx: from the guest, tx: to it), with
 //! the grant-copy operations and notifications each queue issued, and its
 //! static grants (grant reuse): held, lookups, bytes copied through them,
-//! map and unmap operations (for the current connection).
+//! map and unmap operations (for the current connection, with those of
+//! the NIC path's per-buffer mappings), and the NIC path's frames.
 
 use crate::vif::Vif;
 use crate::xen_sys::ethtool::{Field, PerQueueStats};
@@ -54,6 +55,11 @@ impl PerQueueStats for Vif {
             stats.static_misses = r.misses;
             stats.gref_map_ops = r.map_ops;
             stats.gref_unmap_ops = r.unmap_ops;
+        }
+        if let Some(c) = s.conn.as_ref() {
+            let (m, u) = c.nic_map_ops();
+            stats.gref_map_ops += m;
+            stats.gref_unmap_ops += u;
         }
         stats
     }

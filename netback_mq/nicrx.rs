@@ -52,6 +52,8 @@ pub(crate) enum NicEnd {
     VfGone,
     /// The NIC refused a buffer, or mapping it for DMA failed.
     PostFailed,
+    /// A request named a grant that could not be mapped (per-buffer mode).
+    MapFailed(u32),
     /// The connection goes.
     Disconnect,
 }
@@ -62,6 +64,7 @@ impl kernel::fmt::Display for NicEnd {
             NicEnd::NotStatic(g) => write!(f, "a request names grant {g}, not a writable static grant"),
             NicEnd::VfGone => f.write_str("the VF was unbound"),
             NicEnd::PostFailed => f.write_str("a buffer could not be posted"),
+            NicEnd::MapFailed(g) => write!(f, "a request names grant {g}, which could not be mapped"),
             NicEnd::Disconnect => f.write_str("disconnected"),
         }
     }
@@ -73,21 +76,61 @@ pub(crate) struct NicRx {
     /// Posted buffers, by the token the ring hands back (an index).
     posted: KVec<Option<Posted>>,
     free: KVec<u16>,
-    /// A request taken from the ring that could not be posted: answered
-    /// after those the NIC holds.
-    unposted: Option<RxRequest>,
+    /// Requests taken from the ring but not posted (from the one that
+    /// could not be): answered, in order, after those the NIC holds.
+    unposted: KVec<RxRequest>,
     /// `end` ran (the VF's ring no longer holds our buffers).
     ended: bool,
+    /// Per-buffer mode, for a frontend without static grants (the stock C
+    /// netfront): each request's grant is mapped when posted and unmapped
+    /// when its frame completes, through a table of our own.
+    own: Option<KBox<StaticGrants>>,
+    /// Requests taken for one refill (mapped in one batch).
+    batch: KVec<RxRequest>,
+}
+
+/// The grants behind the posted pages: our own (per-buffer mode) or the
+/// frontend's static grants.
+fn grants<'a>(own: &'a mut Option<KBox<StaticGrants>>, statics: Option<&'a mut StaticGrants>) -> Option<&'a mut StaticGrants> {
+    match own.as_deref_mut() {
+        Some(g) => Some(g),
+        None => statics,
+    }
 }
 
 impl NicRx {
-    pub(crate) fn new(vf: Arc<VfRx>) -> Result<Self> {
+    /// The path over `vf`, posting the frontend's static grants, or (with
+    /// `per_buffer` naming the frontend's domain) mapping each request's
+    /// grant itself. Process context.
+    pub(crate) fn new(vf: Arc<VfRx>, per_buffer: Option<u16>) -> Result<Self> {
         let n = vf.ring_size();
         let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
         for t in (0..n as u16).rev() {
             free.push(t, GFP_KERNEL)?;
         }
-        Ok(Self { vf, posted: KVec::from_elem(None, n, GFP_KERNEL)?, free, unposted: None, ended: false })
+        let own = match per_buffer {
+            Some(domid) => Some(StaticGrants::new(domid, n)?),
+            None => None,
+        };
+        Ok(Self {
+            vf,
+            posted: KVec::from_elem(None, n, GFP_KERNEL)?,
+            free,
+            unposted: KVec::with_capacity(n, GFP_KERNEL)?,
+            ended: false,
+            own,
+            batch: KVec::with_capacity(n, GFP_KERNEL)?,
+        })
+    }
+
+    /// Whether each buffer is mapped when posted (no static grants).
+    pub(crate) fn per_buffer(&self) -> bool {
+        self.own.is_some()
+    }
+
+    /// The per-buffer mappings' counters (map and unmap operations).
+    pub(crate) fn own_stats(&self) -> Option<crate::xen_sys::grant_reuse::ReuseStats> {
+        self.own.as_deref().map(|g| g.stats())
     }
 
     pub(crate) fn vf(&self) -> &Arc<VfRx> {
@@ -96,17 +139,19 @@ impl NicRx {
 
     /// Reaps completed frames into responses, then posts the guest's new
     /// requests. Returns the frames delivered, or why the path must end.
-    pub(crate) fn poll(&mut self, rx: &mut Rx, statics: &mut StaticGrants, stats: &mut Stats) -> core::result::Result<usize, NicEnd> {
+    pub(crate) fn poll(&mut self, rx: &mut Rx, mut statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<usize, NicEnd> {
         if self.vf.is_gone() {
             return Err(NicEnd::VfGone);
         }
-        let frames = self.complete(rx, statics, stats);
+        let frames = self.complete(rx, statics.as_deref_mut(), stats);
         self.refill(rx, statics, stats)?;
         Ok(frames)
     }
 
-    fn complete(&mut self, rx: &mut Rx, statics: &mut StaticGrants, stats: &mut Stats) -> usize {
-        let Self { vf, posted, free, .. } = self;
+    fn complete(&mut self, rx: &mut Rx, statics: Option<&mut StaticGrants>, stats: &mut Stats) -> usize {
+        let Self { vf, posted, free, own, .. } = self;
+        let per_buffer = own.is_some();
+        let Some(statics) = grants(own, statics) else { return 0 };
         let dev = vf.dma_dev();
         vf.queue(|q| {
             q.reap(BUDGET, &mut |f| {
@@ -117,6 +162,10 @@ impl NicRx {
                     *r = p.req;
                     n += 1;
                     statics.dma_release(p.buf, dev);
+                    if per_buffer {
+                        // Unmapped before the guest can post the page again.
+                        let _ = statics.remove(p.req.gref());
+                    }
                     let _ = free.push_within_capacity(token);
                 }
                 let reqs = &reqs[..n];
@@ -139,36 +188,52 @@ impl NicRx {
         .unwrap_or(0)
     }
 
-    fn refill(&mut self, rx: &mut Rx, statics: &mut StaticGrants, stats: &mut Stats) -> core::result::Result<(), NicEnd> {
-        let Self { vf, posted, free, .. } = self;
+    fn refill(&mut self, rx: &mut Rx, statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<(), NicEnd> {
+        let Self { vf, posted, free, own, batch, unposted, .. } = self;
+        let per_buffer = own.is_some();
+        let Some(statics) = grants(own, statics) else { return Err(NicEnd::Disconnect) };
         let dev = vf.dma_dev();
         let r = vf.queue(|q| {
-            let mut end = Ok(());
-            while q.room() > 0 && !free.is_empty() {
+            // The requests that fit, taken first; in per-buffer mode their
+            // grants are then mapped in one batch.
+            batch.clear();
+            while batch.len() < q.room().min(free.len()) {
                 let mut req = [RxRequest::zeroed()];
                 match rx.take_buffers(&mut req) {
                     Ok(true) => {}
                     _ => break,
                 }
-                let req = req[0];
+                let _ = batch.push_within_capacity(req[0]);
+            }
+            let mut end = Ok(());
+            let mapped = if per_buffer { map_batch(statics, batch) } else { batch.len() };
+            for (i, &req) in batch.iter().enumerate() {
+                if i >= mapped {
+                    end = Err((NicEnd::MapFailed(req.gref()), i));
+                    break;
+                }
                 let hit: Option<Hit> = statics.lookup(req.gref()).filter(|h| !h.readonly);
                 let Some(hit) = hit else {
-                    // Answered (in order) once the NIC's requests are.
-                    end = Err((NicEnd::NotStatic(req.gref()), Some(req)));
+                    end = Err((NicEnd::NotStatic(req.gref()), i));
                     break;
                 };
                 let buf = match statics.dma_acquire(hit, dev) {
                     Ok(b) => b,
                     Err(_) => {
-                        end = Err((NicEnd::PostFailed, Some(req)));
+                        end = Err((NicEnd::PostFailed, i));
                         break;
                     }
                 };
-                let Some(token) = free.pop() else { break };
+                // Tokens and room were counted for the whole batch.
+                let Some(token) = free.pop() else {
+                    statics.dma_release(buf, dev);
+                    end = Err((NicEnd::PostFailed, i));
+                    break;
+                };
                 if q.post(buf.addr, token).is_err() {
                     statics.dma_release(buf, dev);
                     let _ = free.push_within_capacity(token);
-                    end = Err((NicEnd::PostFailed, Some(req)));
+                    end = Err((NicEnd::PostFailed, i));
                     break;
                 }
                 posted[usize::from(token)] = Some(Posted { req, buf });
@@ -176,15 +241,23 @@ impl NicRx {
                 stats.nic_bounces += u64::from(buf.bounced);
             }
             q.kick();
-            end
+            end.map_err(|(why, at)| {
+                // Taken but not posted: answered (after the NIC's requests)
+                // when the path ends; their per-buffer mappings go now.
+                for r in &batch[at..] {
+                    let _ = unposted.push_within_capacity(*r);
+                }
+                if per_buffer {
+                    for r in &batch[at..mapped.max(at)] {
+                        let _ = statics.remove(r.gref());
+                    }
+                }
+                why
+            })
         });
         match r {
             None => Err(NicEnd::VfGone),
-            Some(Ok(())) => Ok(()),
-            Some(Err((why, req))) => {
-                self.unposted = req;
-                Err(why)
-            }
+            Some(r) => r,
         }
     }
 
@@ -192,21 +265,28 @@ impl NicRx {
     /// every other buffer back and answers its request with an error, in
     /// order, then the request that could not be posted. The ring goes
     /// back to the VF's own pool. The caller pushes the responses.
-    pub(crate) fn end(&mut self, rx: &mut Rx, statics: &mut StaticGrants, stats: &mut Stats) {
+    pub(crate) fn end(&mut self, rx: &mut Rx, mut statics: Option<&mut StaticGrants>, stats: &mut Stats) {
         if self.ended {
             return;
         }
-        self.complete(rx, statics, stats);
-        let Self { vf, posted, free, unposted, ended } = self;
+        self.complete(rx, statics.as_deref_mut(), stats);
+        let Self { vf, posted, free, unposted, ended, own, .. } = self;
+        let per_buffer = own.is_some();
         let dev = vf.dma_dev();
+        let mut g = grants(own, statics);
         vf.detach(&mut |token| {
             if let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) {
                 let _ = rx.respond_error(&p.req, RspStatus::ERROR);
-                statics.dma_release(p.buf, dev);
+                if let Some(g) = g.as_deref_mut() {
+                    g.dma_release(p.buf, dev);
+                    if per_buffer {
+                        let _ = g.remove(p.req.gref());
+                    }
+                }
                 let _ = free.push_within_capacity(token);
             }
         });
-        if let Some(r) = unposted.take() {
+        for r in unposted.drain_all() {
             let _ = rx.respond_error(&r, RspStatus::ERROR);
         }
         *ended = true;
@@ -222,4 +302,22 @@ impl Drop for NicRx {
             self.vf.detach(&mut |_| {});
         }
     }
+}
+
+/// Maps the grants of `reqs` (writable) in one batch; if the batch fails
+/// (a bad grant among them), one by one up to the first that fails.
+/// Returns how many, from the start, are mapped.
+fn map_batch(g: &mut StaticGrants, reqs: &[RxRequest]) -> usize {
+    let staged = reqs.iter().take_while(|r| g.stage(r.gref(), false).is_ok()).count();
+    if staged == reqs.len() && g.commit().is_ok() {
+        return staged;
+    }
+    g.abort();
+    for (i, r) in reqs.iter().enumerate() {
+        if g.stage(r.gref(), false).is_err() || g.commit().is_err() {
+            g.abort();
+            return i;
+        }
+    }
+    reqs.len()
 }

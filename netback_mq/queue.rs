@@ -118,8 +118,11 @@ pub(crate) struct Connection {
     /// Guest-receive packets planned but not yet copied.
     rx_batch: RxBatch,
     /// Guest receive through a NIC queue (an igb VF steered by the guest's
-    /// MAC) into the guest's static grants, instead of copies.
+    /// MAC) into the guest's pages, instead of copies.
     pub(crate) nic: Option<NicRx>,
+    /// A NIC path that ended: kept until the connection goes, because
+    /// freeing its per-buffer mapping pages sleeps (and it ends in NAPI).
+    nic_retired: Option<NicRx>,
     /// The frontend's static grants on this queue (grant reuse), from its
     /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
     /// copied through the mappings, without a hypercall.
@@ -130,8 +133,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // The NIC stops and gives the guest's pages back before the static
         // grants behind them are unmapped (the fields' drop).
-        if let (Some(nic), Some(st)) = (self.nic.as_mut(), self.statics.as_deref_mut()) {
-            nic.end(&mut self.rx, st, &mut Stats::default());
+        if let Some(nic) = self.nic.as_mut() {
+            nic.end(&mut self.rx, self.statics.as_deref_mut(), &mut Stats::default());
         }
     }
 }
@@ -295,6 +298,7 @@ impl Connection {
                 rx_held: None,
                 rx_batch: RxBatch::new()?,
                 nic: None,
+                nic_retired: None,
                 statics: None,
             },
             GFP_KERNEL,
@@ -756,12 +760,23 @@ impl Connection {
         self.nic.is_some()
     }
 
+    /// Grant maps and unmaps the NIC path made for buffers that are not
+    /// static grants (per-buffer mode), this connection's.
+    pub(crate) fn nic_map_ops(&self) -> (u64, u64) {
+        [self.nic.as_ref(), self.nic_retired.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.own_stats())
+            .fold((0, 0), |(m, u), s| (m + s.map_ops, u + s.unmap_ops))
+    }
+
     /// Guest receive through the NIC from now on (`nic` wraps a VF already
     /// handed this guest's queue): what the copy path has planned or holds
     /// goes first, so responses stay in ring order. Needs the frontend's
     /// static grants.
     pub(crate) fn nic_start(&mut self, nic: NicRx, stats: &mut Stats) -> core::result::Result<(), NicRx> {
-        if self.nic.is_some() || self.broken.is_some() || !self.statics.as_deref().is_some_and(|s| s.active()) {
+        let statics = self.statics.as_deref().is_some_and(|s| s.active());
+        if self.nic.is_some() || self.broken.is_some() || (!nic.per_buffer() && !statics) {
             return Err(nic);
         }
         self.flush_rx(stats);
@@ -776,18 +791,15 @@ impl Connection {
     /// (grant copy from then on), if it did.
     pub(crate) fn nic_poll(&mut self, stats: &mut Stats) -> (usize, bool, Option<NicEnd>) {
         let Some(nic) = self.nic.as_mut() else { return (0, false, None) };
-        let (frames, end) = match self.statics.as_deref_mut() {
-            Some(st) => match nic.poll(&mut self.rx, st, stats) {
-                Ok(n) => (n, None),
-                Err(why) => {
-                    nic.end(&mut self.rx, st, stats);
-                    (0, Some(why))
-                }
-            },
-            None => (0, Some(NicEnd::Disconnect)),
+        let (frames, end) = match nic.poll(&mut self.rx, self.statics.as_deref_mut(), stats) {
+            Ok(n) => (n, None),
+            Err(why) => {
+                nic.end(&mut self.rx, self.statics.as_deref_mut(), stats);
+                (0, Some(why))
+            }
         };
         if end.is_some() {
-            self.nic = None;
+            self.nic_retired = self.nic.take();
         }
         if self.rx.push() {
             self.notify_rx(stats);

@@ -266,10 +266,12 @@ impl QueueCtx {
     }
 
     /// Moves guest receive onto the NIC queue steered by the guest's MAC,
-    /// if netback_mq drives one and the frontend's buffers are static
-    /// grants (queue 0, which the VF's single queue serves; frames for the
-    /// guest reaching any queue go through the PF). Process context.
-    pub(crate) fn try_nic(self: &Arc<Self>, name: &str) {
+    /// if netback_mq drives one: posting the frontend's static grants, or
+    /// with `per_buffer` (the frontend's domain) mapping each buffer's
+    /// grant when posted. Queue 0, which the VF's single queue serves;
+    /// frames for the guest reaching any queue go through the PF. Process
+    /// context.
+    pub(crate) fn try_nic(self: &Arc<Self>, name: &str, per_buffer: Option<u16>) {
         if self.index != 0 {
             return;
         }
@@ -283,7 +285,7 @@ impl QueueCtx {
             pr_info!("{}: the frontend wants an XDP headroom, which the NIC cannot leave: grant copy\n", name);
             return;
         }
-        let Ok(nic) = NicRx::new(vf.clone()) else { return };
+        let Ok(nic) = NicRx::new(vf.clone(), per_buffer) else { return };
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let Some(c) = conn.as_mut() else { return };
@@ -298,9 +300,10 @@ impl QueueCtx {
         self.shared.nic_ifindex.store(ifindex, Ordering::Release);
         drop(q);
         pr_info!(
-            "{}: queue 0: guest receive through the NIC (igb VF {}): it writes into the guest's pages, no copy in dom0\n",
+            "{}: queue 0: guest receive through the NIC (igb VF {}, {}): it writes into the guest's pages, no copy in dom0\n",
             name,
-            MacFmt(mac)
+            MacFmt(mac),
+            if per_buffer.is_some() { "each buffer's grant mapped when posted" } else { "static grants" }
         );
         self.napi.schedule();
     }
