@@ -171,6 +171,9 @@ impl NicRx {
                 let reqs = &reqs[..n];
                 let answered = match frame_to_netif(f) {
                     Some((flags, outs, k)) if k == n => {
+                        // Delivered to the guest, as the copy path's are.
+                        stats.tx_packets += 1;
+                        stats.tx_bytes += f.len() as u64;
                         stats.nic_frames += 1;
                         stats.nic_bytes += f.len() as u64;
                         rx.respond(reqs, &outs[..k], flags, &RxExtras::default())
