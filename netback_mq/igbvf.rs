@@ -193,7 +193,10 @@ impl VfRx {
     /// and the ring starts empty, with page-sized buffers. The guest's
     /// queue posts into it from now on, and the interrupt wakes it.
     pub(crate) fn attach(&self, user: Arc<QueueCtx>) -> Result {
-        if self.is_gone() || self.user.lock().is_some() {
+        // Under the user lock: an unbind (which sets `gone` under it) comes
+        // wholly before or after.
+        let mut u = self.user.lock();
+        if self.is_gone() || u.is_some() {
             return Err(EBUSY);
         }
         self.with_queue(|q| {
@@ -203,7 +206,7 @@ impl VfRx {
             Ok::<(), Error>(())
         })
         .ok_or(ENXIO)??;
-        *self.user.lock() = Some(user);
+        *u = Some(user);
         Ok(())
     }
 
@@ -547,8 +550,11 @@ impl pci::Driver for IgbVf {
             bar.read32(reg::VFGPRC).wrapping_sub(this.pool_base)
         };
         this.irq.synchronize();
-        rx.gone.store(true, Ordering::Release);
-        let user = rx.user.lock().clone();
+        let user = {
+            let u = rx.user.lock();
+            rx.gone.store(true, Ordering::Release);
+            u.clone()
+        };
         if let Some(q) = user {
             // A guest's pages are in the ring: its queue takes them back
             // (answering their requests) and goes on by grant copy.

@@ -56,6 +56,8 @@ pub(crate) enum NicEnd {
     MapFailed(u32),
     /// The connection goes.
     Disconnect,
+    /// The frontend's receive ring is corrupt (the connection is broken).
+    Ring(crate::netif::Error),
 }
 
 impl kernel::fmt::Display for NicEnd {
@@ -66,6 +68,7 @@ impl kernel::fmt::Display for NicEnd {
             NicEnd::PostFailed => f.write_str("a buffer could not be posted"),
             NicEnd::MapFailed(g) => write!(f, "a request names grant {g}, which could not be mapped"),
             NicEnd::Disconnect => f.write_str("disconnected"),
+            NicEnd::Ring(e) => write!(f, "receive ring: {}", e.as_str()),
         }
     }
 }
@@ -200,11 +203,16 @@ impl NicRx {
             // The requests that fit, taken first; in per-buffer mode their
             // grants are then mapped in one batch.
             batch.clear();
+            let mut ring_error = None;
             while batch.len() < q.room().min(free.len()) {
                 let mut req = [RxRequest::zeroed()];
                 match rx.take_buffers(&mut req) {
                     Ok(true) => {}
-                    _ => break,
+                    Ok(false) => break,
+                    Err(e) => {
+                        ring_error = Some(e);
+                        break;
+                    }
                 }
                 let _ = batch.push_within_capacity(req[0]);
             }
@@ -244,6 +252,9 @@ impl NicRx {
                 stats.nic_bounces += u64::from(buf.bounced);
             }
             q.kick();
+            if let (Some(e), Ok(())) = (ring_error, &end) {
+                end = Err((NicEnd::Ring(e), batch.len()));
+            }
             end.map_err(|(why, at)| {
                 // Taken but not posted: answered (after the NIC's requests)
                 // when the path ends; their per-buffer mappings go now.

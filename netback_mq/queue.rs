@@ -798,6 +798,9 @@ impl Connection {
                 (0, Some(why))
             }
         };
+        if let Some(NicEnd::Ring(e)) = end {
+            self.broken = Some(e);
+        }
         if end.is_some() {
             self.nic_retired = self.nic.take();
         }

@@ -496,6 +496,8 @@ impl Frontend {
                 }
             }
         }
+        #[cfg(xennet_hostile)]
+        crate::hostile::statics_registered();
         pr_info!("{}: grant reuse: {} buffer pages registered as static grants\n", ndev.name(), total);
     }
 

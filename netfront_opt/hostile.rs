@@ -44,6 +44,10 @@ pub(crate) const MALFORMED_FLOOD: u32 = 10;
 /// page), a `DEL` of an unknown grant, then 100 `DEL`/`ADD` cycles under
 /// traffic (see `rss.rs`).
 pub(crate) const BAD_STATIC: u32 = 11;
+/// Once its pages are registered as static grants: the 600th receive
+/// buffer posted names grant 0xdead, which it never granted (a backend
+/// posting receive pages to a NIC must not take it).
+pub(crate) const BAD_RX_GREF: u32 = 12;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -81,6 +85,25 @@ pub(crate) fn malformed_flood_now() -> bool {
     n >= TRIGGER_AT
 }
 
+/// Receive buffers posted since the static grants were registered
+/// (`BAD_RX_GREF`; 0: not registered yet).
+static RX_POSTED: AtomicU32 = AtomicU32::new(0);
+
+/// The pages are registered as static grants: count posts from now on.
+pub(crate) fn statics_registered() {
+    RX_POSTED.store(1, Ordering::Relaxed);
+}
+
+/// The grant to post for a receive buffer whose own is `gref`: 0xdead once
+/// in `BAD_RX_GREF` mode, after the static grants were registered.
+pub(crate) fn rx_gref(gref: u32) -> u32 {
+    if mode() != BAD_RX_GREF || RX_POSTED.load(Ordering::Relaxed) == 0 || RX_POSTED.fetch_add(1, Ordering::Relaxed) != 600 {
+        return gref;
+    }
+    pr_warn!("hostile: receive buffer posted with grant 0xdead\n");
+    0xdead
+}
+
 /// When to inject: before the packet's requests are published (rewriting
 /// them) or after (raw ring writes).
 #[derive(PartialEq, Eq)]
@@ -93,7 +116,7 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD || m == BAD_STATIC {
+    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD || m == BAD_STATIC || m == BAD_RX_GREF {
         return;
     }
     let n = if phase == Phase::BeforePush {

@@ -129,7 +129,10 @@ impl Connection {
     }
 
     fn post_rx(&mut self, buf: u16) -> core::result::Result<(), NetifError> {
-        let idx = self.rx.post(self.rx_bufs[usize::from(buf)].gref())?;
+        let gref = self.rx_bufs[usize::from(buf)].gref();
+        #[cfg(xennet_hostile)]
+        let gref = crate::hostile::rx_gref(gref);
+        let idx = self.rx.post(gref)?;
         self.rx_buf_of_slot[idx as usize % RX_SLOTS] = buf;
         Ok(())
     }
