@@ -276,7 +276,14 @@ impl QueueCtx {
             return;
         }
         let Some(mac) = self.shared.guest_mac() else { return };
-        let Some(vf) = VfRx::find(mac) else { return };
+        let Some(vf) = VfRx::find(mac) else {
+            if crate::xen_sys::nicreg::count() > 0 {
+                // VFs are in use, none for this guest (all taken, or its MAC
+                // not assigned to one).
+                pr_info!("{}: no igb VF steered by the guest's MAC {}: grant copy\n", name, MacFmt(mac));
+            }
+            return;
+        };
         let Some(ifindex) = vf.pf_ifindex() else {
             pr_warn!("{}: igb VF {} has no PF network device to send through: grant copy\n", name, MacFmt(mac));
             return;

@@ -44,7 +44,7 @@ pub(crate) const MALFORMED_FLOOD: u32 = 10;
 /// page), a `DEL` of an unknown grant, then 100 `DEL`/`ADD` cycles under
 /// traffic (see `rss.rs`).
 pub(crate) const BAD_STATIC: u32 = 11;
-/// Once its pages are registered as static grants: the 600th receive
+/// Once its pages are registered as static grants: the 300th receive
 /// buffer posted names grant 0xdead, which it never granted (a backend
 /// posting receive pages to a NIC must not take it).
 pub(crate) const BAD_RX_GREF: u32 = 12;
@@ -97,7 +97,7 @@ pub(crate) fn statics_registered() {
 /// The grant to post for a receive buffer whose own is `gref`: 0xdead once
 /// in `BAD_RX_GREF` mode, after the static grants were registered.
 pub(crate) fn rx_gref(gref: u32) -> u32 {
-    if mode() != BAD_RX_GREF || RX_POSTED.load(Ordering::Relaxed) == 0 || RX_POSTED.fetch_add(1, Ordering::Relaxed) != 600 {
+    if mode() != BAD_RX_GREF || RX_POSTED.load(Ordering::Relaxed) == 0 || RX_POSTED.fetch_add(1, Ordering::Relaxed) != 300 {
         return gref;
     }
     pr_warn!("hostile: receive buffer posted with grant 0xdead\n");

@@ -63,3 +63,11 @@ pub(crate) fn find<T: Any + Send + Sync>(mac: [u8; 6]) -> Option<Arc<T>> {
     drop(ports);
     port.downcast::<T>().ok()
 }
+
+/// How many queues are registered.
+pub(crate) fn count() -> usize {
+    if !READY.load(Ordering::Acquire) {
+        return 0;
+    }
+    PORTS.lock().len()
+}
