@@ -5,18 +5,8 @@
 //! once (in a frame or at reclaim), in the order it was posted, and never
 //! report an intact frame with a length past its buffer.
 
-use nic_queue::{DescMem, FrameStatus, IgbAdv, RxRing, FRAME_MAX_BUFS, PAGE, RING_MAX};
+use nic_queue::{FrameStatus, IgbAdv, PlainDescs, RxRing, FRAME_MAX_BUFS, PAGE, RING_MAX};
 use std::collections::VecDeque;
-
-struct Mem(Vec<[u64; 2]>);
-impl DescMem for Mem {
-    fn write(&mut self, i: usize, d: [u64; 2]) {
-        self.0[i] = d;
-    }
-    fn read_word1(&self, i: usize) -> u64 {
-        self.0[i][1]
-    }
-}
 
 pub fn run(data: &[u8]) {
     let mut it = data.iter().copied();
@@ -29,7 +19,7 @@ pub fn run(data: &[u8]) {
         return;
     }
     assert!(size <= RING_MAX);
-    let mut mem = Mem(vec![[0; 2]; size]);
+    let mut mem = Box::new(PlainDescs([[0u64; 2]; RING_MAX]));
     let mut posted: VecDeque<u32> = VecDeque::new();
     let mut next_token = 0u32;
     while let Some(op) = next() {
@@ -37,7 +27,7 @@ pub fn run(data: &[u8]) {
             0 => {
                 for _ in 0..(op >> 2) {
                     let dma = 0x10_0000 + u64::from(next_token) * PAGE;
-                    if ring.post(&mut mem, dma, next_token).is_err() {
+                    if ring.post(&mut *mem, dma, next_token).is_err() {
                         break;
                     }
                     posted.push_back(next_token);
@@ -53,7 +43,7 @@ pub fn run(data: &[u8]) {
                 mem.0[usize::from(s) % size][1] = u64::from(status) | (len << 32);
             }
             2 => {
-                ring.reap(&mem, usize::from(op >> 2) + 1, |f| {
+                ring.reap(&*mem, usize::from(op >> 2) + 1, |f| {
                     assert!(f.buffer_count() >= 1 && f.buffer_count() <= FRAME_MAX_BUFS);
                     for (t, len) in f.buffers() {
                         assert_eq!(Some(t), posted.pop_front(), "buffer out of order or twice");

@@ -28,25 +28,15 @@ pub fn frame_to_netif<T: Copy>(frame: &Frame<T>) -> Option<(RxFlags, [RxOut; FRA
 #[cfg(test)]
 mod tests {
     use super::super::desc::{igb_rx::*, igb_write_back, IgbAdv};
-    use super::super::ring::{DescMem, RxRing};
+    use super::super::ring::{PlainDescs, RxRing};
     use super::*;
     use zerocopy::FromZeros;
-
-    struct Mem([[u64; 2]; 8]);
-    impl DescMem for Mem {
-        fn write(&mut self, i: usize, d: [u64; 2]) {
-            self.0[i] = d;
-        }
-        fn read_word1(&self, i: usize) -> u64 {
-            self.0[i][1]
-        }
-    }
 
     #[test]
     fn a_jumbo_frame_and_a_dropped_one() {
         let mut r = RxRing::<u16, IgbAdv>::new_box_zeroed().unwrap();
         r.configure(8, 4096).unwrap();
-        let mut m = Mem([[0; 2]; 8]);
+        let mut m = PlainDescs([[0; 2]; 8]);
         for id in 0..4u16 {
             r.post(&mut m, 0x10000 + u64::from(id) * 4096, 100 + id).unwrap();
         }
