@@ -82,8 +82,8 @@ pub(crate) struct NicRx {
     /// Requests taken from the ring but not posted (from the one that
     /// could not be): answered, in order, after those the NIC holds.
     unposted: KVec<RxRequest>,
-    /// `end` ran (the VF's ring no longer holds our buffers).
-    ended: bool,
+    /// The VF's ring is ours (between `attached` and `end`).
+    live: bool,
     /// Per-buffer mode, for a frontend without static grants (the stock C
     /// netfront): each request's grant is mapped when posted and unmapped
     /// when its frame completes, through a table of our own.
@@ -120,15 +120,16 @@ impl NicRx {
             posted: KVec::from_elem(None, n, GFP_KERNEL)?,
             free,
             unposted: KVec::with_capacity(n, GFP_KERNEL)?,
-            ended: false,
+            live: false,
             own,
             batch: KVec::with_capacity(n, GFP_KERNEL)?,
         })
     }
 
-    /// Whether each buffer is mapped when posted (no static grants).
-    pub(crate) fn per_buffer(&self) -> bool {
-        self.own.is_some()
+    /// The VF was handed this queue's guest (`VfRx::attach`): the ring is
+    /// ours until `end`.
+    pub(crate) fn attached(&mut self) {
+        self.live = true;
     }
 
     /// The per-buffer mappings' counters (map and unmap operations).
@@ -280,11 +281,11 @@ impl NicRx {
     /// order, then the request that could not be posted. The ring goes
     /// back to the VF's own pool. The caller pushes the responses.
     pub(crate) fn end(&mut self, rx: &mut Rx, mut statics: Option<&mut StaticGrants>, stats: &mut Stats) {
-        if self.ended {
+        if !self.live {
             return;
         }
         self.complete(rx, statics.as_deref_mut(), stats);
-        let Self { vf, posted, free, unposted, ended, own, .. } = self;
+        let Self { vf, posted, free, unposted, live, own, .. } = self;
         let per_buffer = own.is_some();
         let dev = vf.dma_dev();
         let mut g = grants(own, statics);
@@ -303,13 +304,13 @@ impl NicRx {
         for r in unposted.drain_all() {
             let _ = rx.respond_error(&r, RspStatus::ERROR);
         }
-        *ended = true;
+        *live = false;
     }
 }
 
 impl Drop for NicRx {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.live {
             // Never left to this (`Connection` ends the path first): the
             // NIC at least stops before the static grants' pages go.
             pr_err!("NIC receive path dropped without ending: queue stopped, buffers abandoned\n");

@@ -755,11 +755,6 @@ impl Connection {
         self.flush_rx(stats);
     }
 
-    /// Whether guest receive goes through a NIC queue.
-    pub(crate) fn nic_active(&self) -> bool {
-        self.nic.is_some()
-    }
-
     /// Grant maps and unmaps the NIC path made for buffers that are not
     /// static grants (per-buffer mode), this connection's.
     pub(crate) fn nic_map_ops(&self) -> (u64, u64) {
@@ -770,19 +765,22 @@ impl Connection {
             .fold((0, 0), |(m, u), s| (m + s.map_ops, u + s.unmap_ops))
     }
 
+    /// Whether guest receive can move onto a NIC queue now: connected, not
+    /// broken, not there already, and (unless each buffer is mapped when
+    /// posted) the frontend's static grants registered.
+    pub(crate) fn nic_can_start(&self, per_buffer: bool) -> bool {
+        let statics = self.statics.as_deref().is_some_and(|s| s.active());
+        self.nic.is_none() && self.broken.is_none() && (per_buffer || statics)
+    }
+
     /// Guest receive through the NIC from now on (`nic` wraps a VF already
     /// handed this guest's queue): what the copy path has planned or holds
-    /// goes first, so responses stay in ring order. Needs the frontend's
-    /// static grants.
-    pub(crate) fn nic_start(&mut self, nic: NicRx, stats: &mut Stats) -> core::result::Result<(), NicRx> {
-        let statics = self.statics.as_deref().is_some_and(|s| s.active());
-        if self.nic.is_some() || self.broken.is_some() || (!nic.per_buffer() && !statics) {
-            return Err(nic);
-        }
+    /// goes first, so responses stay in ring order.
+    pub(crate) fn nic_start(&mut self, mut nic: NicRx, stats: &mut Stats) {
         self.flush_rx(stats);
         self.drop_held(stats);
+        nic.attached();
         self.nic = Some(nic);
-        Ok(())
     }
 
     /// The NIC path's share of a poll: completed frames answered, new

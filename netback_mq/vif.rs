@@ -292,18 +292,16 @@ impl QueueCtx {
             pr_info!("{}: the frontend wants an XDP headroom, which the NIC cannot leave: grant copy\n", name);
             return;
         }
+        // Allocated before the lock (and, declared first, freed after it on
+        // a return: freeing per-buffer mapping pages sleeps).
         let Ok(nic) = NicRx::new(vf.clone(), per_buffer) else { return };
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let Some(c) = conn.as_mut() else { return };
-        if c.nic_active() || vf.attach(self.clone()).is_err() {
+        if !c.nic_can_start(per_buffer.is_some()) || vf.attach(self.clone()).is_err() {
             return;
         }
-        if let Err(nic) = c.nic_start(nic, stats) {
-            // Not ready (no static grants, broken): the pool gets its ring back.
-            drop(nic);
-            return;
-        }
+        c.nic_start(nic, stats);
         self.shared.nic_ifindex.store(ifindex, Ordering::Release);
         drop(q);
         pr_info!(
