@@ -227,7 +227,7 @@ impl VifCtrl {
         }? Error)
     }
 
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.name.to_str().unwrap_or("?")
     }
 

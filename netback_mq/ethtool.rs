@@ -32,6 +32,7 @@ impl PerQueueStats for Vif {
         ("queue_{}_static_copy_bytes", |s| s.static_bytes),
         ("queue_{}_gref_map_ops", |s| s.gref_map_ops),
         ("queue_{}_gref_unmap_ops", |s| s.gref_unmap_ops),
+        ("queue_{}_static_del_in_use", |s| s.static_del_in_use),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
         ("queue_{}_nic_frames", |s| s.nic_frames),
         ("queue_{}_nic_bytes", |s| s.nic_bytes),
@@ -39,6 +40,8 @@ impl PerQueueStats for Vif {
         ("queue_{}_nic_posted", |s| s.nic_posted),
         ("queue_{}_nic_dma_bounces", |s| s.nic_bounces),
         ("queue_{}_nic_redirected", |s| s.nic_redirected),
+        ("queue_{}_nic_unsteered", |s| s.nic_unsteered),
+        ("queue_{}_nic_group_dups", |s| s.nic_group_dups),
     ];
 
     fn nr_queues(&self) -> usize {
@@ -55,6 +58,7 @@ impl PerQueueStats for Vif {
             stats.static_misses = r.misses;
             stats.gref_map_ops = r.map_ops;
             stats.gref_unmap_ops = r.unmap_ops;
+            stats.static_del_in_use = r.del_in_use;
         }
         if let Some(c) = s.conn.as_ref() {
             let (m, u) = c.nic_map_ops();

@@ -20,6 +20,14 @@
 //! Teardown (unbind, module unload): interrupts masked, the queue disabled,
 //! every posted buffer reclaimed, and only then is memory freed: the NIC
 //! never writes into memory we gave back.
+//!
+//! The PF resetting the VF (its interface going down, `ethtool` changes, a
+//! PF reset): the PF's reset clears the pool's queue. A watchdog (once a
+//! second, as igbvf's) sees it (the mailbox's reset bits, the PF's control
+//! message without "clear to send", or the queue's enable bit gone): the
+//! queue is stopped, a guest on it goes back to grant copy (its buffers
+//! answered), and once the PF answers a new reset handshake the queue is
+//! programmed again and the guest is moved back onto it.
 
 use kernel::device::Core;
 use kernel::dma::Coherent;
@@ -31,12 +39,14 @@ use kernel::{io_read, io_write, new_spinlock_irq};
 
 use crate::xen_sys;
 use xen_sys::nic_queue::{
-    parse_reply, DescMem, Frame, IgbAdv, MbxError, RingError, RingStats, RxQueue, RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
+    guest_groups, mc_hash, parse_reply, pf_message, DescMem, Frame, IgbAdv, MbxError, PfMessage, RingError, RingStats, RxQueue,
+    RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
 };
 use xen_sys::nicreg;
 use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, DmaDev, IrqHandler, MsixIrq};
+use xen_sys::periodic::{Periodic, Tick};
 use crate::vif::QueueCtx;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// A MAC as the kernel prints one.
 pub(crate) struct MacFmt(pub(crate) [u8; 6]);
@@ -76,6 +86,7 @@ mod reg {
     pub(super) const RXDCTL: usize = 0x2828;
     /// Queue enable, with igbvf's thresholds (prefetch 16, host 8, write-back 1).
     pub(super) const RXDCTL_ON: u32 = 0x0200_0000 | 16 | (8 << 8) | (1 << 16);
+    pub(super) const RXDCTL_ENABLE: u32 = 0x0200_0000;
     pub(super) const EIMS: usize = 0x1524;
     pub(super) const EIMC: usize = 0x1528;
     pub(super) const EIAC: usize = 0x152C;
@@ -98,6 +109,16 @@ const BUF: usize = 2048;
 const BUDGET: usize = 32;
 /// The largest frame the pool takes: MTU 1500, Ethernet header, VLAN tag, FCS.
 const MAX_FRAME: u32 = 1522;
+/// How often the watchdog looks for a reset by the PF (igbvf's period).
+const WATCHDOG_MS: u32 = 1000;
+
+/// The VF's state as the watchdog sees it.
+mod health {
+    /// The queue receives (into the pool or a guest's pages).
+    pub(super) const RUNNING: u8 = 0;
+    /// The PF reset the VF: the queue is stopped until a new handshake.
+    pub(super) const RESET: u8 = 1;
+}
 
 /// Descriptor memory: `RING` descriptors of two 64-bit words.
 struct Descs(Coherent<[u64]>);
@@ -147,8 +168,9 @@ pub(crate) struct VfRx {
     /// Taken in the interrupt handler too: interrupts off while held.
     #[pin]
     state: SpinLockIrq<RxState>,
-    /// The MAC the PF steers into this pool.
-    mac: [u8; 6],
+    /// The MAC the PF steers into this pool (a reset may change it): bit
+    /// 48 set, the MAC in the low 48 bits.
+    mac: AtomicU64,
     /// The PF's network device: frames for the guest go out there and the
     /// NIC's loopback brings them into the pool.
     pf_ifindex: Option<i32>,
@@ -159,6 +181,23 @@ pub(crate) struct VfRx {
     user: SpinLockIrq<Option<Arc<QueueCtx>>>,
     /// Unbound: the registers are gone, the queue was stopped.
     gone: AtomicBool,
+    /// `health::RUNNING` or `health::RESET`.
+    health: AtomicU8,
+    /// The guest queue the PF's reset took off the VF, moved back once the
+    /// queue is up again.
+    #[pin]
+    displaced: SpinLockIrq<Option<Arc<QueueCtx>>>,
+    /// The pool's frame counter when the queue was last programmed.
+    pool_base: AtomicU32,
+    /// Failed handshakes since the PF's reset (logged once).
+    retries: AtomicU32,
+}
+
+fn mac_bits(mac: [u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[1] = 1;
+    b[2..].copy_from_slice(&mac);
+    u64::from_be_bytes(b)
 }
 
 impl VfRx {
@@ -183,6 +222,17 @@ impl VfRx {
         self.gone.load(Ordering::Acquire)
     }
 
+    /// The PF reset the VF: its queue is stopped until the watchdog has
+    /// programmed it again.
+    pub(crate) fn in_reset(&self) -> bool {
+        self.health.load(Ordering::Acquire) != health::RUNNING
+    }
+
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        let b = self.mac.load(Ordering::Acquire).to_be_bytes();
+        [b[2], b[3], b[4], b[5], b[6], b[7]]
+    }
+
     /// Runs `f` on the queue (post, kick, reap), locked; `None` once the
     /// VF is gone.
     pub(crate) fn queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
@@ -196,7 +246,7 @@ impl VfRx {
         // Under the user lock: an unbind (which sets `gone` under it) comes
         // wholly before or after.
         let mut u = self.user.lock();
-        if self.is_gone() || u.is_some() {
+        if self.is_gone() || self.in_reset() || u.is_some() {
             return Err(EBUSY);
         }
         self.with_queue(|q| {
@@ -219,7 +269,8 @@ impl VfRx {
             None => self.state.lock().ring.reclaim(f),
         };
         *self.user.lock() = None;
-        if !self.is_gone() {
+        // After a reset by the PF the watchdog programs the queue again.
+        if !self.is_gone() && !self.in_reset() {
             let _ = self.with_queue(|q| {
                 if q.st.ring.configure(RING, BUF as u32).is_ok() {
                     q.restart();
@@ -281,6 +332,9 @@ impl VfRx {
 
 impl IrqHandler for VfRx {
     fn irq(&self) {
+        if self.in_reset() {
+            return;
+        }
         let user = self.user.lock().clone();
         match user {
             // The guest's queue reaps in its NAPI poll.
@@ -343,21 +397,47 @@ impl RxQueue for VfQueue<'_, '_> {
     }
 }
 
+/// The VF's registers as the mailbox reaches them: the BAR itself at
+/// probe, or (from the watchdog, which sleeps between accesses) the
+/// revocable BAR, taken for each access (a gone VF reads 0).
+trait Regs {
+    fn reg_read(&self, off: usize) -> u32;
+    fn reg_write(&self, v: u32, off: usize);
+}
+
+impl Regs for pci::Bar<'_, BAR_SIZE> {
+    fn reg_read(&self, off: usize) -> u32 {
+        self.try_read32(off).unwrap_or(0)
+    }
+    fn reg_write(&self, v: u32, off: usize) {
+        let _ = self.try_write32(v, off);
+    }
+}
+
+impl Regs for Bar {
+    fn reg_read(&self, off: usize) -> u32 {
+        self.try_access_with(|b| b.try_read32(off).unwrap_or(0)).unwrap_or(0)
+    }
+    fn reg_write(&self, v: u32, off: usize) {
+        self.try_access_with(|b| b.try_write32(v, off));
+    }
+}
+
 /// The mailbox to the PF, as igbvf drives it. Bits the PF sets are
 /// cleared by reading, so those seen are kept until used.
-struct Mailbox<'a, 'b> {
-    bar: &'a pci::Bar<'b, BAR_SIZE>,
+struct Mailbox<'a, R: Regs> {
+    bar: &'a R,
     seen: u32,
 }
 
-impl Mailbox<'_, '_> {
+impl<R: Regs> Mailbox<'_, R> {
     fn read(&mut self) -> u32 {
-        let v = self.bar.read32(reg::V2PMAILBOX);
+        let v = self.bar.reg_read(reg::V2PMAILBOX);
         self.seen |= v & (reg::MBX_PFSTS | reg::MBX_PFACK | reg::MBX_RSTD);
         v
     }
 
-    fn wait(&mut self, bit: u32, what: &str) -> Result {
+    fn wait(&mut self, bit: u32) -> core::result::Result<(), VfInit> {
         for _ in 0..1000 {
             self.read();
             if self.seen & bit != 0 {
@@ -366,13 +446,12 @@ impl Mailbox<'_, '_> {
             }
             xen_sys::sleep_ms(1);
         }
-        pr_warn!("igb VF: no {} from the PF in 1 s\n", what);
-        Err(ETIMEDOUT)
+        Err(VfInit::NoAnswer)
     }
 
     fn lock(&mut self) -> Result {
         for _ in 0..1000 {
-            self.bar.write32(reg::MBX_VFU, reg::V2PMAILBOX);
+            self.bar.reg_write(reg::MBX_VFU, reg::V2PMAILBOX);
             if self.read() & reg::MBX_VFU != 0 {
                 return Ok(());
             }
@@ -382,29 +461,75 @@ impl Mailbox<'_, '_> {
     }
 
     /// Sends `req` and returns the PF's reply.
-    fn call(&mut self, req: &VfRequest<'_>) -> Result<[u32; MBX_WORDS]> {
+    fn call(&mut self, req: &VfRequest<'_>) -> core::result::Result<[u32; MBX_WORDS], VfInit> {
         let mut words = [0u32; MBX_WORDS];
-        let n = req.encode(&mut words).map_err(|_| EINVAL)?;
-        self.lock()?;
+        let n = req.encode(&mut words).map_err(|_| VfInit::Garbled)?;
+        self.lock().map_err(|_| VfInit::NoAnswer)?;
+        // An acknowledgement or message left from before is not the answer.
+        self.seen = 0;
         for (i, w) in words[..n].iter().enumerate() {
-            self.bar.try_write32(*w, reg::VMBMEM + 4 * i)?;
+            self.bar.reg_write(*w, reg::VMBMEM + 4 * i);
         }
-        self.bar.write32(reg::MBX_REQ, reg::V2PMAILBOX);
-        self.wait(reg::MBX_PFACK, "acknowledgement")?;
-        self.wait(reg::MBX_PFSTS, "reply")?;
-        self.lock()?;
-        let mut reply = [0u32; MBX_WORDS];
-        for (i, w) in reply.iter_mut().enumerate() {
-            *w = self.bar.try_read32(reg::VMBMEM + 4 * i)?;
+        self.bar.reg_write(reg::MBX_REQ, reg::V2PMAILBOX);
+        self.wait(reg::MBX_PFACK)?;
+        self.wait(reg::MBX_PFSTS)?;
+        self.lock().map_err(|_| VfInit::NoAnswer)?;
+        Ok(self.take_message())
+    }
+
+    /// Reads the message the PF left and acknowledges it.
+    fn take_message(&mut self) -> [u32; MBX_WORDS] {
+        let mut msg = [0u32; MBX_WORDS];
+        for (i, w) in msg.iter_mut().enumerate() {
+            *w = self.bar.reg_read(reg::VMBMEM + 4 * i);
         }
-        self.bar.write32(reg::MBX_ACK, reg::V2PMAILBOX);
-        Ok(reply)
+        self.bar.reg_write(reg::MBX_ACK, reg::V2PMAILBOX);
+        msg
     }
 }
 
-/// Resets the VF and asks the PF for its MAC and frame limit.
-fn reset_and_configure(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<[u8; 6]> {
-    bar.write32(reg::CTRL_RST, reg::CTRL);
+/// Why the reset handshake with the PF failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VfInit {
+    /// The PF signals a reset in progress.
+    PfInReset,
+    /// The PF did not answer in 1 s (its driver gone, or its interface down).
+    NoAnswer,
+    /// The PF assigned the VF no MAC.
+    NoMac,
+    /// The PF's reply made no sense.
+    Garbled,
+    /// The PF refused the frame limit.
+    LpeRefused,
+}
+
+impl kernel::fmt::Display for VfInit {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        f.write_str(match self {
+            VfInit::PfInReset => "the PF is still in reset (is its interface up?)",
+            VfInit::NoAnswer => "no answer from the PF in 1 s (is its interface up?)",
+            VfInit::NoMac => "the PF assigned no MAC (ip link set PF vf N mac M): VF not used",
+            VfInit::Garbled => "garbled reply from the PF",
+            VfInit::LpeRefused => "the PF refused the frame limit",
+        })
+    }
+}
+
+impl From<VfInit> for Error {
+    fn from(e: VfInit) -> Error {
+        match e {
+            VfInit::PfInReset => EAGAIN,
+            VfInit::NoAnswer => ETIMEDOUT,
+            VfInit::NoMac => ENODEV,
+            VfInit::Garbled | VfInit::LpeRefused => EIO,
+        }
+    }
+}
+
+/// Resets the VF and asks the PF for its MAC and frame limit, and for
+/// the multicast groups its guest needs (`guest_groups`).
+fn reset_and_configure(bar: &impl Regs) -> core::result::Result<[u8; 6], VfInit> {
+    bar.reg_write(reg::CTRL_RST, reg::CTRL);
     let mut mbx = Mailbox { bar, seen: 0 };
     let mut in_reset = true;
     for _ in 0..200 {
@@ -415,27 +540,136 @@ fn reset_and_configure(bar: &pci::Bar<'_, BAR_SIZE>) -> Result<[u8; 6]> {
         xen_sys::sleep_ms(1);
     }
     if in_reset {
-        pr_warn!("igb VF: the PF is still in reset (is its interface up?)\n");
-        return Err(EAGAIN);
+        return Err(VfInit::PfInReset);
     }
     let reset = VfRequest::Reset;
     let mac = match parse_reply(&reset, &mbx.call(&reset)?) {
         Ok(Some(mac)) => mac,
-        Ok(None) | Err(MbxError::Refused) => {
-            pr_warn!("igb VF: the PF assigned no MAC (ip link set PF vf N mac M): VF not used\n");
-            return Err(ENODEV);
-        }
-        Err(_) => {
-            pr_warn!("igb VF: garbled reset reply from the PF\n");
-            return Err(EIO);
-        }
+        Ok(None) | Err(MbxError::Refused) => return Err(VfInit::NoMac),
+        Err(_) => return Err(VfInit::Garbled),
     };
     let lpe = VfRequest::SetLpe(MAX_FRAME);
     if parse_reply(&lpe, &mbx.call(&lpe)?).is_err() {
-        pr_warn!("igb VF: the PF refused the frame limit {}\n", MAX_FRAME);
-        return Err(EIO);
+        return Err(VfInit::LpeRefused);
+    }
+    let hashes = guest_groups(mac).map(mc_hash);
+    let mc = VfRequest::SetMulticast(&hashes);
+    if parse_reply(&mc, &mbx.call(&mc)?).is_err() {
+        // Not fatal: only multicast (IPv6 neighbour discovery) is missed.
+        pr_warn!("igb VF {}: the PF refused the guest's multicast groups\n", MacFmt(mac));
     }
     Ok(mac)
+}
+
+impl VfRx {
+    /// Whether the PF reset the VF since the last look: its mailbox's
+    /// reset bits, a control message without "clear to send", or the
+    /// queue's enable bit cleared under us. Acknowledges the PF's message.
+    fn reset_by_pf(&self) -> bool {
+        let mut mbx = Mailbox { bar: &self.bar, seen: 0 };
+        let v = mbx.read();
+        let mut reset = v & (reg::MBX_RSTI | reg::MBX_RSTD) != 0;
+        if v & reg::MBX_PFSTS != 0 && mbx.lock().is_ok() {
+            reset |= pf_message(mbx.take_message()[0]) == PfMessage::Reset;
+        }
+        // Read under the queue's lock: attach and detach reprogram it.
+        let disabled = self.with_queue(|q| q.bar.read32(reg::RXDCTL) & reg::RXDCTL_ENABLE == 0).unwrap_or(false);
+        reset || disabled
+    }
+
+    /// The PF reset the VF: stop the queue and hand a guest on it back to
+    /// grant copy (its NAPI poll takes the buffers back).
+    fn begin_reset(&self) {
+        self.health.store(health::RESET, Ordering::Release);
+        self.retries.store(0, Ordering::Relaxed);
+        if let Some(bar) = self.bar.try_access() {
+            bar.write32(!0, reg::EIMC);
+            bar.write32(0, reg::RXDCTL);
+        }
+        let user = self.user.lock().clone();
+        pr_warn!(
+            "igb VF {}: reset by its PF (the PF's interface went down or was reconfigured): receive queue stopped{}\n",
+            MacFmt(self.mac()),
+            if user.is_some() { ", its guest goes back to grant copy" } else { "" }
+        );
+        match user {
+            Some(q) => {
+                q.nic_event();
+                *self.displaced.lock() = Some(q);
+            }
+            // The pool's own buffers: nothing but bookkeeping to take back.
+            None => {
+                self.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
+            }
+        }
+    }
+
+    /// Programs the queue again once the PF answers a reset handshake,
+    /// and moves the displaced guest back onto it. Process context.
+    fn recover(this: &Arc<Self>) {
+        if this.user.lock().is_some() {
+            // The guest's queue has not let go of the ring yet.
+            return;
+        }
+        let bar = &this.bar;
+        let mac = match reset_and_configure(bar) {
+            Ok(mac) => mac,
+            Err(e) => {
+                if this.retries.fetch_add(1, Ordering::Relaxed) == 0 {
+                    pr_warn!("igb VF {}: waiting for the PF: {}\n", MacFmt(this.mac()), e);
+                }
+                if e == VfInit::NoMac {
+                    // Unassigned by the administrator: no guest can use it.
+                    nicreg::unregister(this);
+                    this.displaced.lock().take();
+                }
+                return;
+            }
+        };
+        bar.reg_write(0, reg::RXDCTL);
+        xen_sys::sleep_ms(10);
+        this.pool_base.store(bar.reg_read(reg::VFGPRC), Ordering::Relaxed);
+        let old = this.mac();
+        if mac != old {
+            nicreg::unregister(this);
+            this.mac.store(mac_bits(mac), Ordering::Release);
+            pr_info!("igb VF {}: the PF now steers MAC {} into it\n", MacFmt(old), MacFmt(mac));
+            // Any guest with the old MAC no longer gets its frames here.
+            this.displaced.lock().take();
+        }
+        let ok = this
+            .with_queue(|q| q.st.ring.configure(RING, BUF as u32).is_ok())
+            .unwrap_or(false);
+        if !ok || start_rx(this).is_err() {
+            pr_err!("igb VF {}: receive queue not restarted after the PF's reset\n", MacFmt(mac));
+            return;
+        }
+        if mac != old {
+            let _ = nicreg::register(mac, this.clone());
+        }
+        this.health.store(health::RUNNING, Ordering::Release);
+        pr_info!("igb VF {}: the PF's reset is over: receive queue up again\n", MacFmt(mac));
+        let displaced = this.displaced.lock().take();
+        if let Some(q) = displaced {
+            q.retry_nic();
+        }
+    }
+}
+
+impl Tick for VfRx {
+    /// The watchdog: a reset by the PF noticed, or recovered from.
+    fn tick(this: &Arc<Self>) {
+        if this.is_gone() {
+            return;
+        }
+        if !this.in_reset() {
+            if this.reset_by_pf() {
+                this.begin_reset();
+            }
+            return;
+        }
+        Self::recover(this);
+    }
 }
 
 /// Starts queue 0 (disabled by the reset) with every buffer of the pool
@@ -461,9 +695,8 @@ fn start_rx(rx: &VfRx) -> Result {
 pub(crate) struct IgbVf {
     rx: Arc<VfRx>,
     irq: MsixIrq<VfRx>,
-    mac: [u8; 6],
-    /// The pool's frame counter at probe (it survives a VF reset).
-    pool_base: u32,
+    /// Looks for a reset by the PF; stopped first at unbind.
+    watchdog: Periodic<VfRx>,
 }
 
 // No device matches by ID: a VF is ours only when an administrator names
@@ -495,7 +728,7 @@ impl pci::Driver for IgbVf {
         pdev.enable_device_mem()?;
         pdev.set_master();
         let bar = pdev.iomap_region_sized::<BAR_SIZE>(0, c"netback_mq")?;
-        let mac = reset_and_configure(&bar)?;
+        let mac = reset_and_configure(&bar).inspect_err(|e| pr_warn!("igb VF: {}\n", e))?;
         let pool_base = bar.read32(reg::VFGPRC);
         // The reset disabled the queue; give the NIC igbvf's 10 ms to settle.
         bar.write32(0, reg::RXDCTL);
@@ -512,11 +745,15 @@ impl pci::Driver for IgbVf {
                 bar,
                 bufs,
                 state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0 }, "igbvf_rx"),
-                mac,
+                mac: AtomicU64::new(mac_bits(mac)),
                 pf_ifindex: pci_pf_ifindex(pdev),
                 dma: DmaDev::of(pdev),
                 user <- new_spinlock_irq!(None, "igbvf_user"),
                 gone: AtomicBool::new(false),
+                health: AtomicU8::new(health::RUNNING),
+                displaced <- new_spinlock_irq!(None, "igbvf_displaced"),
+                pool_base: AtomicU32::new(pool_base),
+                retries: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -526,6 +763,13 @@ impl pci::Driver for IgbVf {
             rx.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
             return Err(e);
         }
+        let watchdog = match Periodic::start(rx.clone(), WATCHDOG_MS) {
+            Ok(w) => w,
+            Err(e) => {
+                rx.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
+                return Err(e);
+            }
+        };
         if let Err(e) = nicreg::register(mac, rx.clone()) {
             pr_warn!("igb VF: another VF is steered by the same MAC ({:?}): not offered to guests\n", e);
         }
@@ -535,19 +779,21 @@ impl pci::Driver for IgbVf {
             RING - 1,
             BUF
         );
-        Ok(IgbVf { rx, irq, mac, pool_base })
+        Ok(IgbVf { rx, irq, watchdog })
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self>) {
         let _ = pdev;
         let rx = &this.rx;
+        this.watchdog.stop();
+        rx.displaced.lock().take();
         nicreg::unregister(rx);
         // Stop the NIC first: no interrupt, no DMA into any posted buffer.
         let pool_frames = {
             let Some(bar) = rx.bar.try_access() else { return };
             bar.write32(!0, reg::EIMC);
             bar.write32(0, reg::RXDCTL);
-            bar.read32(reg::VFGPRC).wrapping_sub(this.pool_base)
+            bar.read32(reg::VFGPRC).wrapping_sub(rx.pool_base.load(Ordering::Relaxed))
         };
         this.irq.synchronize();
         let user = {
@@ -560,7 +806,7 @@ impl pci::Driver for IgbVf {
             // (answering their requests) and goes on by grant copy.
             pr_warn!(
                 "igb VF {}: unbound while serving a guest: its queue falls back to grant copy\n",
-                MacFmt(this.mac)
+                MacFmt(rx.mac())
             );
             q.nic_event();
             return;
@@ -574,7 +820,7 @@ impl pci::Driver for IgbVf {
         let bytes = rx.state.lock().bytes;
         pr_info!(
             "igb VF {}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames since probe\n",
-            MacFmt(this.mac),
+            MacFmt(rx.mac()),
             s.frames, bytes, s.dropped, s.csum_verified, reclaimed, pool_frames
         );
     }

@@ -99,6 +99,8 @@ struct NetbackMq {
     _driver: Registration<Backend>,
     /// The PCI driver for the igb VFs an administrator hands us.
     _vfs: Pin<KBox<kernel::driver::Registration<kernel::pci::Adapter<igbvf::IgbVf>>>>,
+    /// Dropped last, once no vif or VF is left.
+    _nicreg: xen_sys::nicreg::Registry,
 }
 
 impl kernel::Module for NetbackMq {
@@ -109,10 +111,10 @@ impl kernel::Module for NetbackMq {
         let name = if cfg!(xennet_hostile) { c"netback_hostile" } else { c"netback_mq" };
         let driver = Registration::register(Side::Backend, name, &IDS)
             .inspect_err(|e| pr_err!("registering the xenbus backend driver failed: {:?}\n", e))?;
-        xen_sys::nicreg::init();
+        let nicreg = xen_sys::nicreg::init();
         let vfs = KBox::pin_init(kernel::driver::Registration::new(name, module), GFP_KERNEL)
             .inspect_err(|e| pr_err!("registering the VF driver failed: {:?}\n", e))?;
-        Ok(NetbackMq { domain, _driver: driver, _vfs: vfs })
+        Ok(NetbackMq { domain, _driver: driver, _vfs: vfs, _nicreg: nicreg })
     }
 }
 

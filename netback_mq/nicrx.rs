@@ -14,9 +14,9 @@
 //! queue is stopped and the requests it held are answered, in order, with
 //! an error status; then grant copy takes over.
 //!
-//! A posted buffer holds its static grant (`dma_acquire`): a `DEL` of it
-//! waits until the NIC is done with the page, and nothing is unmapped
-//! before the queue is stopped and the buffer taken back.
+//! A posted buffer holds its static grant (`dma_acquire`): a `DEL` of it is
+//! refused for that entry while the NIC has the page, and nothing is
+//! unmapped before the queue is stopped and the buffer taken back.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -24,7 +24,6 @@ use kernel::sync::Arc;
 use crate::igbvf::VfRx;
 use crate::netif::{RspStatus, RxBack, RxExtras, RxRequest};
 use crate::xen_sys::barrier::XenBarriers;
-use crate::xen_sys::grant_reuse::Hit;
 use crate::xen_sys::netdev::Stats;
 use crate::xen_sys::nic_queue::{frame_to_netif, RxQueue, FRAME_MAX_BUFS};
 use crate::xen_sys::reuse::{DmaBuf, StaticGrants};
@@ -50,6 +49,10 @@ pub(crate) enum NicEnd {
     NotStatic(u32),
     /// The VF was unbound (or its PF went).
     VfGone,
+    /// The PF reset the VF (the path comes back once it is up again).
+    VfReset,
+    /// The guest sent from this MAC, which the VF is not steered by.
+    ForeignMac([u8; 6]),
     /// The NIC refused a buffer, or mapping it for DMA failed.
     PostFailed,
     /// A request named a grant that could not be mapped (per-buffer mode).
@@ -65,6 +68,12 @@ impl kernel::fmt::Display for NicEnd {
         match self {
             NicEnd::NotStatic(g) => write!(f, "a request names grant {g}, not a writable static grant"),
             NicEnd::VfGone => f.write_str("the VF was unbound"),
+            NicEnd::VfReset => f.write_str("the PF reset the VF"),
+            NicEnd::ForeignMac(m) => write!(
+                f,
+                "the guest sends from {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, not the MAC its VF is steered by: a changed MAC or a bridge in the guest",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
             NicEnd::PostFailed => f.write_str("a buffer could not be posted"),
             NicEnd::MapFailed(g) => write!(f, "a request names grant {g}, which could not be mapped"),
             NicEnd::Disconnect => f.write_str("disconnected"),
@@ -90,6 +99,12 @@ pub(crate) struct NicRx {
     own: Option<KBox<StaticGrants>>,
     /// Requests taken for one refill (mapped in one batch).
     batch: KVec<RxRequest>,
+    /// Of those, the ones mapped and ready to post (with their tokens).
+    ready: KVec<(u16, Posted)>,
+    /// Buffers the NIC completed in one poll, and (per-buffer mode) their
+    /// grants, released after the VF's lock.
+    done: KVec<Posted>,
+    done_grefs: KVec<u32>,
 }
 
 /// The grants behind the posted pages: our own (per-buffer mode) or the
@@ -123,6 +138,9 @@ impl NicRx {
             live: false,
             own,
             batch: KVec::with_capacity(n, GFP_KERNEL)?,
+            ready: KVec::with_capacity(n, GFP_KERNEL)?,
+            done: KVec::with_capacity(n, GFP_KERNEL)?,
+            done_grefs: KVec::with_capacity(n, GFP_KERNEL)?,
         })
     }
 
@@ -142,137 +160,173 @@ impl NicRx {
     }
 
     /// Reaps completed frames into responses, then posts the guest's new
-    /// requests. Returns the frames delivered, or why the path must end.
-    pub(crate) fn poll(&mut self, rx: &mut Rx, mut statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<usize, NicEnd> {
+    /// requests. Returns the frames delivered and whether the NIC has room
+    /// for more buffers, or why the path must end.
+    pub(crate) fn poll(&mut self, rx: &mut Rx, mut statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<(usize, bool), NicEnd> {
         if self.vf.is_gone() {
             return Err(NicEnd::VfGone);
         }
+        if self.vf.in_reset() {
+            return Err(NicEnd::VfReset);
+        }
         let frames = self.complete(rx, statics.as_deref_mut(), stats);
-        self.refill(rx, statics, stats)?;
-        Ok(frames)
+        let room = self.refill(rx, statics, stats)?;
+        Ok((frames, room))
     }
 
+    /// Under the VF's lock only the ring's bookkeeping and the responses;
+    /// the buffers' DMA and per-buffer grant unmaps (one batch) after it.
     fn complete(&mut self, rx: &mut Rx, statics: Option<&mut StaticGrants>, stats: &mut Stats) -> usize {
-        let Self { vf, posted, free, own, .. } = self;
+        let Self { vf, posted, free, own, done, done_grefs, .. } = self;
         let per_buffer = own.is_some();
         let Some(statics) = grants(own, statics) else { return 0 };
-        let dev = vf.dma_dev();
-        vf.queue(|q| {
-            q.reap(BUDGET, &mut |f| {
-                let mut reqs = [RxRequest::zeroed(); FRAME_MAX_BUFS];
-                let mut n = 0;
-                for ((token, _), r) in f.buffers().zip(reqs.iter_mut()) {
-                    let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) else { continue };
-                    *r = p.req;
-                    n += 1;
-                    statics.dma_release(p.buf, dev);
-                    if per_buffer {
-                        // Unmapped before the guest can post the page again.
-                        let _ = statics.remove(p.req.gref());
+        done.clear();
+        let frames = vf
+            .queue(|q| {
+                q.reap(BUDGET, &mut |f| {
+                    let mut reqs = [RxRequest::zeroed(); FRAME_MAX_BUFS];
+                    let mut n = 0;
+                    for ((token, _), r) in f.buffers().zip(reqs.iter_mut()) {
+                        let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) else { continue };
+                        *r = p.req;
+                        n += 1;
+                        // Room for each: at most one per posted buffer.
+                        let _ = done.push_within_capacity(p);
+                        let _ = free.push_within_capacity(token);
                     }
-                    let _ = free.push_within_capacity(token);
-                }
-                let reqs = &reqs[..n];
-                let answered = match frame_to_netif(f) {
-                    Some((flags, outs, k)) if k == n => {
-                        // Delivered to the guest, as the copy path's are.
-                        stats.tx_packets += 1;
-                        stats.tx_bytes += f.len() as u64;
-                        stats.nic_frames += 1;
-                        stats.nic_bytes += f.len() as u64;
-                        rx.respond(reqs, &outs[..k], flags, &RxExtras::default())
-                    }
-                    _ => {
-                        stats.nic_dropped += 1;
-                        reqs.iter().try_for_each(|r| rx.respond_error(r, RspStatus::ERROR))
-                    }
-                };
-                // A response we cannot write means a broken ring: the
-                // connection's next checks find it.
-                let _ = answered;
+                    let reqs = &reqs[..n];
+                    let answered = match frame_to_netif(f) {
+                        Some((flags, outs, k)) if k == n => {
+                            // Delivered to the guest, as the copy path's are.
+                            stats.tx_packets += 1;
+                            stats.tx_bytes += f.len() as u64;
+                            stats.nic_frames += 1;
+                            stats.nic_bytes += f.len() as u64;
+                            rx.respond(reqs, &outs[..k], flags, &RxExtras::default())
+                        }
+                        _ => {
+                            stats.nic_dropped += 1;
+                            reqs.iter().try_for_each(|r| rx.respond_error(r, RspStatus::ERROR))
+                        }
+                    };
+                    // A response we cannot write means a broken ring: the
+                    // connection's next checks find it.
+                    let _ = answered;
+                })
             })
-        })
-        .unwrap_or(0)
+            .unwrap_or(0);
+        // The NIC is done with these pages. Per-buffer mappings go before
+        // the responses are pushed (the guest cannot post a page again
+        // before it sees its response).
+        let dev = vf.dma_dev();
+        done_grefs.clear();
+        for p in done.drain_all() {
+            statics.dma_release(p.buf, dev);
+            if per_buffer {
+                let _ = done_grefs.push_within_capacity(p.req.gref());
+            }
+        }
+        if per_buffer {
+            statics.remove_batch(done_grefs);
+        }
+        frames
     }
 
-    fn refill(&mut self, rx: &mut Rx, statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<(), NicEnd> {
-        let Self { vf, posted, free, own, batch, unposted, .. } = self;
+    /// Takes the guest's new requests (as many as the NIC has room for),
+    /// maps them (per-buffer mode, one batch) and for DMA outside the VF's
+    /// lock, then posts them under it. Returns whether room is left.
+    fn refill(&mut self, rx: &mut Rx, statics: Option<&mut StaticGrants>, stats: &mut Stats) -> core::result::Result<bool, NicEnd> {
+        let Self { vf, posted, free, own, batch, unposted, ready, .. } = self;
         let per_buffer = own.is_some();
         let Some(statics) = grants(own, statics) else { return Err(NicEnd::Disconnect) };
         let dev = vf.dma_dev();
-        let r = vf.queue(|q| {
-            // The requests that fit, taken first; in per-buffer mode their
-            // grants are then mapped in one batch.
-            batch.clear();
-            let mut ring_error = None;
-            while batch.len() < q.room().min(free.len()) {
-                let mut req = [RxRequest::zeroed()];
-                match rx.take_buffers(&mut req) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        ring_error = Some(e);
+        // Only our poll posts while the guest is attached: the room read
+        // here is there when posting.
+        let room = vf.queue(|q| q.room()).ok_or(NicEnd::VfGone)?;
+        batch.clear();
+        let mut end = None;
+        while batch.len() < room.min(free.len()) {
+            let mut req = [RxRequest::zeroed()];
+            match rx.take_buffers(&mut req) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    end = Some((NicEnd::Ring(e), batch.len()));
+                    break;
+                }
+            }
+            let _ = batch.push_within_capacity(req[0]);
+        }
+        if batch.is_empty() {
+            return match end {
+                Some((why, _)) => Err(why),
+                None => Ok(room > 0),
+            };
+        }
+        let mapped = if per_buffer { map_batch(statics, batch) } else { batch.len() };
+        ready.clear();
+        for (i, &req) in batch.iter().enumerate() {
+            if i >= mapped {
+                end = Some((NicEnd::MapFailed(req.gref()), i));
+                break;
+            }
+            let Some(hit) = statics.lookup(req.gref()).filter(|h| !h.readonly) else {
+                end = Some((NicEnd::NotStatic(req.gref()), i));
+                break;
+            };
+            let Ok(buf) = statics.dma_acquire(hit, dev) else {
+                end = Some((NicEnd::PostFailed, i));
+                break;
+            };
+            // Tokens were counted for the whole batch.
+            let Some(token) = free.pop() else {
+                statics.dma_release(buf, dev);
+                end = Some((NicEnd::PostFailed, i));
+                break;
+            };
+            let _ = ready.push_within_capacity((token, Posted { req, buf }));
+        }
+        let posted_n = vf
+            .queue(|q| {
+                let mut n = 0;
+                for &(token, p) in ready.iter() {
+                    if q.post(p.buf.addr, token).is_err() {
                         break;
                     }
+                    n += 1;
                 }
-                let _ = batch.push_within_capacity(req[0]);
+                q.kick();
+                (n, q.room() > 0)
+            })
+            .unwrap_or((0, false));
+        let (n, room_left) = posted_n;
+        for &(token, p) in &ready[..n] {
+            posted[usize::from(token)] = Some(p);
+            stats.nic_posted += 1;
+            stats.nic_bounces += u64::from(p.buf.bounced);
+        }
+        if n < ready.len() {
+            // The NIC refused one (or the VF went): those not posted go back.
+            for &(token, p) in &ready[n..] {
+                statics.dma_release(p.buf, dev);
+                let _ = free.push_within_capacity(token);
             }
-            let mut end = Ok(());
-            let mapped = if per_buffer { map_batch(statics, batch) } else { batch.len() };
-            for (i, &req) in batch.iter().enumerate() {
-                if i >= mapped {
-                    end = Err((NicEnd::MapFailed(req.gref()), i));
-                    break;
-                }
-                let hit: Option<Hit> = statics.lookup(req.gref()).filter(|h| !h.readonly);
-                let Some(hit) = hit else {
-                    end = Err((NicEnd::NotStatic(req.gref()), i));
-                    break;
-                };
-                let buf = match statics.dma_acquire(hit, dev) {
-                    Ok(b) => b,
-                    Err(_) => {
-                        end = Err((NicEnd::PostFailed, i));
-                        break;
-                    }
-                };
-                // Tokens and room were counted for the whole batch.
-                let Some(token) = free.pop() else {
-                    statics.dma_release(buf, dev);
-                    end = Err((NicEnd::PostFailed, i));
-                    break;
-                };
-                if q.post(buf.addr, token).is_err() {
-                    statics.dma_release(buf, dev);
-                    let _ = free.push_within_capacity(token);
-                    end = Err((NicEnd::PostFailed, i));
-                    break;
-                }
-                posted[usize::from(token)] = Some(Posted { req, buf });
-                stats.nic_posted += 1;
-                stats.nic_bounces += u64::from(buf.bounced);
-            }
-            q.kick();
-            if let (Some(e), Ok(())) = (ring_error, &end) {
-                end = Err((NicEnd::Ring(e), batch.len()));
-            }
-            end.map_err(|(why, at)| {
+            let why = if vf.is_gone() { NicEnd::VfGone } else { NicEnd::PostFailed };
+            end = Some((why, n));
+        }
+        match end {
+            None => Ok(room_left),
+            Some((why, at)) => {
                 // Taken but not posted: answered (after the NIC's requests)
                 // when the path ends; their per-buffer mappings go now.
                 for r in &batch[at..] {
                     let _ = unposted.push_within_capacity(*r);
                 }
                 if per_buffer {
-                    for r in &batch[at..mapped.max(at)] {
-                        let _ = statics.remove(r.gref());
-                    }
+                    unmap_unposted(&batch[at..mapped.max(at)], statics);
                 }
-                why
-            })
-        });
-        match r {
-            None => Err(NicEnd::VfGone),
-            Some(r) => r,
+                Err(why)
+            }
         }
     }
 
@@ -285,22 +339,29 @@ impl NicRx {
             return;
         }
         self.complete(rx, statics.as_deref_mut(), stats);
-        let Self { vf, posted, free, unposted, live, own, .. } = self;
+        let Self { vf, posted, free, unposted, live, own, done, done_grefs, .. } = self;
         let per_buffer = own.is_some();
-        let dev = vf.dma_dev();
-        let mut g = grants(own, statics);
+        done.clear();
+        // The queue stopped, every buffer comes back (under the VF's lock);
+        // their DMA and mappings are let go after it.
         vf.detach(&mut |token| {
             if let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) {
                 let _ = rx.respond_error(&p.req, RspStatus::ERROR);
-                if let Some(g) = g.as_deref_mut() {
-                    g.dma_release(p.buf, dev);
-                    if per_buffer {
-                        let _ = g.remove(p.req.gref());
-                    }
-                }
+                let _ = done.push_within_capacity(p);
                 let _ = free.push_within_capacity(token);
             }
         });
+        if let Some(g) = grants(own, statics) {
+            let dev = vf.dma_dev();
+            done_grefs.clear();
+            for p in done.drain_all() {
+                g.dma_release(p.buf, dev);
+                let _ = done_grefs.push_within_capacity(p.req.gref());
+            }
+            if per_buffer {
+                g.remove_batch(done_grefs);
+            }
+        }
         for r in unposted.drain_all() {
             let _ = rx.respond_error(&r, RspStatus::ERROR);
         }
@@ -316,6 +377,13 @@ impl Drop for NicRx {
             pr_err!("NIC receive path dropped without ending: queue stopped, buffers abandoned\n");
             self.vf.detach(&mut |_| {});
         }
+    }
+}
+
+/// Unmaps the per-buffer mappings of requests that were not posted.
+fn unmap_unposted(reqs: &[RxRequest], g: &mut StaticGrants) {
+    for r in reqs {
+        let _ = g.remove(r.gref());
     }
 }
 

@@ -27,7 +27,6 @@ pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::now_us;
 use crate::xen_sys::warn_ratelimited;
 use crate::nicrx::{NicEnd, NicRx};
-use crate::xen_sys::nic_queue::RxQueue;
 use crate::xen_sys::reuse::StaticGrants;
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::MappedRing;
@@ -123,6 +122,11 @@ pub(crate) struct Connection {
     /// A NIC path that ended: kept until the connection goes, because
     /// freeing its per-buffer mapping pages sleeps (and it ends in NAPI).
     nic_retired: Option<NicRx>,
+    /// Grant maps and unmaps of NIC paths retired and freed before.
+    nic_ops_freed: (u64, u64),
+    /// A source MAC the guest sent from that its NIC queue is not steered
+    /// by: the NIC path ends at the next poll.
+    nic_foreign_src: Option<[u8; 6]>,
     /// The frontend's static grants on this queue (grant reuse), from its
     /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
     /// copied through the mappings, without a hypercall.
@@ -299,6 +303,8 @@ impl Connection {
                 rx_batch: RxBatch::new()?,
                 nic: None,
                 nic_retired: None,
+                nic_ops_freed: (0, 0),
+                nic_foreign_src: None,
                 statics: None,
             },
             GFP_KERNEL,
@@ -490,7 +496,15 @@ impl Connection {
     }
 
     /// Protocol, GSO and checksum state of a guest packet copied into `skb`.
-    fn finish_skb(&self, skb: &mut NewSkb, dev: &NetDevice, pkt: &TxPacket) -> Result {
+    fn finish_skb(&mut self, skb: &mut NewSkb, dev: &NetDevice, pkt: &TxPacket) -> Result {
+        if let (Some(nic), Some(src)) = (self.nic.as_ref(), skb.src_mac()) {
+            // The NIC steers only the MAC the guest had at connection: a
+            // guest sending from another (a changed MAC, a bridge inside)
+            // must get its frames by grant copy.
+            if src != nic.vf().mac() && src[0] & 1 == 0 {
+                self.nic_foreign_src = Some(src);
+            }
+        }
         skb.eth_type_trans(dev)?;
         let flags = pkt.flags();
         let mut recalc = false;
@@ -556,10 +570,6 @@ impl Connection {
             self.flush_rx(stats);
         }
         let Scratch { src, dst, planned, .. } = &mut self.scratch;
-        let Some(ns) = skb.segments(src) else {
-            stats.tx_dropped += 1;
-            return RxOutcome::Dropped;
-        };
         let mut bufs = [RxRequest::zeroed(); MAX_RX_BUFS + 3];
         match self.rx.take_buffers(&mut bufs[..slots]) {
             Ok(true) => {}
@@ -589,9 +599,13 @@ impl Connection {
         }
         let batch = &mut self.rx_batch;
         let mut failed = true;
+        // The skb's segments are only needed for grant copy (an skb whose
+        // pages cannot be described fails here: its buffers are answered
+        // with an error).
+        let mut plan = || skb.segments(src).and_then(|ns| netif::plan(&src[..ns], &dst[..nbufs], planned).ok());
         if direct.is_some() {
             failed = false;
-        } else if let Ok(n) = netif::plan(&src[..ns], &dst[..nbufs], planned) {
+        } else if let Some(n) = plan() {
             // Room was made above: `full()` leaves `MAX_OPS` free.
             failed = false;
             for op in &planned[..n] {
@@ -762,7 +776,18 @@ impl Connection {
             .into_iter()
             .flatten()
             .filter_map(|n| n.own_stats())
-            .fold((0, 0), |(m, u), s| (m + s.map_ops, u + s.unmap_ops))
+            .fold(self.nic_ops_freed, |(m, u), s| (m + s.map_ops, u + s.unmap_ops))
+    }
+
+    /// The NIC path that ended, for the caller to free outside the queue's
+    /// lock (freeing it sleeps) before a new one starts; its counters stay.
+    pub(crate) fn take_retired(&mut self) -> Option<NicRx> {
+        let old = self.nic_retired.take();
+        if let Some(s) = old.as_ref().and_then(|n| n.own_stats()) {
+            self.nic_ops_freed.0 += s.map_ops;
+            self.nic_ops_freed.1 += s.unmap_ops;
+        }
+        old
     }
 
     /// Whether guest receive can move onto a NIC queue now: connected, not
@@ -789,11 +814,12 @@ impl Connection {
     /// (grant copy from then on), if it did.
     pub(crate) fn nic_poll(&mut self, stats: &mut Stats) -> (usize, bool, Option<NicEnd>) {
         let Some(nic) = self.nic.as_mut() else { return (0, false, None) };
-        let (frames, end) = match nic.poll(&mut self.rx, self.statics.as_deref_mut(), stats) {
-            Ok(n) => (n, None),
+        let foreign = self.nic_foreign_src.take().map(NicEnd::ForeignMac);
+        let (frames, room, end) = match foreign.map_or_else(|| nic.poll(&mut self.rx, self.statics.as_deref_mut(), stats), Err) {
+            Ok((n, room)) => (n, room, None),
             Err(why) => {
                 nic.end(&mut self.rx, self.statics.as_deref_mut(), stats);
-                (0, Some(why))
+                (0, false, Some(why))
             }
         };
         if let Some(NicEnd::Ring(e)) = end {
@@ -808,15 +834,19 @@ impl Connection {
         // The guest signals when it posts more buffers (only needed while
         // the NIC has room for them; completions wake us otherwise).
         let mut again = frames >= crate::nicrx::BUDGET;
-        if let Some(nic) = self.nic.as_ref() {
-            if nic.vf().queue(|q| q.room() > 0).unwrap_or(false) {
-                match self.rx.ring.wait_for_requests(1) {
-                    Ok(more) => again |= more,
-                    Err(e) => self.broken = Some(e),
-                }
+        if self.nic.is_some() && room {
+            match self.rx.ring.wait_for_requests(1) {
+                Ok(more) => again |= more,
+                Err(e) => self.broken = Some(e),
             }
         }
         (frames, again, end)
+    }
+
+    /// The guest sent from a MAC its NIC queue is not steered by: the
+    /// NIC path is to end at once (see `nic_poll`).
+    pub(crate) fn nic_must_end(&self) -> bool {
+        self.nic.is_some() && self.nic_foreign_src.is_some()
     }
 
     /// Frees the planned guest-receive packets without answering them (the

@@ -53,6 +53,9 @@ pub(crate) struct VifShared {
     /// While guest receive goes through a NIC queue: the PF's ifindex,
     /// where frames for the guest that reach the vif are sent (0: none).
     nic_ifindex: AtomicI32,
+    /// A frame for another MAC reached the vif while on the NIC (logged
+    /// once per NIC path).
+    unsteered_seen: AtomicBool,
 }
 
 impl VifShared {
@@ -89,6 +92,29 @@ pub(crate) struct QueueCtx {
     #[pin]
     timer: Timer,
     shared: Arc<VifShared>,
+    /// How guest receive last moved onto a NIC queue (`NicMode`), so a
+    /// VF's recovery can move it back the same way.
+    nic_mode: AtomicU32,
+}
+
+/// `try_nic`'s frontend mode as one word: 0 never on a NIC, 1 static
+/// grants, `2 | domid << 16` each buffer mapped when posted.
+struct NicMode;
+
+impl NicMode {
+    fn encode(per_buffer: Option<u16>) -> u32 {
+        match per_buffer {
+            None => 1,
+            Some(domid) => 2 | u32::from(domid) << 16,
+        }
+    }
+    fn decode(v: u32) -> Option<Option<u16>> {
+        match v & 0xffff {
+            1 => Some(None),
+            2 => Some(Some((v >> 16) as u16)),
+            _ => None,
+        }
+    }
 }
 
 impl EventHandler for QueueCtx {
@@ -114,6 +140,7 @@ impl Vif {
                 healthy: AtomicBool::new(false),
                 guest_mac: AtomicU64::new(0),
                 nic_ifindex: AtomicI32::new(0),
+                unsteered_seen: AtomicBool::new(false),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -132,6 +159,7 @@ impl Vif {
                         eoi_pending: AtomicU32::new(0),
                         timer <- Timer::new(),
                         shared,
+                        nic_mode: AtomicU32::new(0),
                     }? Error),
                     GFP_KERNEL,
                 )?,
@@ -193,6 +221,7 @@ impl Vif {
         self.shared.nic_ifindex.store(0, Ordering::Release);
         ndev.carrier_off();
         for q in self.queues.iter() {
+            q.nic_mode.store(0, Ordering::Release);
             let conn = {
                 let mut s = q.state.lock_bh();
                 if let Some(c) = s.conn.as_mut() {
@@ -293,7 +322,8 @@ impl QueueCtx {
             return;
         }
         // Allocated before the lock (and, declared first, freed after it on
-        // a return: freeing per-buffer mapping pages sleeps).
+        // a return: freeing per-buffer mapping pages sleeps), as is a path
+        // that ended before.
         let Ok(nic) = NicRx::new(vf.clone(), per_buffer) else { return };
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
@@ -301,9 +331,13 @@ impl QueueCtx {
         if !c.nic_can_start(per_buffer.is_some()) || vf.attach(self.clone()).is_err() {
             return;
         }
+        let retired = c.take_retired();
         c.nic_start(nic, stats);
         self.shared.nic_ifindex.store(ifindex, Ordering::Release);
+        self.shared.unsteered_seen.store(false, Ordering::Release);
+        self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
         drop(q);
+        drop(retired);
         pr_info!(
             "{}: queue 0: guest receive through the NIC (igb VF {}, {}): it writes into the guest's pages, no copy in dom0\n",
             name,
@@ -311,6 +345,14 @@ impl QueueCtx {
             if per_buffer.is_some() { "each buffer's grant mapped when posted" } else { "static grants" }
         );
         self.napi.schedule();
+    }
+
+    /// Moves guest receive back onto the NIC after its VF's reset by the
+    /// PF, as it was before (same frontend mode). Process context.
+    pub(crate) fn retry_nic(self: &Arc<Self>) {
+        if let Some(per_buffer) = NicMode::decode(self.nic_mode.load(Ordering::Acquire)) {
+            self.try_nic(self.shared.ctrl.name(), per_buffer);
+        }
     }
 
     /// A fatal protocol error on this queue: log it, carrier off. The vif
@@ -383,6 +425,8 @@ impl QueueCtx {
                 };
                 done += round.consumed;
                 work |= round.consumed > 0;
+                // The guest left its MAC: off the NIC in the next round.
+                nic_again |= c.nic_must_end();
                 let stopped = dev.subqueue_stopped(self.index);
                 let mut rx_room = false;
                 if stopped || c.has_held() {
@@ -465,6 +509,31 @@ impl QueueCtx {
         if nic != 0 {
             // The guest receives through the NIC: everything for it goes in
             // there (the PF's loopback into its pool), in the NIC's order.
+            // Unicast for another MAC (flooded by the bridge, or meant for
+            // a promiscuous guest) the pool would not take: dropped here,
+            // not sent out of the PF.
+            if let Some(dest) = skb.dest_mac().filter(|d| d[0] & 1 == 0 && Some(*d) != self.shared.guest_mac()) {
+                let first = !self.shared.unsteered_seen.swap(true, Ordering::AcqRel);
+                self.state.lock_bh().stats.nic_unsteered += 1;
+                if first {
+                    pr_info!(
+                        "{}: a frame for {} reached the vif: while the guest receives through its VF only its own MAC's frames, broadcast and its multicast reach it (a promiscuous guest sees no more); counted in queue_N_nic_unsteered\n",
+                        dev.name(),
+                        MacFmt(dest)
+                    );
+                }
+                return;
+            }
+            if skb.dest_mac().is_some_and(|d| d[0] & 1 == 1) {
+                // Broadcast or multicast: the NIC replicates it into every
+                // pool that takes it, so it goes through the PF once. If the
+                // PF is a port of the vif's bridge, the bridge sent it there
+                // already; otherwise the first vif it reaches sends it.
+                if dev.same_master_as(nic) || !crate::xen_sys::nicreg::group_frame_first(&skb) {
+                    self.state.lock_bh().stats.nic_group_dups += 1;
+                    return;
+                }
+            }
             let sent = skb.xmit_on(nic).is_ok();
             let mut q = self.state.lock_bh();
             if sent {

@@ -464,10 +464,7 @@ impl Frontend {
         }
         let mut ctrl = self.ctrl.lock();
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
-        let (mut rx, mut tx) = match (KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL), KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL)) {
-            (Ok(r), Ok(t)) => (r, t),
-            _ => return,
-        };
+        let Some((mut rx, mut tx)) = buffer_gref_arrays() else { return };
         let mut total = 0;
         for q in self.active_queues() {
             let s = q.state.lock_bh();
@@ -507,10 +504,7 @@ impl Frontend {
     fn unregister_static_grants(&self, ndev: &NetDevice) {
         let mut ctrl = self.ctrl.lock();
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
-        let (mut rx, mut tx) = match (KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL), KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL)) {
-            (Ok(r), Ok(t)) => (r, t),
-            _ => return,
-        };
+        let Some((mut rx, mut tx)) = buffer_gref_arrays() else { return };
         for q in self.active_queues() {
             let mut s = q.state.lock_bh();
             let held = s.stats.static_mapped as usize;
@@ -528,9 +522,15 @@ impl Frontend {
                     o.removed,
                     o.refused
                 ),
-                Ok(o) if o.refused > 0 => {
-                    pr_warn!("{}: queue {}: the backend kept {} static grants\n", ndev.name(), q.index, o.refused)
-                }
+                // Pages a backend's NIC queue holds posted: it unmaps them
+                // when it lets the queue go (at the disconnect that follows).
+                Ok(o) if o.refused > 0 => pr_info!(
+                    "{}: queue {}: {} static grants taken back, {} still in use by the backend\n",
+                    ndev.name(),
+                    q.index,
+                    o.removed,
+                    o.refused
+                ),
                 Ok(o) => pr_info!("{}: queue {}: {} static grants taken back\n", ndev.name(), q.index, o.removed),
                 Err(e) => pr_warn!("{}: queue {}: static grants not taken back ({:?})\n", ndev.name(), q.index, e),
             }
@@ -798,4 +798,12 @@ fn tx_offloads(skb: &Skb) -> (TxFlags, Option<Gso>) {
         features: 0,
     });
     (flags, gso)
+}
+
+/// Room for one queue's receive and transmit buffer grants (`buffer_grefs`).
+fn buffer_gref_arrays() -> Option<(KVec<u32>, KVec<u32>)> {
+    Some((
+        KVec::from_elem(0u32, RX_RING_SIZE as usize, GFP_KERNEL).ok()?,
+        KVec::from_elem(0u32, TX_RING_SIZE as usize, GFP_KERNEL).ok()?,
+    ))
 }

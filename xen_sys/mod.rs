@@ -56,6 +56,7 @@ pub(crate) mod grant;
 pub(crate) mod netdev;
 pub(crate) mod nicreg;
 pub(crate) mod pci;
+pub(crate) mod periodic;
 pub(crate) mod reuse;
 pub(crate) mod ring;
 pub(crate) mod sync;

@@ -53,16 +53,22 @@ pub(crate) struct Stats {
     pub(crate) static_misses: u64,
     pub(crate) gref_map_ops: u64,
     pub(crate) gref_unmap_ops: u64,
+    pub(crate) static_del_in_use: u64,
     /// The NIC queue (backend): frames the NIC wrote into the guest's
     /// pages and their bytes (no copy in dom0), frames it dropped, buffers
     /// posted to it, DMA mappings that bounced (a hidden copy), frames for
-    /// the guest sent through the PF into the NIC.
+    /// the guest sent through the PF into the NIC, and frames for other
+    /// MACs that reached the vif meanwhile (not delivered).
     pub(crate) nic_frames: u64,
     pub(crate) nic_bytes: u64,
     pub(crate) nic_dropped: u64,
     pub(crate) nic_posted: u64,
     pub(crate) nic_bounces: u64,
     pub(crate) nic_redirected: u64,
+    pub(crate) nic_unsteered: u64,
+    /// Group frames that reached the vif while on the NIC and were not sent
+    /// through the PF again (the NIC replicates the one copy sent).
+    pub(crate) nic_group_dups: u64,
     /// Received packets carrying the backend's hash (frontend).
     pub(crate) rx_hashed: u64,
     /// Of those, arrived on another queue than our RSS table names.
@@ -94,6 +100,8 @@ impl Stats {
         self.nic_posted += o.nic_posted;
         self.nic_bounces += o.nic_bounces;
         self.nic_redirected += o.nic_redirected;
+        self.nic_unsteered += o.nic_unsteered;
+        self.nic_group_dups += o.nic_group_dups;
     }
 
     /// Counts one grant-copy hypercall that carried `ops` (none when empty).
@@ -155,6 +163,13 @@ impl NetDevice {
     unsafe fn from_raw<'a>(dev: *mut b::net_device) -> &'a Self {
         // SAFETY: transparent wrapper; liveness is the caller's contract.
         unsafe { &*dev.cast() }
+    }
+
+    /// Whether the device `ifindex` is a port of the same bridge (or other
+    /// master) as this one.
+    pub(crate) fn same_master_as(&self, ifindex: i32) -> bool {
+        // SAFETY: live (type invariant); the shim looks `ifindex` up under RCU.
+        unsafe { b::xennet_shim_same_master(self.as_raw(), ifindex) }
     }
 
     fn as_raw(&self) -> *mut b::net_device {
@@ -297,6 +312,22 @@ impl Skb {
         }
     }
 
+    /// An identity of the skb's data buffer, the same for its clones (a
+    /// bridge floods a frame to its ports as clones of one skb). Unique
+    /// while any skb holding the buffer lives.
+    pub(crate) fn data_id(&self) -> usize {
+        // SAFETY: live (type invariant).
+        unsafe { b::xennet_shim_skb_head_id(self.as_raw()) as usize }
+    }
+
+    /// A clone sharing the data (atomic allocation).
+    pub(crate) fn clone_atomic(&self) -> Option<Skb> {
+        // SAFETY: live (type invariant); the clone is a new skb we own.
+        let raw = unsafe { b::xennet_shim_skb_clone_atomic(self.as_raw()) };
+        // SAFETY: null, or a live skb whose ownership is ours.
+        unsafe { Skb::from_raw(raw) }
+    }
+
     /// Bytes of data (linear area and fragments).
     pub(crate) fn len(&self) -> usize {
         // SAFETY: live (type invariant).
@@ -374,6 +405,20 @@ impl Skb {
         let mut mac = [0u8; 6];
         // SAFETY: at least 6 bytes at `data` are the skb's linear data.
         unsafe { core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(self.as_raw()).cast::<u8>(), mac.as_mut_ptr(), 6) };
+        Some(mac)
+    }
+
+    /// The Ethernet source address, if the linear area holds it (before
+    /// `eth_type_trans` moves the data past the header).
+    pub(crate) fn src_mac(&self) -> Option<[u8; 6]> {
+        if self.headlen() < 12 {
+            return None;
+        }
+        let mut mac = [0u8; 6];
+        // SAFETY: at least 12 bytes at `data` are the skb's linear data.
+        unsafe {
+            core::ptr::copy_nonoverlapping(b::xennet_shim_skb_data(self.as_raw()).cast::<u8>().add(6), mac.as_mut_ptr(), 6)
+        };
         Some(mac)
     }
 
@@ -961,6 +1006,8 @@ impl<T: NetDriver> Registration<T> {
         ops.ndo_start_xmit = Some(ndo_start_xmit::<T>);
         ops.ndo_get_stats64 = Some(ndo_get_stats64::<T>);
         ops.ndo_fix_features = Some(ndo_fix_features::<T>);
+        // As the C drivers: the address may change while the device is down.
+        ops.ndo_set_mac_address = Some(b::eth_mac_addr);
         if T::HAS_SELECT_QUEUE {
             ops.ndo_select_queue = Some(ndo_select_queue::<T>);
         }

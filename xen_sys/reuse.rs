@@ -227,6 +227,11 @@ impl StaticGrants {
         self.grants.remove(gref, &mut self.pages)
     }
 
+    /// Removes several at once: those not in use unmapped in one batch.
+    pub(crate) fn remove_batch(&mut self, grefs: &[GrantRef]) -> usize {
+        self.grants.remove_batch(grefs, &mut self.pages)
+    }
+
     /// Whether the frontend registered anything.
     pub(crate) fn active(&self) -> bool {
         self.grants.active()
@@ -246,16 +251,22 @@ impl StaticGrants {
         self.grants.lookup(gref)
     }
 
+    /// The mapped page of `hit`, once `offset + len` is checked to lie
+    /// within it and `skb_offset + len` within the skb.
+    fn copy_window(&self, hit: Hit, offset: usize, skb: &Skb, skb_offset: usize, len: usize) -> Result<*mut u8> {
+        if offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) || skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
+            return Err(EINVAL);
+        }
+        self.pages.mapped_addr(hit.slot).ok_or(EINVAL)
+    }
+
     /// Copies `len` bytes of `skb` from `skb_offset` into the page found as
     /// `hit`, at `offset` (guest receive). Refuses read-only mappings.
     pub(crate) fn write_from_skb(&self, hit: Hit, offset: usize, skb: &Skb, skb_offset: usize, len: usize) -> Result {
-        if hit.readonly || offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
+        if hit.readonly {
             return Err(EINVAL);
         }
-        if skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
-            return Err(EINVAL);
-        }
-        let dst = self.pages.mapped_addr(hit.slot).ok_or(EINVAL)?;
+        let dst = self.copy_window(hit, offset, skb, skb_offset, len)?;
         // SAFETY: a writable mapping of a foreign page (checked above),
         // `offset + len` within it; the skb is live and holds the range.
         // The peer may touch the page concurrently: we only write bytes.
@@ -267,13 +278,7 @@ impl StaticGrants {
     /// Copies `len` bytes from the page found as `hit`, at `offset`, into
     /// `skb` at `skb_offset` (guest transmit; `skb` has the room).
     pub(crate) fn read_into_skb(&self, hit: Hit, offset: usize, skb: &Skb, skb_offset: usize, len: usize) -> Result {
-        if offset.checked_add(len).is_none_or(|e| e > PAGE_SIZE) {
-            return Err(EINVAL);
-        }
-        if skb_offset.checked_add(len).is_none_or(|e| e > skb.len()) {
-            return Err(EINVAL);
-        }
-        let src = self.pages.mapped_addr(hit.slot).ok_or(EINVAL)?;
+        let src = self.copy_window(hit, offset, skb, skb_offset, len)?;
         // SAFETY: a mapping of a foreign page, `offset + len` within it;
         // the skb is ours, live, and holds the range. The peer may change
         // the page meanwhile: the bytes land in our skb, which is all that

@@ -11,6 +11,7 @@
 #include <linux/jiffies.h>
 #include <linux/ktime.h>
 #include <linux/timer.h>
+#include <linux/workqueue.h>
 #include <linux/mm.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
@@ -179,9 +180,17 @@ struct net_device *xennet_shim_napi_dev(struct napi_struct *napi)
 	return napi->dev;
 }
 
+/* From a task (xenbus, a watchdog) bottom halves are turned off around it,
+ * so the poll's softirq runs when they come back, not left pending. */
 void xennet_shim_napi_schedule(struct napi_struct *napi)
 {
-	napi_schedule(napi);
+	if (in_task() && !irqs_disabled()) {
+		local_bh_disable();
+		napi_schedule(napi);
+		local_bh_enable();
+	} else {
+		napi_schedule(napi);
+	}
 }
 
 void xennet_shim_netif_stop_subqueue(struct net_device *dev, u16 queue)
@@ -460,6 +469,53 @@ unsigned long xennet_shim_sizeof_timer_list(void)
 	return sizeof(struct timer_list);
 }
 
+struct xennet_periodic {
+	struct delayed_work dw;
+	void (*fn)(void *);
+	void *owner;
+	unsigned long period;
+	bool stopped;
+};
+
+static void xennet_periodic_run(struct work_struct *w)
+{
+	struct xennet_periodic *p = container_of(to_delayed_work(w), struct xennet_periodic, dw);
+
+	p->fn(p->owner);
+	if (!READ_ONCE(p->stopped))
+		queue_delayed_work(system_long_wq, &p->dw, p->period);
+}
+
+/* On the long-running system queue: `fn` may sleep (a NIC's mailbox). */
+void *xennet_shim_periodic_start(void (*fn)(void *), void *owner, unsigned int period_ms)
+{
+	struct xennet_periodic *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return NULL;
+	INIT_DELAYED_WORK(&p->dw, xennet_periodic_run);
+	p->fn = fn;
+	p->owner = owner;
+	p->period = msecs_to_jiffies(period_ms);
+	queue_delayed_work(system_long_wq, &p->dw, p->period);
+	return p;
+}
+
+/* Returns once `fn` no longer runs and never will again. */
+void xennet_shim_periodic_stop(void *p)
+{
+	struct xennet_periodic *pw = p;
+
+	WRITE_ONCE(pw->stopped, true);
+	cancel_delayed_work_sync(&pw->dw);
+}
+
+void xennet_shim_periodic_free(void *p)
+{
+	xennet_shim_periodic_stop(p);
+	kfree(p);
+}
+
 int xennet_shim_bind_interdomain_threaded(struct xenbus_device *dev, unsigned int remote_port,
 					  irq_handler_t thread_fn, const char *name,
 					  void *dev_id)
@@ -592,6 +648,31 @@ int xennet_shim_pf_ifindex(struct pci_dev *vf)
 
 /* Sends skb (Ethernet header at data) on the device with that ifindex, if
  * it exists and is up; frees it otherwise. Consumes skb. */
+/* The address of the skb's data buffer, shared by its clones. */
+unsigned long xennet_shim_skb_head_id(struct sk_buff *skb)
+{
+	return (unsigned long)skb->head;
+}
+
+struct sk_buff *xennet_shim_skb_clone_atomic(struct sk_buff *skb)
+{
+	return skb_clone(skb, GFP_ATOMIC);
+}
+
+/* Whether device `ifindex` has the same master (a bridge) as `dev`. */
+bool xennet_shim_same_master(struct net_device *dev, int ifindex)
+{
+	struct net_device *other, *master;
+	bool same;
+
+	rcu_read_lock();
+	other = dev_get_by_index_rcu(&init_net, ifindex);
+	master = netdev_master_upper_dev_get_rcu(dev);
+	same = other && master && netdev_master_upper_dev_get_rcu(other) == master;
+	rcu_read_unlock();
+	return same;
+}
+
 int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex)
 {
 	struct net_device *dev;

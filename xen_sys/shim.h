@@ -42,6 +42,9 @@ struct pci_dev;
 struct device;
 int xennet_shim_pf_ifindex(struct pci_dev *vf);
 int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex);
+unsigned long xennet_shim_skb_head_id(struct sk_buff *skb);
+struct sk_buff *xennet_shim_skb_clone_atomic(struct sk_buff *skb);
+bool xennet_shim_same_master(struct net_device *dev, int ifindex);
 u64 xennet_shim_page_bus_addr(struct page *page);
 u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page);
 void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr);
@@ -158,6 +161,12 @@ void xennet_shim_timer_arm_us(struct timer_list *t, u64 delay_us);
 void xennet_shim_timer_shutdown(struct timer_list *t);
 u64 xennet_shim_now_us(void);
 unsigned long xennet_shim_sizeof_timer_list(void);
+
+/* linux/workqueue.h: a delayed work item calling `fn(owner)` every
+ * `period_ms` in process context until stopped (opaque to Rust). */
+void *xennet_shim_periodic_start(void (*fn)(void *), void *owner, unsigned int period_ms);
+void xennet_shim_periodic_stop(void *p);
+void xennet_shim_periodic_free(void *p);
 
 /* Sizes of the C structures our generated bindings lay out (checked at load). */
 unsigned long xennet_shim_sizeof_xenbus_driver(void);

@@ -7,12 +7,12 @@
 # switched by the NIC's VMDq loopback into the VF's pool and DMAed by the
 # VF into memory dom0 posted (through xen-swiotlb).
 . /rig/selftests/lib.sh
-ktap_plan 18
+ktap_plan 23
 # VF 0 goes to the stock igbvf, under a MAC of its own.
 VF0_MAC=00:16:3e:99:00:10
 
 if [ "${RIG_nic:-}" != igb ]; then
-	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "guest on NIC" "guest traffic" "VF unbound under guest" "guest log" "isolation" "stalled guest" "hostile" "PF unload" "teardown"; do
+	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "guest on NIC" "guest traffic" "VF unbound under guest" "guest log" "isolation" "stalled guest" "PF reset" "IPv6 ND" "promiscuous guest" "MAC change" "hostile" "DEL of posted static grants" "PF unload" "teardown"; do
 		ktap_skip "$t" "the rig has no igb NIC (scripts/rig --nic igb)"
 	done
 	exit 0
@@ -99,7 +99,7 @@ igbvf_off
 
 # netback_mq's own queue driver on VF 1 (netback_mq/igbvf.rs): the same
 # pool mechanics, with our descriptors, buffers and interrupt handler.
-VF1_MAC=00:16:3e:99:00:02
+VF1_MAC=00:16:3e:99:00:11
 vf1=$(basename "$(readlink "$pf/virtfn1")")
 lsmod | grep -q '^netback_mq ' || insmod /rig/modules/netback_mq.ko || echo "# insmod netback_mq failed"
 rust_vf() {
@@ -248,6 +248,115 @@ if rust_pair && [ "${RIG_GUESTS:-1}" -ge 2 ]; then
 else
 	ktap_skip "stalled guest" "needs netback_mq and two guests (--guests 2)"
 fi
+# The PF resets its VFs (its interface taken down and up: igb resets the
+# NIC, which clears every pool's queue): netback_mq's watchdog sees it,
+# stops each queue, the guests go on by grant copy, and once the PF
+# answers the VFs' reset handshakes the queues are programmed again and
+# the guests moved back onto them.
+pf_reset() {
+	mark=$(($(dmesg | wc -l) + 1))
+	ip link set "$pfdev" down || return 1
+	sleep 3
+	ip link set "$pfdev" up || return 1
+	guests="1"
+	[ "${RIG_GUESTS:-1}" -ge 2 ] && guests="1 2"
+	for g in $guests; do
+		eval "mac=\$G${g}_MAC vif=\$vif$g ip=\$GUEST${g}_IP"
+		wait_for 30 sh -c "dmesg | tail -n +$mark | grep -q '$vif: queue 0: guest receive leaves the NIC (the PF reset the VF)'" ||
+			{ echo "$vif: no end of the NIC path logged"; dmesg | tail -n +"$mark" | tail; return 1; }
+		wait_for 30 sh -c "dmesg | tail -n +$mark | grep -q 'igb VF $mac: the PF.s reset is over: receive queue up again'" ||
+			{ echo "VF $mac: not up again"; dmesg | tail -n +"$mark" | tail; return 1; }
+		wait_for 20 sh -c "dmesg | tail -n +$mark | grep -q '$vif: queue 0: guest receive through the NIC'" ||
+			{ echo "$vif: not back on the NIC"; dmesg | tail -n +"$mark" | tail; return 1; }
+	done
+	dmesg | tail -n +"$mark" | grep -E "igb VF|NIC"
+	for g in $guests; do
+		eval "vif=\$vif$g ip=\$GUEST${g}_IP"
+		wait_for 15 ping -c 1 -W 1 "$ip" >/dev/null || { echo "guest$g unreachable after the reset"; return 1; }
+		before=$(ethtool -S "$vif" | awk '/queue_0_nic_frames:/ { print $2 }')
+		ping -q -c 50 -i 0.01 -W 2 "$ip" >/dev/null || { echo "guest$g lost pings after the reset"; return 1; }
+		after=$(ethtool -S "$vif" | awk '/queue_0_nic_frames:/ { print $2 }')
+		echo "guest$g: $((after - before)) frames through its VF for 50 pings after the reset"
+		[ $((after - before)) -ge 50 ] || return 1
+	done
+}
+if rust_pair; then
+	check "the PF resets its VFs under the guests: grant copy meanwhile, then back on the NIC" pf_reset
+else
+	ktap_skip "PF reset" "needs netback_mq"
+fi
+
+# IPv6 neighbour discovery through the NIC: the VF joined the guest's
+# solicited-node group (neither netfront tells the backend its groups), so
+# dom0's neighbour solicitation for guest1's link-local address reaches it.
+ipv6_nd() {
+	ll=$(guest-exec 1 "ip -6 addr show dev eth0" | sed -n 's/.*inet6 \(fe80::[0-9a-f:]*\)\/64.*/\1/p' | head -n 1)
+	[ -n "$ll" ] || { echo "guest1 has no IPv6 link-local address"; return 1; }
+	ip -6 neigh flush dev xenbr0 2>/dev/null
+	before=$(stat1 queue_0_nic_frames)
+	wait_for 10 ping6 -c 1 -W 1 "$ll%xenbr0" >/dev/null || { echo "no IPv6 ping to guest1's $ll"; return 1; }
+	ping6 -q -c 10 -i 0.05 -W 2 "$ll%xenbr0" | grep "packet loss"
+	echo "frames through guest1's VF meanwhile: $(($(stat1 queue_0_nic_frames) - before))"
+	[ $(($(stat1 queue_0_nic_frames) - before)) -ge 10 ]
+}
+
+# A promiscuous guest on the NIC path receives what its pool takes: its
+# own MAC's frames, broadcast, its multicast. Frames the bridge floods to
+# the vif for other MACs are dropped there (logged once, counted), never
+# sent out of the PF; broadcast reaches each guest once.
+promisc() {
+	mark=$(($(dmesg | wc -l) + 1))
+	guest-exec 1 "ip link set eth0 promisc on" || return 1
+	grx() { guest-exec "$1" "cat /sys/class/net/eth0/statistics/rx_packets"; }
+	u0=$(stat1 queue_0_nic_unsteered) r0=$(grx 1)
+	/usr/bin/ip neigh replace 10.99.0.77 lladdr 00:16:3e:99:00:77 dev xenbr0 nud permanent || return 1
+	ping -q -c 200 -i 0.01 -W 1 10.99.0.77 >/dev/null 2>&1
+	u=$(($(stat1 queue_0_nic_unsteered) - u0)) r=$(($(grx 1) - r0))
+	guest-exec 1 "ip link set eth0 promisc off"
+	/usr/bin/ip neigh del 10.99.0.77 dev xenbr0
+	echo "200 frames for an unknown MAC flooded to $vif1: $u dropped there; guest1 received $r frames in all meanwhile"
+	dmesg | tail -n +"$mark" | grep "reached the vif" || { echo "not logged"; return 1; }
+	[ "$u" -ge 200 ] && [ "$r" -lt 20 ] || return 1
+	# (arping sends one a second; twice as many would be duplicates.)
+	b0=$(grx 1)
+	arping -c 6 -w 8 -I xenbr0 10.99.0.250 >/dev/null 2>&1
+	b=$(($(grx 1) - b0))
+	echo "6 broadcast ARP requests: guest1 received $b frames"
+	[ "$b" -ge 6 ] && [ "$b" -lt 11 ]
+}
+
+# guest1 changes its MAC: the VF is steered by the MAC it connected with,
+# so the first frame the guest sends from the new one ends the NIC path
+# (logged) and grant copy delivers its traffic; it reconnects to get the
+# NIC back.
+mac_change() {
+	mark=$(($(dmesg | wc -l) + 1))
+	new=00:16:3e:99:00:71
+	guest-exec 1 "ip link set eth0 down && ip link set eth0 address $new && ip link set eth0 up && ip addr replace $GUEST1_IP/24 dev eth0" ||
+		{ echo "the guest's driver refused the new MAC"; return 1; }
+	ip neigh flush dev xenbr0
+	wait_for 15 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "guest1 unreachable under its new MAC"; dmesg | tail -n +"$mark" | tail; return 1; }
+	dmesg | tail -n +"$mark" | grep "leaves the NIC"
+	dmesg | tail -n +"$mark" | grep -q "$vif1: queue 0: guest receive leaves the NIC (the guest sends from $new" || return 1
+	ping -q -c 20 -i 0.01 -W 2 "$GUEST1_IP" | grep "packet loss"
+	# Back to its MAC, reconnected: on the NIC again.
+	mark=$(($(dmesg | wc -l) + 1))
+	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/$fe_drv/unbind; echo vif-0 > /sys/bus/xen/drivers/$fe_drv/bind" || return 1
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr replace $GUEST1_IP/24 dev eth0 && ip link set eth0 up" || return 1
+	ip neigh flush dev xenbr0
+	wait_for 20 sh -c "dmesg | tail -n +$mark | grep -q '$vif1: queue 0: guest receive through the NIC'" || { echo "not back on the NIC"; return 1; }
+	wait_for 10 ping -c 2 -W 1 "$GUEST1_IP" >/dev/null && echo "reconnected with its MAC: back on the NIC"
+}
+if rust_pair; then
+	check "IPv6 neighbour discovery reaches guest1 through its VF" ipv6_nd
+	check "a promiscuous guest gets only its pool's frames; others dropped at the vif, logged; broadcast once" promisc
+	check "guest1 changes its MAC: off the NIC (logged), reachable by grant copy; back after reconnecting" mac_change
+else
+	ktap_skip "IPv6 ND" "needs netback_mq"
+	ktap_skip "promiscuous guest" "needs netback_mq"
+	ktap_skip "MAC change" "needs netback_mq"
+fi
+
 # A hostile frontend on this path: netfront_opt's test build posts one
 # receive buffer naming grant 0xdead after registering its pages. The
 # backend must not post it to the NIC: the path ends (logged), the
@@ -257,6 +366,13 @@ reload_fe() { # KO [PARAM]
 	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind; rmmod netfront_opt; insmod $*" || return 1
 	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr replace $GUEST1_IP/24 dev eth0 && ip link set eth0 up"
 }
+# After a hostile frontend: the normal netfront_opt (reloaded since log
+# line MARK) gets the NIC back.
+normal_fe_back() { # MARK
+	wait_for 20 sh -c "dmesg | tail -n +$1 | grep -q '$vif1: queue 0: guest receive through the NIC'" || { echo "the normal driver did not get the NIC back"; return 1; }
+	wait_for 10 ping -c 2 -W 1 "$GUEST1_IP" >/dev/null && echo "the normal driver is back on the NIC"
+}
+have_hostile_fe() { rust_pair && [ "$RIG_frontend" = rust ] && [ -e /rig/modules/hostile/netfront_opt.ko ]; }
 hostile_rx() {
 	mark=$(($(dmesg | wc -l) + 1))
 	reload_fe /rig/modules/hostile/netfront_opt.ko hostile=12 || { echo "the hostile frontend did not come up"; return 1; }
@@ -268,14 +384,42 @@ hostile_rx() {
 	wait_for 10 ping -c 2 -W 1 "$GUEST1_IP" >/dev/null || { echo "guest1 unreachable after the fallback"; return 1; }
 	mark=$(($(dmesg | wc -l) + 1))
 	reload_fe /rig/modules/netfront_opt.ko || return 1
-	wait_for 20 sh -c "dmesg | tail -n +$mark | grep -q '$vif1: queue 0: guest receive through the NIC'" || { echo "the normal driver did not get the NIC back"; return 1; }
-	wait_for 10 ping -c 2 -W 1 "$GUEST1_IP" >/dev/null && echo "the normal driver is back on the NIC"
+	normal_fe_back "$mark"
 }
-if rust_pair && [ "$RIG_frontend" = rust ] && [ -e /rig/modules/hostile/netfront_opt.ko ]; then
+# DEL of static grants the NIC holds posted: netfront_opt's test build
+# (hostile=11) asks for 4 registered receive pages back while they sit in
+# the VF's ring, then runs 100 ADD/DEL cycles. A DEL of a posted page is
+# refused for that entry (in use: it stays registered and mapped, counted);
+# the frontend goes on; when it goes every static grant dom0 held is
+# unmapped, and the normal driver gets the NIC back.
+static_del() {
+	mark=$(($(dmesg | wc -l) + 1))
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	reload_fe /rig/modules/hostile/netfront_opt.ko hostile=11 || { echo "the hostile frontend did not come up"; return 1; }
+	ping -q -c 100 -i 0.01 -W 1 "$GUEST1_IP" >/dev/null 2>&1
+	wait_for 20 sh -c "guest-exec 1 'dmesg | tail -n +$gmark' | grep -q 'static grant storm'" || { echo "the storm did not finish"; return 1; }
+	guest-exec 1 "dmesg | tail -n +$gmark | grep 'storm'"
+	dmesg | tail -n +"$mark" | grep -E "$vif1: queue 0: guest receive"
+	in_use=$(stat1 queue_0_static_del_in_use)
+	echo "DELs refused for pages in use (posted to the NIC): $in_use"
+	wait_for 10 ping -c 2 -W 1 "$GUEST1_IP" >/dev/null || { echo "guest1 unreachable"; return 1; }
+	held=$(stat1 queue_0_static_grants)
+	mark=$(($(dmesg | wc -l) + 1))
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	reload_fe /rig/modules/netfront_opt.ko || return 1
+	taken=$(guest-exec 1 "dmesg | tail -n +$gmark | grep 'queue 0: .* static grants taken back' | tail -1" | sed -n 's/.*queue 0: \([0-9]*\) static grants taken back.*/\1/p')
+	left=$(dmesg | tail -n +"$mark" | sed -n "s/.*grant reuse: \([0-9]*\) static grants of domain $(xl domid guest1) unmapped.*/\1/p" | tail -1)
+	echo "of the $held static grants dom0 held: taken back with DEL ${taken:-0}, unmapped at the disconnect ${left:-0}"
+	[ "${in_use:-0}" -ge 1 ] && [ "$held" -gt 0 ] && [ $((${taken:-0} + ${left:-0})) = "$held" ] || return 1
+	normal_fe_back "$mark"
+}
+if have_hostile_fe; then
 	check "hostile frontend: a receive buffer naming a bad grant ends the NIC path, logged; the guest goes on" hostile_rx
+	check "DEL of static grants posted to the NIC: refused for those entries, none left mapped at the end" static_del
 	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
 else
 	ktap_skip "hostile" "needs netback_mq, netfront_opt and its test build"
+	ktap_skip "DEL of posted static grants" "needs netback_mq, netfront_opt and its test build"
 fi
 
 # VF 1 unbound while it serves guest1: the queue is stopped, the guest's
@@ -309,6 +453,8 @@ pf_unload() {
 	/usr/bin/ip link set "$pfdev" vf 1 mac "$VF1_MAC" || return 1
 	echo "$vf1" >/sys/bus/pci/drivers_probe
 	[ "$(basename "$(readlink "/sys/bus/pci/devices/$vf1/driver")")" = netback_mq ] || { echo "VF 1 not bound again"; return 1; }
+	# (The PF's reset above flushed the entry with its neighbours.)
+	/usr/bin/ip neigh replace 10.98.0.3 lladdr "$VF1_MAC" dev "$pfdev" nud permanent || return 1
 	ping -q -c 20 -i 0.01 -W 1 10.98.0.3 >/dev/null 2>&1
 	mark=$(($(dmesg | wc -l) + 1))
 	rmmod igb || return 1

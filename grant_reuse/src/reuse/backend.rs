@@ -61,6 +61,9 @@ pub struct ReuseStats {
     pub unmap_calls: u64,
     /// `ADD` requests refused (duplicates, room, failed maps).
     pub add_refused: u64,
+    /// `DEL`s refused because the page was in use (posted to a NIC queue):
+    /// the frontend may ask again once the request naming it is answered.
+    pub del_in_use: u64,
 }
 
 /// One queue's static grants: the table, the map batch and the counters.
@@ -132,17 +135,60 @@ impl QueueGrants {
         self.table.abort();
     }
 
-    /// `DEL` of one entry: the status to report for it.
+    /// `DEL` of one entry: the status to report for it. An entry in use
+    /// (its page posted to a NIC queue) is not removed, as Xen's commit
+    /// adding the messages has it ("if the grefs are not in use"): that
+    /// entry is answered `INVALID_PARAMETER`, not counted as unmapped, and
+    /// stays usable; the frontend may ask again once the request naming
+    /// the page is answered.
     pub fn remove<M: Mapper>(&mut self, gref: GrantRef, m: &mut M) -> CtrlStatus {
+        if self.table.in_use(gref) {
+            self.stats.del_in_use += 1;
+            return CtrlStatus::INVALID_PARAMETER;
+        }
         match self.table.revoke(gref) {
             Ok(Revoked::Unmap { slot, handle }) => {
                 self.unmap_one(slot, handle, m);
                 CtrlStatus::SUCCESS
             }
-            // Unmapped when its last user is done (`release`).
+            // Not in use (checked above): cannot be deferred.
             Ok(Revoked::Deferred { .. }) => CtrlStatus::SUCCESS,
             Err(_) => CtrlStatus::INVALID_PARAMETER,
         }
+    }
+
+    /// `DEL` of several entries at once (a backend's own per-buffer
+    /// mappings, done with): those not in use are unmapped in one batch,
+    /// those in use when their last user is done. Returns how many were
+    /// found.
+    pub fn remove_batch<M: Mapper>(&mut self, grefs: &[GrantRef], m: &mut M) -> usize {
+        let mut found = 0;
+        let mut n = 0;
+        for &gref in grefs {
+            match self.table.revoke(gref) {
+                Ok(Revoked::Unmap { slot, handle }) => {
+                    found += 1;
+                    if let Some(op) = self.batch.get_mut(n) {
+                        *op = MapOp { slot, readonly: false, ok: true, gref: 0, handle };
+                        n += 1;
+                    } else {
+                        self.unmap_one(slot, handle, m);
+                    }
+                }
+                Ok(Revoked::Deferred { .. }) => found += 1,
+                Err(_) => {}
+            }
+        }
+        if n > 0 {
+            m.unmap(&self.batch[..n]);
+            self.stats.unmap_ops += n as u64;
+            self.stats.unmap_calls += 1;
+            for i in 0..n {
+                let slot = self.batch[i].slot;
+                self.table.free(slot);
+            }
+        }
+        found
     }
 
     fn unmap_one<M: Mapper>(&mut self, slot: u16, handle: u32, m: &mut M) {
@@ -208,6 +254,7 @@ mod tests {
         live: HashMap<u32, u16>,
         next: u32,
         calls: usize,
+        unmap_calls: usize,
     }
 
     impl Mapper for Fake {
@@ -223,6 +270,7 @@ mod tests {
             }
         }
         fn unmap(&mut self, ops: &[MapOp]) {
+            self.unmap_calls += 1;
             for o in ops {
                 assert_eq!(self.live.remove(&o.handle), Some(o.slot), "unmap of a handle not mapped");
             }
@@ -266,18 +314,56 @@ mod tests {
     }
 
     #[test]
-    fn del_of_a_page_in_use_unmaps_at_the_last_release() {
+    fn del_of_a_page_in_use_is_refused_until_released() {
         let (mut q, mut m) = (queue(8), Fake::default());
         q.stage(1, false).unwrap();
         q.commit(&mut m).unwrap();
         let hit = q.lookup(1).unwrap();
         assert!(q.table.acquire(hit.slot));
-        assert_eq!(q.remove(1, &mut m), CtrlStatus::SUCCESS);
-        assert!(q.lookup(1).is_none(), "no use after DEL");
+        assert_eq!(q.remove(1, &mut m), CtrlStatus::INVALID_PARAMETER);
+        assert_eq!(q.stats.del_in_use, 1);
+        assert!(q.lookup(1).is_some(), "still registered");
         assert_eq!(m.live.len(), 1, "still mapped while in use");
+        q.release(hit.slot, &mut m);
+        assert_eq!(m.live.len(), 1, "a release alone unmaps nothing");
+        assert_eq!(q.remove(1, &mut m), CtrlStatus::SUCCESS);
+        assert!(m.live.is_empty());
+        assert_eq!(q.table.occupied(), 0);
+    }
+
+    #[test]
+    fn teardown_waits_for_pages_in_use() {
+        let (mut q, mut m) = (queue(8), Fake::default());
+        q.stage(1, false).unwrap();
+        q.commit(&mut m).unwrap();
+        let hit = q.lookup(1).unwrap();
+        assert!(q.table.acquire(hit.slot));
+        assert_eq!(q.revoke_all(&mut m), 1, "one page still in use");
+        assert!(q.lookup(1).is_none(), "no use after teardown");
+        assert_eq!(m.live.len(), 1);
         q.release(hit.slot, &mut m);
         assert!(m.live.is_empty());
         assert_eq!(q.table.occupied(), 0);
+    }
+
+    #[test]
+    fn batched_del_unmaps_in_one_call_and_defers_pages_in_use() {
+        let (mut q, mut m) = (queue(8), Fake::default());
+        for g in [1, 2, 3, 4] {
+            q.stage(g, false).unwrap();
+        }
+        q.commit(&mut m).unwrap();
+        let held = q.lookup(3).unwrap();
+        assert!(q.table.acquire(held.slot));
+        assert_eq!(q.remove_batch(&[1, 2, 3, 77], &mut m), 3);
+        assert_eq!(m.unmap_calls, 1);
+        assert_eq!(m.live.len(), 2, "grant 4 still mapped, grant 3 in use");
+        assert!(q.lookup(1).is_none() && q.lookup(3).is_none());
+        q.release(held.slot, &mut m);
+        assert_eq!(m.live.len(), 1);
+        assert_eq!(q.table.occupied(), 1);
+        assert_eq!(q.remove_batch(&[], &mut m), 0);
+        assert_eq!(m.unmap_calls, 2, "one more for the release of grant 3, none for an empty batch");
     }
 
     #[test]

@@ -251,6 +251,12 @@ impl GrefTable {
         (s.state == MAPPED).then_some(Hit { slot, readonly: s.readonly != 0 })
     }
 
+    /// Whether `gref` is mapped and its slot in use (see [`Self::acquire`]).
+    pub fn in_use(&self, gref: u32) -> bool {
+        self.find_bucket(gref)
+            .is_some_and(|b| self.slots[usize::from(self.index[b] - 1)].users > 0)
+    }
+
     /// Takes a use of a mapped slot beyond the table's lock; false if the
     /// slot is not mapped (or has 65535 users already).
     pub fn acquire(&mut self, slot: u16) -> bool {

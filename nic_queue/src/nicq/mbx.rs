@@ -30,6 +30,40 @@ pub mod msg {
     pub const INFO_SHIFT: u32 = 16;
     /// Most multicast hashes one message carries.
     pub const MAX_MC_HASHES: usize = 30;
+    /// A message the PF sends unasked (`E1000_PF_CONTROL_MSG`): with CTS a
+    /// ping, without it "I reset you: reset and ask again".
+    pub const PF_CONTROL: u32 = 0x0100;
+}
+
+/// What a message the PF sent unasked means for the VF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfMessage {
+    /// The PF reset the VF (its pool no longer receives): start over.
+    Reset,
+    /// Nothing to do (a ping with CTS, or a message of no known kind).
+    Nothing,
+}
+
+/// Classifies word 0 of a message the PF sent on its own.
+pub fn pf_message(w0: u32) -> PfMessage {
+    if w0 & 0xffff == msg::PF_CONTROL && w0 & msg::CTS == 0 {
+        PfMessage::Reset
+    } else {
+        PfMessage::Nothing
+    }
+}
+
+/// The multicast groups a pool steered by `mac` joins on its guest's
+/// behalf, since neither netfront tells the backend its groups: IPv4 all
+/// hosts, IPv6 all nodes, and the IPv6 solicited-node group of the
+/// guest's MAC-derived (EUI-64) addresses, which neighbour discovery
+/// needs.
+pub fn guest_groups(mac: [u8; 6]) -> [[u8; 6]; 3] {
+    [
+        [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
+        [0x33, 0x33, 0x00, 0x00, 0x00, 0x01],
+        [0x33, 0x33, 0xff, mac[3], mac[4], mac[5]],
+    ]
 }
 
 /// A request to the PF.
@@ -139,6 +173,23 @@ pub fn mc_hash(mac: [u8; 6]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pf_messages() {
+        assert_eq!(pf_message(msg::PF_CONTROL), PfMessage::Reset);
+        assert_eq!(pf_message(msg::PF_CONTROL | msg::CTS), PfMessage::Nothing);
+        assert_eq!(pf_message(msg::RESET | msg::ACK), PfMessage::Nothing);
+        assert_eq!(pf_message(0), PfMessage::Nothing);
+    }
+
+    #[test]
+    fn groups_of_a_guest() {
+        let g = guest_groups([0x00, 0x16, 0x3e, 0x99, 0x00, 0x01]);
+        assert_eq!(g[2], [0x33, 0x33, 0xff, 0x99, 0x00, 0x01]);
+        assert!(g.iter().all(|m| m[0] & 1 == 1));
+        // The solicited-node group follows the MAC's last three bytes.
+        assert_eq!(guest_groups([0, 0, 0, 0xab, 0xcd, 0xef])[2], [0x33, 0x33, 0xff, 0xab, 0xcd, 0xef]);
+    }
 
     #[test]
     fn encode_requests() {
