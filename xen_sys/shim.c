@@ -398,6 +398,9 @@ void xennet_shim_vif_netdev_init(struct net_device *dev, const struct net_device
 	dev->hw_features = xennet_shim_offload_mask(true, true, true, true, true);
 	dev->features = dev->hw_features | NETIF_F_RXCSUM;
 	dev->tx_queue_len = tx_queue_len;
+	/* start_xmit may send through a NIC's PF (dev_queue_xmit): not from
+	 * netpoll's interrupts-off transmit (XSA-424's class). */
+	dev->priv_flags |= IFF_DISABLE_NETPOLL;
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_MAX_MTU - VLAN_ETH_HLEN;
 	eth_hw_addr_set(dev, mac);
