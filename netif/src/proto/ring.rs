@@ -861,4 +861,215 @@ pub(crate) mod tests {
             assert!(SharedRing::<TxRingKind>::from_raw(p, 8192).is_err());
         }
     }
+
+    /// One state of the exhaustive check below: both ends' private
+    /// indices, the shared page, and the FIFO model of what is in flight.
+    #[derive(Clone, PartialEq, Eq, Hash)]
+    struct Explored {
+        front: [u32; 4],
+        back: [u32; 4],
+        page: std::vec::Vec<u8>,
+        pushed: u32,
+        unpublished: u32,
+        reqs: VecDeque<u16>,
+        pend: VecDeque<u16>,
+        rsps: VecDeque<u16>,
+        rsp_unpublished: usize,
+        back_sleeping: bool,
+        front_sleeping: bool,
+    }
+
+    fn snapshot(p: *mut u8, len: usize) -> std::vec::Vec<u8> {
+        // SAFETY: test page from `page()`, `len` within it; no reference to it exists.
+        (0..len).map(|i| unsafe { p.add(i).read_volatile() }).collect()
+    }
+
+    fn restore(p: *mut u8, bytes: &[u8]) {
+        for (i, v) in bytes.iter().enumerate() {
+            // SAFETY: as in `snapshot`.
+            unsafe { p.add(i).write_volatile(*v) }
+        }
+    }
+
+    /// Exhaustive bounded check of the index arithmetic: a 4-entry ring
+    /// started just before each wrap point of the 32-bit indices (0, 2^31,
+    /// 2^32, and 2^32 minus more than a ring), so producer, consumer and
+    /// event indices cross the wrap at every ring position. Every sequence
+    /// of single steps (push, publish, consume, respond, publish responses,
+    /// reap, final checks) is explored until 10 requests were pushed (two
+    /// and a half laps), each distinct state once, with the checks of
+    /// `ring_matches_model`: each request consumed once and in order, each
+    /// response reaped once and in order, no error between honest peers,
+    /// and no lost wakeup.
+    #[test]
+    fn small_ring_exhaustive_at_every_wrap_point() {
+        const SIZE: u32 = 4;
+        const LIMIT: u32 = 10;
+        let len = SRING_HEADER_SIZE + SIZE as usize * TxRingKind::ENTRY_SIZE;
+        let mut total = 0usize;
+        for base in [0u32, (1 << 31) - 3, u32::MAX - 2, u32::MAX - 6] {
+            let p = page();
+            // SAFETY: `p` is a leaked, page-aligned page only used through these rings.
+            let (a, b) = unsafe { (SharedRing::from_raw(p, len).unwrap(), SharedRing::from_raw(p, len).unwrap()) };
+            let mut f = Front::new(a);
+            assert_eq!(f.size(), SIZE);
+            // Both ends start at `base`, as after `base` requests went by.
+            poke(p, REQ_PROD, base);
+            poke(p, RSP_PROD, base);
+            poke(p, REQ_EVENT, base.wrapping_add(1));
+            poke(p, RSP_EVENT, base.wrapping_add(1));
+            let mut b = Back::attach(b).unwrap();
+            f.req_prod_pvt = base;
+            f.req_prod_published = base;
+            f.rsp_cons = base;
+            f.rsp_prod_seen = base;
+            let start = Explored {
+                front: [base; 4],
+                back: [base; 4],
+                page: snapshot(p, len),
+                pushed: 0,
+                unpublished: 0,
+                reqs: VecDeque::new(),
+                pend: VecDeque::new(),
+                rsps: VecDeque::new(),
+                rsp_unpublished: 0,
+                back_sleeping: false,
+                front_sleeping: false,
+            };
+            let mut seen = std::collections::HashSet::new();
+            let mut todo = std::vec![start];
+            while let Some(st) = todo.pop() {
+                if !seen.insert(st.clone()) {
+                    continue;
+                }
+                for op in 0..8 {
+                    // Load the state into the rings.
+                    restore(p, &st.page);
+                    [f.req_prod_pvt, f.req_prod_published, f.rsp_cons, f.rsp_prod_seen] = st.front;
+                    [b.rsp_prod_pvt, b.rsp_prod_published, b.req_cons, b.req_prod_seen] = st.back;
+                    let mut n = st.clone();
+                    let id = |i: u32| (i.wrapping_sub(base) & 0xffff) as u16;
+                    match op {
+                        0 => {
+                            if n.pushed == LIMIT {
+                                continue;
+                            }
+                            let r = f.push_request(TxRequest::new(0, 0, TxFlags(0), id(f.req_prod_pvt), 1));
+                            if f.outstanding() == SIZE && r.is_err() {
+                                assert_eq!(r, Err(Error::RingFull));
+                                continue;
+                            }
+                            r.unwrap();
+                            n.pushed += 1;
+                            n.unpublished += 1;
+                        }
+                        1 => {
+                            let notify = f.push_requests_and_check_notify();
+                            if n.back_sleeping && n.unpublished > 0 {
+                                assert!(notify, "lost wakeup of the backend (base {base:#x})");
+                                n.back_sleeping = false;
+                            }
+                            let first = (n.pushed - n.unpublished) as u16;
+                            for k in 0..n.unpublished as u16 {
+                                n.reqs.push_back(first + k);
+                            }
+                            n.unpublished = 0;
+                        }
+                        2 => match b.next_request().unwrap() {
+                            Some(r) => {
+                                assert_eq!(Some(r.id()), n.reqs.pop_front());
+                                n.pend.push_back(r.id());
+                            }
+                            None => {
+                                assert!(n.reqs.is_empty() || b.unanswered() == SIZE);
+                                continue;
+                            }
+                        },
+                        3 => {
+                            let Some(i) = n.pend.pop_front() else { continue };
+                            b.push_response(TxResponse::new(i, RspStatus::OKAY)).unwrap();
+                            n.rsps.push_back(i);
+                            n.rsp_unpublished += 1;
+                        }
+                        4 => {
+                            let notify = b.push_responses_and_check_notify();
+                            if n.front_sleeping && n.rsp_unpublished > 0 {
+                                assert!(notify, "lost wakeup of the frontend (base {base:#x})");
+                                n.front_sleeping = false;
+                            }
+                            n.rsp_unpublished = 0;
+                        }
+                        5 => {
+                            let published = n.rsps.len() - n.rsp_unpublished;
+                            match f.next_response().unwrap() {
+                                Some(r) => {
+                                    assert!(published > 0);
+                                    assert_eq!(Some(r.id()), n.rsps.pop_front());
+                                }
+                                None => {
+                                    assert_eq!(published, 0);
+                                    continue;
+                                }
+                            }
+                        }
+                        6 => {
+                            let more = b.final_check_for_requests().unwrap();
+                            assert_eq!(more, !n.reqs.is_empty() && b.unanswered() < SIZE);
+                            n.back_sleeping = !more;
+                        }
+                        _ => {
+                            let more = f.final_check_for_responses().unwrap();
+                            assert_eq!(more, n.rsps.len() > n.rsp_unpublished);
+                            n.front_sleeping = !more;
+                        }
+                    }
+                    assert!(f.outstanding() <= SIZE && b.unanswered() <= SIZE);
+                    n.front = [f.req_prod_pvt, f.req_prod_published, f.rsp_cons, f.rsp_prod_seen];
+                    n.back = [b.rsp_prod_pvt, b.rsp_prod_published, b.req_cons, b.req_prod_seen];
+                    n.page = snapshot(p, len);
+                    todo.push(n);
+                }
+            }
+            total += seen.len();
+        }
+        // The exploration is not vacuous: every run reaches many states.
+        assert!(total > 10_000, "only {total} states explored");
+    }
+
+    /// The index checks on their own, at and around every wrap point: a
+    /// producer `d` entries past the consumer is accepted exactly when
+    /// `0 <= d <= limit`, refused as backwards below and as an overflow
+    /// above; a publish from `old` to `new` notifies exactly when the
+    /// peer's event index lies in `(old, new]`.
+    #[test]
+    fn index_checks_at_every_wrap_point() {
+        let points = [0u32, 1 << 31, u32::MAX];
+        for p in points {
+            for c in -8i64..=8 {
+                let cons = (i64::from(p) + c) as u32;
+                for limit in [1u32, 4, 256] {
+                    for d in -40i64..=300 {
+                        let prod = cons.wrapping_add(d as u32);
+                        let want = if d < 0 {
+                            Err(Error::IndexBackwards)
+                        } else if d as u32 <= limit {
+                            Ok(d as u32)
+                        } else {
+                            Err(Error::RingOverflow)
+                        };
+                        assert_eq!(check_prod(prod, cons, limit), want, "cons {cons:#x} d {d} limit {limit}");
+                    }
+                }
+                let old = cons;
+                for k in 0u32..=8 {
+                    let new = old.wrapping_add(k);
+                    for j in -10i64..=12 {
+                        let event = old.wrapping_add(j as u32);
+                        let want = j >= 1 && j <= i64::from(k);
+                        assert_eq!(need_notify(new, old, event), want, "old {old:#x} +{k} event {j}");
+                    }
+                }
+            }
+        }
+    }
 }
