@@ -568,9 +568,21 @@ impl Frontend {
                 }
             }
             #[cfg(xennet_hostile)]
-            if crate::hostile::mode() == crate::hostile::BAD_QUEUES {
-                kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
-                t.write_u32(dir, c"multi-queue-num-queues", 99)?;
+            match crate::hostile::mode() {
+                crate::hostile::BAD_QUEUES => {
+                    kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
+                    t.write_u32(dir, c"multi-queue-num-queues", 99)?;
+                }
+                crate::hostile::ZERO_QUEUES => {
+                    kernel::pr_warn!("hostile: multi-queue-num-queues = 0\n");
+                    t.write_u32(dir, c"multi-queue-num-queues", 0)?;
+                }
+                crate::hostile::BAD_RING_REF => {
+                    kernel::pr_warn!("hostile: tx-ring-ref = 0xdead, a grant never given\n");
+                    let first = if keys.len() > 1 { qdirs.first().map_or(dir, |d| &**d) } else { dir };
+                    t.write_u32(first, c"tx-ring-ref", 0xdead)?;
+                }
+                _ => {}
             }
             match ctrl {
                 Some((gref, port)) => {

@@ -48,6 +48,11 @@ pub(crate) const BAD_STATIC: u32 = 11;
 /// buffer posted names grant 0xdead, which it never granted (a backend
 /// posting receive pages to a NIC must not take it).
 pub(crate) const BAD_RX_GREF: u32 = 12;
+/// `multi-queue-num-queues` = 0 in xenstore (see `device.rs`).
+pub(crate) const ZERO_QUEUES: u32 = 13;
+/// `tx-ring-ref` names grant 0xdead, never granted (XSA-362 class: the
+/// backend's ring map fails; see `device.rs`).
+pub(crate) const BAD_RING_REF: u32 = 14;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -116,7 +121,7 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if m == 0 || m == BAD_QUEUES || m == BAD_CTRL || m == MCAST_FLOOD || m == MALFORMED_FLOOD || m == BAD_STATIC || m == BAD_RX_GREF {
+    if !matches!(m, BAD_GREF | ZERO_LEN | CROSS_PAGE | TOO_MANY_SLOTS | PROD_JUMP | EVENT_STORM) {
         return;
     }
     let n = if phase == Phase::BeforePush {

@@ -7,7 +7,7 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 14
+ktap_plan 16
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -82,6 +82,11 @@ storm() {
 }
 check "event storm (XSA-391): coalesced, vif keeps working" storm
 check "multi-queue-num-queues = 99: connection refused" hostile_case 7 "frontend asked for 99 queues" refused
+check "multi-queue-num-queues = 0: connection refused" hostile_case 13 "frontend asked for 0 queues" refused
+# A ring reference naming a grant the guest never gave (XSA-362 class: the
+# C netback once met a failed grant map with BUG()): the map fails, the
+# connection is refused and logged, guest2 is unaffected.
+check "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hostile_case 14 "mapping TX ring grant 57005 failed" refused
 # Control ring: after a valid RSS setup the hostile frontend sends a
 # mapping naming queue 99, one beyond the table, a 41-byte key, a key in a
 # bad grant and an unknown request (each must be refused and logged), then
