@@ -7,7 +7,7 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 16
+ktap_plan 17
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -87,6 +87,27 @@ check "multi-queue-num-queues = 0: connection refused" hostile_case 13 "frontend
 # C netback once met a failed grant map with BUG()): the map fails, the
 # connection is refused and logged, guest2 is unaffected.
 check "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hostile_case 14 "mapping TX ring grant 57005 failed" refused
+# A receive buffer naming a grant the guest never gave, on the grant-copy
+# path (hostile mode 12 posts it as its 300th buffer after registering its
+# static grants): the copy into it fails, the packet is dropped and
+# logged, and the vif goes on.
+bad_rx_gref() {
+	mark=$(($(dmesg | wc -l) + 1))
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=12 || { echo "loading the hostile frontend failed"; return 1; }
+	bring_up || { echo "hostile eth0 did not come up"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" >/dev/null || { echo "no ping before the bad buffer"; return 1; }
+	# (Posted after about 300 frames, it is reached a ring (256) later.)
+	ping -q -c 800 -i 0.01 -W 1 "$G" >/dev/null 2>&1
+	guest-exec 1 'dmesg | grep -q "hostile: receive buffer posted with grant 0xdead"' || { echo "the bad buffer was never posted"; return 1; }
+	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q 'grant copy into the guest.s buffers failed'" ||
+		{ echo "dom0 did not log the failed copy"; dmesg | tail -n +"$mark" | tail -n 10; return 1; }
+	dmesg | tail -n +"$mark" | grep -m 2 "grant copy into"
+	wait_for 10 ping -c 3 -W 1 "$G" >/dev/null || { echo "guest1 unreachable after the bad buffer"; return 1; }
+	other_guest_fine || return 1
+	swap_to /rig/modules/netfront_opt.ko || { echo "reloading the normal frontend failed"; return 1; }
+	bring_up && wait_for 10 ping -c 1 -W 1 "$G" >/dev/null && echo "guest1 reconnected and reachable"
+}
+check "receive buffer naming an ungranted page (XSA-362, grant copy): packet dropped, logged" bad_rx_gref
 # Control ring: after a valid RSS setup the hostile frontend sends a
 # mapping naming queue 99, one beyond the table, a 41-byte key, a key in a
 # bad grant and an unknown request (each must be refused and logged), then
