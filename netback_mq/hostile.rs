@@ -35,6 +35,11 @@ pub(crate) const DEL_UNANSWERED: u32 = 7;
 /// Grant reuse: `DEL_GREF_MAPPING` answered `SUCCESS` with the request's
 /// count, but nothing unmapped and no entry's status written.
 pub(crate) const DEL_LIES: u32 = 8;
+/// An RX response with the error status (XSA-405 class: the frontend's
+/// error path must drop the packet and recycle its buffers).
+pub(crate) const RX_ERROR: u32 = 9;
+/// An RX response with a status below any the protocol defines (-3).
+pub(crate) const RX_BAD_STATUS: u32 = 10;
 
 /// The control ring's request handling, with the static-grant faults.
 pub(crate) fn ctrl_process_one<G: GrantOps + GrefStore>(
@@ -96,6 +101,14 @@ pub(crate) fn rx_before_push(rx: &mut RxBack<XenBarriers>, slots: usize) {
         RX_BAD_ID => {
             pr_warn!("hostile: RX response with a foreign id\n");
             ring.write_rsp(first, RxResponse::new(rsp.id() ^ 0x4000, rsp.offset(), rsp.flags(), rsp.status()));
+        }
+        RX_ERROR => {
+            pr_warn!("hostile: RX response with the error status\n");
+            ring.write_rsp(first, RxResponse::new(rsp.id(), rsp.offset(), rsp.flags(), -1));
+        }
+        RX_BAD_STATUS => {
+            pr_warn!("hostile: RX response with status -3\n");
+            ring.write_rsp(first, RxResponse::new(rsp.id(), rsp.offset(), rsp.flags(), -3));
         }
         RX_CROSS_PAGE => {
             pr_warn!("hostile: RX response crossing its page\n");
