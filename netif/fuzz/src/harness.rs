@@ -383,12 +383,14 @@ pub fn backend_ctrl(input: &[u8]) -> u64 {
 }
 
 /// Static-grant lists (`ADD`/`DEL_GREF_MAPPING`) from a hostile frontend:
-/// the list page's bytes, then requests naming it with arbitrary queues and
-/// counts. An `ADD` maps all of its entries or none; a `DEL` answers one
-/// status per entry and its count agrees with them; nothing stays staged.
+/// the list page's bytes (the input's first half, up to half a page), then
+/// requests naming it with arbitrary queues and counts (the rest: short
+/// inputs reach the requests too). An `ADD` maps all of its entries or
+/// none; a `DEL` answers one status per entry and its count agrees with
+/// them; nothing stays staged.
 pub fn backend_gref_list(input: &[u8]) -> u64 {
     let mut g = FuzzGrants { pages: vec![[0u8; PAGE_SIZE]; 2], mapped: Vec::new(), staged: Vec::new() };
-    let split = input.len().min(PAGE_SIZE / 2);
+    let split = (input.len() / 2).min(PAGE_SIZE / 2);
     g.pages[0][..split].copy_from_slice(&input[..split]);
     let mut be = netif::CtrlBackend::new(4);
     let mut ok = 0;
