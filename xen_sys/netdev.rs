@@ -54,6 +54,11 @@ pub(crate) struct Stats {
     pub(crate) gref_map_ops: u64,
     pub(crate) gref_unmap_ops: u64,
     pub(crate) static_del_in_use: u64,
+    /// The map and unmap hypercalls for static grants (one per batch), and
+    /// `ADD` requests refused (backend, filled in when read).
+    pub(crate) static_map_calls: u64,
+    pub(crate) static_unmap_calls: u64,
+    pub(crate) static_add_refused: u64,
     /// The NIC queue (backend): frames the NIC wrote into the guest's
     /// pages and their bytes (no copy in dom0), frames it dropped, buffers
     /// posted to it, DMA mappings that bounced (a hidden copy), frames for
@@ -888,9 +893,16 @@ unsafe extern "C" fn ndo_start_xmit<T: NetDriver>(skb: *mut b::sk_buff, dev: *mu
 ///
 /// Called by the stack with a net device of `T`'s [`Registration`] and a stats structure to fill.
 unsafe extern "C" fn ndo_get_stats64<T: NetDriver>(dev: *mut b::net_device, out: *mut b::rtnl_link_stats64) {
-    // SAFETY: the stack calls us with our live device and a stats structure to fill.
-    let (data, out) = unsafe { (&data_of::<T>(dev).data, &mut *out) };
-    Stats::fill_link_stats((0..data.nr_queues()).map(|q| data.queue_stats(q)), out);
+    // SAFETY: the stack calls us with our live device.
+    let data = unsafe { &data_of::<T>(dev).data };
+    // `out` may be only 4-byte aligned: rtnetlink hands over the payload of
+    // an IFLA_STATS64 attribute, which is not padded to 8 bytes where
+    // unaligned access is cheap (x86). No reference to it is made.
+    // SAFETY: the stack gives a stats structure valid for reads and writes.
+    let mut stats = unsafe { out.read_unaligned() };
+    Stats::fill_link_stats((0..data.nr_queues()).map(|q| data.queue_stats(q)), &mut stats);
+    // SAFETY: as above.
+    unsafe { out.write_unaligned(stats) };
 }
 
 /// # Safety
