@@ -33,6 +33,9 @@ impl PerQueueStats for Vif {
         ("queue_{}_gref_map_ops", |s| s.gref_map_ops),
         ("queue_{}_gref_unmap_ops", |s| s.gref_unmap_ops),
         ("queue_{}_static_del_in_use", |s| s.static_del_in_use),
+        ("queue_{}_static_map_calls", |s| s.static_map_calls),
+        ("queue_{}_static_unmap_calls", |s| s.static_unmap_calls),
+        ("queue_{}_static_add_refused", |s| s.static_add_refused),
         ("tx_queue_{}_mcast_filtered", |s| s.mcast_filtered),
         ("queue_{}_nic_frames", |s| s.nic_frames),
         ("queue_{}_nic_bytes", |s| s.nic_bytes),
@@ -59,6 +62,9 @@ impl PerQueueStats for Vif {
             stats.gref_map_ops = r.map_ops;
             stats.gref_unmap_ops = r.unmap_ops;
             stats.static_del_in_use = r.del_in_use;
+            stats.static_map_calls = r.map_calls;
+            stats.static_unmap_calls = r.unmap_calls;
+            stats.static_add_refused = r.add_refused;
         }
         if let Some(c) = s.conn.as_ref() {
             let (m, u) = c.nic_map_ops();

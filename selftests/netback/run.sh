@@ -54,17 +54,19 @@ grant_reuse() {
 	nq=$(xenstore-read $fe/multi-queue-num-queues 2>/dev/null || echo 1)
 	st() { ethtool -S "$vif" | awk -v f="$1" '$1 ~ "^(rx_|tx_)?queue_[0-9]+_" f ":$" { s += $2 } END { print s + 0 }'; }
 	held=$(st static_grants)
-	o0=$(st grant_copy_ops) p0=$(($(st packets))) h0=$(st static_hits)
+	o0=$(st grant_copy_ops) p0=$(($(st packets))) h0=$(st static_hits) m0=$(st static_map_calls)
 	iperf3 -c "$G" -t 3 -P 4 >/dev/null && iperf3 -c "$G" -t 3 -P 4 -R >/dev/null || return 1
-	o1=$(st grant_copy_ops) p1=$(($(st packets))) h1=$(st static_hits)
+	o1=$(st grant_copy_ops) p1=$(($(st packets))) h1=$(st static_hits) m1=$(st static_map_calls)
 	ops=$((o1 - o0)) pkts=$((p1 - p0)) hits=$((h1 - h0))
-	echo "frontend $RIG_frontend, $nq queue(s): static grants held $held, packets $pkts, grant-copy ops $ops, static hits $hits, map ops $(st gref_map_ops)"
+	echo "frontend $RIG_frontend, $nq queue(s): static grants held $held, packets $pkts, grant-copy ops $ops, static hits $hits, map ops $(st gref_map_ops) in $m1 map call(s), $(st static_add_refused) ADD(s) refused"
 	[ "$pkts" -gt 1000 ] || return 1
+	# steady traffic maps nothing new
+	[ "$m1" = "$m0" ] || { echo "map calls during the traffic: $((m1 - m0))"; return 1; }
 	if [ "$RIG_frontend" = rust ]; then
 		[ "$held" = $((nq * 512)) ] && [ $((ops * 100)) -le $((pkts * 5)) ] && [ "$hits" -ge "$pkts" ] &&
-			[ "$(st gref_map_ops)" -ge "$held" ]
+			[ "$(st gref_map_ops)" -ge "$held" ] && [ "$m1" -ge "$nq" ] && [ "$(st static_add_refused)" = 0 ]
 	else
-		[ "$held" = 0 ] && [ "$ops" -ge "$pkts" ]
+		[ "$held" = 0 ] && [ "$ops" -ge "$pkts" ] && [ "$m1" = 0 ]
 	fi
 }
 check "grant reuse: static grants with netfront_opt, grant copy with the C netfront" grant_reuse
