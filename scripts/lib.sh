@@ -19,17 +19,23 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Key for the kernel build: source version + config inputs + toolchain.
+# kernel_key [debug]: the debug variant also depends on kernel/config.debug.
 kernel_key() {
 	{
 		echo "$LINUX_PKG_VERSION"
 		cat "$TOP/kernel/config.fragment" "$TOP/scripts/kernel-build"
+		[ "${1:-}" != debug ] || cat "$TOP/kernel/config.debug" "$TOP"/kernel/debug-patches/*.patch
 		rustc --version
 		bindgen --version 2>/dev/null
 	} | sha256sum | cut -c1-16
 }
 
 kernel_src_dir() { echo "$CACHE/src/linux-$LINUX_PKG_VERSION"; }
-kernel_build_dir() { echo "$CACHE/kbuild-$(kernel_key)"; }
+# kernel_build_dir [debug]: the normal build, or the debug variant's.
+kernel_build_dir() {
+	if [ "${1:-}" = debug ]; then echo "$CACHE/kbuild-debug-$(kernel_key debug)"
+	else echo "$CACHE/kbuild-$(kernel_key)"; fi
+}
 
 # ktap_count LOG LABEL [SUITE...]: counts the KTAP results in LOG, a rig
 # job.log: selftests/run prints "# suite: NAME" then the suite's document

@@ -4,6 +4,9 @@
 # fewer results than its plan.
 KTAP_N=0
 KTAP_FAIL=0
+# The rig's options, rig.KEY=VALUE on dom0's command line, as RIG_KEY
+# (scripts/rig --set KEY=VALUE adds one).
+[ ! -r /run/rig.env ] || . /run/rig.env
 ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
 ktap_ok() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $*"; }
 ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok $KTAP_N $*"; }

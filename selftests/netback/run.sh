@@ -6,7 +6,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 N=${RIG_GUESTS:-1}
-CYCLES=${NETBACK_CYCLES:-20}
+CYCLES=${RIG_netback_cycles:-20}
 ktap_plan 18
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))

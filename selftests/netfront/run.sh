@@ -4,7 +4,7 @@
 # traffic, unbind + rmmod + insmod under traffic, clean logs.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-CYCLES=${NETFRONT_CYCLES:-20}
+CYCLES=${RIG_netfront_cycles:-20}
 ktap_plan 17
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
