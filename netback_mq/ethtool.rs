@@ -7,6 +7,7 @@
 //! the NIC path's per-buffer mappings), and the NIC path's frames.
 
 use crate::vif::Vif;
+use crate::netif::{RX_RING_SIZE, TX_RING_SIZE};
 use crate::xen_sys::ethtool::{Field, PerQueueStats};
 use crate::xen_sys::netdev::Stats;
 use crate::xen_sys::sync::LockBh;
@@ -46,6 +47,10 @@ impl PerQueueStats for Vif {
         ("queue_{}_nic_unsteered", |s| s.nic_unsteered),
         ("queue_{}_nic_group_dups", |s| s.nic_group_dups),
     ];
+
+    // The vif receives what the guest sends (its TX ring) and sends into
+    // the guest's receive buffers (its RX ring).
+    const RING_ENTRIES: (u32, u32) = (TX_RING_SIZE, RX_RING_SIZE);
 
     fn nr_queues(&self) -> usize {
         self.queues.len()

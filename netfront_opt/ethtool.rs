@@ -3,6 +3,7 @@
 //! `ethtool -S`: per-queue counters.
 
 use crate::device::Frontend;
+use crate::netif::{RX_RING_SIZE, TX_RING_SIZE};
 use crate::xen_sys::ethtool::{Field, PerQueueStats};
 use crate::xen_sys::netdev::Stats;
 
@@ -20,6 +21,8 @@ impl PerQueueStats for Frontend {
         ("rx_queue_{}_misrouted", |s| s.rx_misrouted),
         ("queue_{}_static_grants", |s| s.static_mapped),
     ];
+
+    const RING_ENTRIES: (u32, u32) = (RX_RING_SIZE, TX_RING_SIZE);
 
     fn nr_queues(&self) -> usize {
         Frontend::nr_queues(self)

@@ -6,6 +6,7 @@
 #include <linux/etherdevice.h>
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
+#include <net/netdev_queues.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/interface/grant_table.h>

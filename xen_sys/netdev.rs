@@ -1029,6 +1029,7 @@ impl<T: NetDriver> Registration<T> {
         ops
     };
     const ETHTOOL_OPS: b::ethtool_ops = super::ethtool::ops::<T>();
+    const STAT_OPS: b::netdev_stat_ops = super::ethtool::stat_ops::<T>();
 
     /// The queues of `data` as they are now, each with its NAPI context and
     /// timer; refused (`EINVAL`) if two share a context or timer, or one
@@ -1091,6 +1092,7 @@ impl<T: NetDriver> Registration<T> {
                     *tx_queue_len,
                 ),
             }
+            b::xennet_shim_netdev_set_stat_ops(raw, &Self::STAT_OPS);
         }
         for q in &inner.queues {
             let owner = Arc::as_ptr(&q.queue).cast_mut().cast();

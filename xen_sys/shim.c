@@ -218,6 +218,21 @@ void xennet_shim_netif_tx_stop_all_queues(struct net_device *dev)
 	netif_tx_stop_all_queues(dev);
 }
 
+void xennet_shim_netdev_set_stat_ops(struct net_device *dev, const struct netdev_stat_ops *ops)
+{
+	dev->stat_ops = ops;
+}
+
+unsigned int xennet_shim_num_queues(const struct net_device *dev)
+{
+	return dev->num_rx_queues;
+}
+
+unsigned int xennet_shim_real_num_queues(const struct net_device *dev)
+{
+	return dev->real_num_rx_queues;
+}
+
 int xennet_shim_set_real_num_queues(struct net_device *dev, unsigned int queues)
 {
 	int rc;

@@ -83,6 +83,12 @@ void xennet_shim_netif_wake_subqueue(struct net_device *dev, u16 queue);
 bool xennet_shim_netif_subqueue_stopped(struct net_device *dev, u16 queue);
 void xennet_shim_netif_tx_start_all_queues(struct net_device *dev);
 void xennet_shim_netif_tx_stop_all_queues(struct net_device *dev);
+struct netdev_stat_ops;
+/* The per-queue statistics the netdev netlink family reports (qstats). */
+void xennet_shim_netdev_set_stat_ops(struct net_device *dev, const struct netdev_stat_ops *ops);
+/* Queues the device was made with, and those in use (ethtool -l). */
+unsigned int xennet_shim_num_queues(const struct net_device *dev);
+unsigned int xennet_shim_real_num_queues(const struct net_device *dev);
 int xennet_shim_set_real_num_queues(struct net_device *dev, unsigned int queues);
 u16 xennet_shim_skb_get_queue_mapping(struct sk_buff *skb);
 unsigned int xennet_shim_num_online_cpus(void);
