@@ -79,7 +79,7 @@ layout_case() {
 		after=$(vif_errors)
 		echo "static_grants=$sg: dropped or refused by dom0: $((after - before))"
 		[ "$after" = "$before" ] || return 1
-		dmesg | tail -n +"$mark" | grep -E "netback_mq: (domain $domid1:|$vif: queue)" && { echo "dom0 logged the packet"; return 1; }
+		dmesg | tail -n +"$mark" | grep -E "netback_mq: (domain $domid1: |$vif: queue [0-9]+: frontend protocol error)" && { echo "dom0 logged the packet"; return 1; }
 		ip link show "$vif" | grep -q NO-CARRIER && { echo "$vif lost its carrier"; return 1; }
 		other_guest_fine || return 1
 	done
