@@ -97,9 +97,10 @@ pings_answered() {
 # guest1's retransmitted TCP segments (/proc/net/snmp).
 guest_retrans() { guest-exec 1 "awk '/^Tcp: [0-9]/ { print \$13 }' /proc/net/snmp"; }
 # tcp_intact: 256 KiB over TCP from guest1 to a listener in dom0; the same
-# bytes arrive and guest1 retransmitted nothing (the hostile segment was
-# delivered the first time). The listener's stdin never ends (a FIFO it
-# holds open): busybox nc shuts its sending side at stdin's end, and the
+# bytes arrive (layout_case then checks that dom0 dropped nothing). Guest1's
+# retransmissions are shown, not checked: on a loaded rig its tail loss
+# probes count as retransmissions. The listener's stdin never ends (a FIFO
+# it holds open): busybox nc shuts its sending side at stdin's end, and the
 # guest's nc stops at that.
 tcp_intact() {
 	sent=$(guest-exec 1 "dd if=/dev/urandom of=/tmp/tcp.tx bs=1k count=256 2>/dev/null; md5sum < /tmp/tcp.tx")
@@ -111,7 +112,7 @@ tcp_intact() {
 	wait
 	r1=$(guest_retrans)
 	echo "md5 sent ${sent%% *}, received $(cut -d' ' -f1 /tmp/tcp.rx); segments guest1 retransmitted: $((r1 - r0))"
-	[ "$sent" = "$(cat /tmp/tcp.rx)" ] && [ "$r1" = "$r0" ]
+	[ "$sent" = "$(cat /tmp/tcp.rx)" ]
 }
 
 check "bad grant reference in a TX request: packet dropped" hostile_case 1 "grant copy from the guest failed" survives
