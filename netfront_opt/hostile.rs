@@ -11,9 +11,10 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
-use crate::netif::{TxFlags, TxFront, TxRequest, PAGE_SIZE};
+use crate::netif::{TxFlags, TxFrag, TxFront, TxRequest, NR_SLOTS_MIN, PAGE_SIZE};
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::evtchn::Channel;
+use crate::xen_sys::grant::GrantedPage;
 
 /// A TX request whose grant reference was never issued.
 pub(crate) const BAD_GREF: u32 = 1;
@@ -53,6 +54,24 @@ pub(crate) const ZERO_QUEUES: u32 = 13;
 /// `tx-ring-ref` names grant 0xdead, never granted (XSA-362 class: the
 /// backend's ring map fails; see `device.rs`).
 pub(crate) const BAD_RING_REF: u32 = 14;
+/// The first 144-byte packet from the 10th on (the suite's `ping -s 102`)
+/// as 18 slots of 8 bytes each (XSA-432 class: many tiny slots, all of
+/// them shorter than the 256 bytes a backend copies into the linear area).
+pub(crate) const TINY_SLOTS: u32 = 15;
+/// The first 60-byte packet from the 10th on (`ping -s 18`) as 60 bytes in
+/// the first slot followed by two zero-length slots (XSA-448's shape).
+pub(crate) const ZERO_TAIL: u32 = 16;
+/// The first IPv4 TCP packet with payload and without GSO from the 10th
+/// on, its headers split over three slots: Ethernet (14 bytes), IPv4 (20)
+/// and TCP (20), the rest after them (XSA-423 class).
+pub(crate) const SPLIT_HEADERS: u32 = 17;
+/// The same for the first GSO packet from the 10th on (the GSO extra slot
+/// follows the 14-byte first slot).
+pub(crate) const SPLIT_HEADERS_GSO: u32 = 18;
+/// From the 10th packet on, once the backend has answered every request
+/// published before the packet: the request producer index is moved back
+/// to one below them, after the backend consumed them.
+pub(crate) const PROD_BACK: u32 = 19;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -109,6 +128,86 @@ pub(crate) fn rx_gref(gref: u32) -> u32 {
     0xdead
 }
 
+/// Set once a packet was laid out by [`relayout`].
+static RELAID: AtomicU32 = AtomicU32::new(0);
+
+/// Leading slot lengths of the layout the mode gives a packet of `len`
+/// bytes (`gso`: with a GSO extra), whose start `first` holds, in `n` page
+/// slots; `None` when this packet does not have the mode's shape.
+fn layout_for(m: u32, first: &GrantedPage, len: usize, gso: bool, n: usize) -> Option<&'static [usize]> {
+    // Ethernet, a 20-byte IPv4 header and 20 bytes of ICMP or TCP header.
+    let mut h = [0u8; 54];
+    if len < h.len() || first.read(0, &mut h).is_err() {
+        return None;
+    }
+    let ipv4 = |proto: u8| h[12..14] == [0x08, 0x00] && h[14] == 0x45 && h[23] == proto;
+    let tot_len = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    let tcp_payload = tot_len > 20 + usize::from(h[46] >> 4) * 4;
+    match m {
+        TINY_SLOTS if len == 8 * NR_SLOTS_MIN && !gso && ipv4(1) => Some(&[8; NR_SLOTS_MIN]),
+        ZERO_TAIL if len == 60 && !gso && ipv4(1) => Some(&[60, 0, 0]),
+        // Three header slots, then the rest of the first page and the
+        // other pages.
+        SPLIT_HEADERS | SPLIT_HEADERS_GSO
+            if (m == SPLIT_HEADERS_GSO) == gso && n + 3 <= NR_SLOTS_MIN && ipv4(6) && tcp_payload =>
+        {
+            Some(&[14, 20, 20])
+        }
+        _ => None,
+    }
+}
+
+/// Called for each packet before its requests are written: `frags` holds
+/// its `n` page slots (each from offset 0) and `owner` the buffer each one
+/// gives back when answered. In the layout modes, the packet chosen is cut
+/// into the mode's leading slots (all in the first page), the rest of the
+/// first page and the other pages. A page named by more than one slot is
+/// given back by the one at offset 0 (every lead is non-empty from offset
+/// 0); the others' completions carry `no_buf`.
+/// Returns the number of slots.
+pub(crate) fn relayout(
+    first: &GrantedPage,
+    len: usize,
+    gso: bool,
+    frags: &mut [TxFrag; NR_SLOTS_MIN],
+    owner: &mut [u16; NR_SLOTS_MIN],
+    n: usize,
+    no_buf: u16,
+) -> usize {
+    let m = mode();
+    if !matches!(m, TINY_SLOTS | ZERO_TAIL | SPLIT_HEADERS | SPLIT_HEADERS_GSO)
+        || SENT.fetch_add(1, Ordering::Relaxed) + 1 < TRIGGER_AT
+        || RELAID.load(Ordering::Relaxed) != 0
+    {
+        return n;
+    }
+    let Some(lead) = layout_for(m, first, len, gso, n) else {
+        return n;
+    };
+    let (pages, bufs) = (*frags, *owner);
+    let mut out = 0;
+    let mut pos = 0;
+    let mut add = |page: usize, offset: usize, size: usize| {
+        frags[out] = TxFrag { gref: pages[page].gref, offset: offset as u16, len: size as u16 };
+        owner[out] = if offset == 0 { bufs[page] } else { no_buf };
+        out += 1;
+    };
+    // The leading slots lie in the first page (at most 144 bytes).
+    for &size in lead {
+        add(0, pos, size);
+        pos += size;
+    }
+    if pos < usize::from(pages[0].len) {
+        add(0, pos, usize::from(pages[0].len) - pos);
+    }
+    for (page, f) in pages.iter().enumerate().take(n).skip(1) {
+        add(page, 0, usize::from(f.len));
+    }
+    RELAID.store(1, Ordering::Relaxed);
+    pr_warn!("hostile: {}-byte TX packet{} laid out as {} slots, leading slots {:?}\n", len, if gso { " (GSO)" } else { "" }, out, lead);
+    out
+}
+
 /// When to inject: before the packet's requests are published (rewriting
 /// them) or after (raw ring writes).
 #[derive(PartialEq, Eq)]
@@ -121,7 +220,7 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if !matches!(m, BAD_GREF | ZERO_LEN | CROSS_PAGE | TOO_MANY_SLOTS | PROD_JUMP | EVENT_STORM) {
+    if !matches!(m, BAD_GREF | ZERO_LEN | CROSS_PAGE | TOO_MANY_SLOTS | PROD_JUMP | EVENT_STORM | PROD_BACK) {
         return;
     }
     let n = if phase == Phase::BeforePush {
@@ -129,12 +228,23 @@ pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, 
     } else {
         SENT.load(Ordering::Relaxed)
     };
-    if n != TRIGGER_AT {
-        return;
-    }
     let ring = tx.ring.shared();
     let pvt = tx.ring.req_prod_pvt();
     let first = pvt.wrapping_sub(slots as u32);
+    if m == PROD_BACK {
+        // Every request before this packet answered: the backend has
+        // consumed past `first - 1`, whether or not it saw this packet.
+        if phase == Phase::AfterPush && n >= TRIGGER_AT && ring.raw_rsp_prod().wrapping_sub(first) as i32 >= 0 {
+            pr_warn!("hostile: TX request producer moved back from {} to {}, below what the backend consumed\n", pvt, first.wrapping_sub(1));
+            ring.fault_inject_req_prod(first.wrapping_sub(1));
+            FROZEN.store(1, Ordering::Relaxed);
+            irq.notify();
+        }
+        return;
+    }
+    if n != TRIGGER_AT {
+        return;
+    }
     let req = ring.read_req(first);
     let rewrite = |gref, offset, flags, size| ring.write_req(first, TxRequest::new(gref, offset, flags, req.id(), size));
     match (m, phase) {

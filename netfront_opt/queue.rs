@@ -189,12 +189,20 @@ impl Connection {
             };
             copied += chunk;
         }
+        // The requests (a slot per page) and the buffer each one's
+        // completion gives back.
+        #[cfg(not(xennet_hostile))]
+        let (nreqs, owner) = (nslots, bufs);
+        #[cfg(xennet_hostile)]
+        let mut owner = bufs;
+        #[cfg(xennet_hostile)]
+        let nreqs = crate::hostile::relayout(&self.tx_bufs[usize::from(bufs[0])], len, gso.is_some(), &mut frags, &mut owner, nslots, HOSTILE_BUF);
         let mut ids = [0u16; NR_SLOTS_MIN];
-        if self.tx.queue_packet(&frags[..nslots], flags, gso, &mut ids).is_err() {
+        if self.tx.queue_packet(&frags[..nreqs], flags, gso, &mut ids).is_err() {
             self.return_tx_bufs(&bufs[..nslots]);
             return false;
         }
-        for (id, buf) in ids.iter().zip(bufs.iter()).take(nslots) {
+        for (id, buf) in ids.iter().zip(owner.iter()).take(nreqs) {
             self.tx_buf_of_id[usize::from(*id)] = *buf;
         }
         #[cfg(xennet_hostile)]
@@ -206,7 +214,7 @@ impl Connection {
             self.hostile_malformed_flood();
         }
         #[cfg(xennet_hostile)]
-        let slots = nslots + usize::from(gso.is_some());
+        let slots = nreqs + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
         crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::BeforePush);
         if self.tx.push() {

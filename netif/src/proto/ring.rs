@@ -704,6 +704,21 @@ pub(crate) mod tests {
         assert_eq!(b.unconsumed_requests(), Ok(256));
     }
 
+    /// The hostile suite's `req_prod` moved back to one below requests the
+    /// backend has already consumed (netfront_opt hostile mode 19).
+    #[test]
+    fn req_prod_back_by_one_after_consumption() {
+        let (mut f, mut b, p) = pair();
+        for _ in 0..3 {
+            f.push_request(TxRequest::zeroed()).unwrap();
+        }
+        f.push_requests();
+        while b.next_request().unwrap().is_some() {}
+        poke(p, REQ_PROD, 2);
+        assert_eq!(b.next_request(), Err(Error::IndexBackwards));
+        assert_eq!(b.final_check_for_requests(), Err(Error::IndexBackwards));
+    }
+
     #[test]
     fn attach_refuses_overflowed_page() {
         let p = page();

@@ -638,6 +638,37 @@ mod tests {
         );
     }
 
+    /// The hostile suite's layouts (netfront_opt hostile modes 15-18),
+    /// each a legal packet the backend must deliver whole.
+    #[test]
+    fn hostile_suite_layouts_are_packets() {
+        // XSA-432: 18 slots of 8 bytes, 144 bytes.
+        let mut tiny = std::vec![req(0, M, 0, 144)];
+        for i in 1..NR_SLOTS_MIN as u16 {
+            tiny.push(req(8 * i, if i + 1 < NR_SLOTS_MIN as u16 { M } else { N }, i, 8));
+        }
+        // XSA-448: 60 bytes, then two zero-length slots.
+        let zero_tail = [req(0, M, 0, 60), req(60, M, 1, 0), req(60, N, 2, 0)];
+        // XSA-423: Ethernet, IPv4 and TCP headers in their own slots, the
+        // rest after them; then the same with a GSO extra.
+        let split = [req(0, M, 0, 1090), req(14, M, 1, 20), req(34, M, 2, 20), req(54, N, 3, 1036)];
+        let split_gso = [
+            req(0, M | X, 0, 5000),
+            gso_slot(false, 1448, GsoType::TCPV4),
+            req(14, M, 1, 20),
+            req(34, M, 2, 20),
+            req(54, M, 3, 4042),
+            req(0, N, 4, 904),
+        ];
+        for (reqs, first, frags) in [(&tiny[..], 8, 18), (&zero_tail, 60, 3), (&split, 14, 4), (&split_gso, 14, 5)] {
+            let mut r = Rig::new();
+            r.write(reqs);
+            let p = packet(&mut r);
+            assert_eq!((p.frag(0).unwrap().len, p.nr_frags()), (first, frags));
+            assert_eq!(p.frags().map(|f| usize::from(f.len)).sum::<usize>(), p.len());
+        }
+    }
+
     #[test]
     fn zero_length_fragments_are_legal() {
         let mut r = Rig::new();
