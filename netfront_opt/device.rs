@@ -453,7 +453,11 @@ impl Frontend {
     /// connection already) as static grants, once per connection, when the
     /// backend is Connected and offers them.
     fn register_static_grants(&self, ndev: &NetDevice) {
-        if !crate::static_grants() || self.statics_tried.swap(true, Ordering::AcqRel) {
+        if self.statics_tried.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !crate::static_grants() {
+            pr_info!("{}: grant reuse off (static_grants=0): buffers go by grant copy\n", ndev.name());
             return;
         }
         // The hostile control-ring case has just moved the ring's producer

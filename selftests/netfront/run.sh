@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${RIG_netfront_cycles:-20}
-ktap_plan 17
+ktap_plan 18
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -172,19 +172,46 @@ cycles() {
 check "$CYCLES detach/attach cycles with traffic" cycles
 check "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
 
-unload_reload() {
-	iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
-	usleep 500000
-	guest-exec 1 'echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind && rmmod netfront_opt' ||
-		{ kill $!; return 1; }
-	kill $! 2>/dev/null; wait $! 2>/dev/null
-	guest-exec 1 'insmod /rig/modules/netfront_opt.ko' || return 1
+# reload_netfront [PARAM=VALUE...]: netfront_opt unloaded and loaded again
+# with those parameters, eth0 up with its address.
+reload_netfront() {
+	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind && rmmod netfront_opt && insmod /rig/modules/netfront_opt.ko $*" ||
+		return 1
 	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up" ||
 		{ echo "eth0 did not come back"; return 1; }
 	wait_for 10 ping -c 1 -W 1 "$G"
 }
+unload_reload() {
+	iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
+	usleep 500000
+	reload_netfront
+	rc=$?
+	kill $! 2>/dev/null; wait $! 2>/dev/null
+	return $rc
+}
 check "unbind + rmmod under traffic, insmod, traffic again" unload_reload
 check "iperf3 after the reload" iperf_mbits -c "$G" -t 2
+
+# static_grants=0: the guest registers nothing, says so, and its buffers go
+# by grant copy both ways (netback_mq holds no static grant for it).
+no_static_grants() {
+	reload_netfront static_grants=0 || return 1
+	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R
+	rc=$?
+	held=$(guest-exec 1 "ethtool -S eth0 | awk '/queue_[0-9]+_static_grants:/ { s += \$2 } END { print s + 0 }'")
+	log=$(guest-exec 1 "dmesg | grep 'grant reuse off' | tail -1")
+	echo "guest: $held static grants; $log"
+	[ "$rc" = 0 ] && [ "$held" = 0 ] && [ -n "$log" ] || rc=1
+	if [ "$RIG_backend" = rust ]; then
+		vif=vif$(xl domid guest1).0
+		bheld=$(ethtool -S "$vif" | awk '/queue_[0-9]+_static_grants:/ { s += $2 } END { print s + 0 }')
+		echo "netback_mq: $bheld static grants mapped for it"
+		[ "$bheld" = 0 ] || rc=1
+	fi
+	reload_netfront || rc=1
+	return $rc
+}
+check "static_grants=0: nothing registered, grant copy both ways, then back to the default" no_static_grants
 # Pages the backend still used at teardown are freed late, not leaked: after
 # all the cycles the guest must have its memory back (20 leaked connections
 # would hold 40 MB).
