@@ -225,18 +225,22 @@ reattach1() { # VIF-SPEC-EXTRAS...
 mac1=$(xl network-list guest1 | awk 'NR == 2 { print $3 }')
 
 # rate= in the vif spec limits what the guest sends (as the C netback).
+# The cap is a quarter of what the path carries without one, so a slow rig
+# (the debug kernel carries ~20 Mbit/s) still tells a cap from no cap.
 rate_limit() {
-	reattach1 rate=20Mb/s || return 1
+	free=$(iperf_mbits -c "$G" -t 3 -R) || { echo "$free"; return 1; }
+	echo "guest tx without a limit: $free"
+	f=${free% Mbit/s}
+	rate=$(awk -v f="$f" 'BEGIN { r = int(f / 4); print (r < 2 ? 2 : r) }')
+	reattach1 "rate=${rate}Mb/s" || return 1
 	echo "rate node: $(xenstore-read "/local/domain/0/backend/vif/$domid1/0/rate")"
 	limited=$(iperf_mbits -c "$G" -t 4 -R) || { echo "$limited"; return 1; }
-	echo "guest tx with rate=20Mb/s: $limited"
+	echo "guest tx with rate=${rate}Mb/s: $limited"
 	reattach1 || return 1
-	free=$(iperf_mbits -c "$G" -t 2 -R) || return 1
-	echo "guest tx without a limit: $free"
-	l=${limited% Mbit/s}; f=${free% Mbit/s}
-	awk -v l="$l" -v f="$f" 'BEGIN { exit !(l > 5 && l < 30 && f > 3 * l) }'
+	l=${limited% Mbit/s}
+	awk -v l="$l" -v f="$f" -v r="$rate" 'BEGIN { exit !(l > r / 4 && l < r * 1.5 && f > 2 * l) }'
 }
-check "rate limit: rate=20Mb/s holds guest transmit near 20 Mbit/s" rate_limit
+check "rate limit: rate= at a quarter of the free speed holds guest transmit near it" rate_limit
 
 # Detach/attach cycles with traffic in flight, whichever frontend: each
 # time the vif, its backend directory and its queues go and come back.
