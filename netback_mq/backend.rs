@@ -129,6 +129,10 @@ impl XenbusDriver for Backend {
             // final: read it once more.
             self.read_xdp_headroom(dev);
         }
+        #[cfg(xennet_hostile)]
+        if crate::hostile::stay_in_init_wait(fe_state) {
+            return Then::Stay;
+        }
         let Some(target) = backend_target(fe_state) else {
             if fe_state != state::INITIALISED {
                 pr_warn!("{}: frontend in unexpected state {}; ignored\n", self.name(), fe_state);
@@ -200,7 +204,10 @@ impl Backend {
             t.write(dir, c"feature-ctrl-ring", c"1")?;
             t.write(dir, c"feature-multicast-control", c"1")?;
             t.write(dir, c"feature-xdp-headroom", c"1")?;
-            t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)
+            t.write_u32(dir, c"multi-queue-max-queues", self.max_queues as u32)?;
+            #[cfg(xennet_hostile)]
+            crate::hostile::advertise(t, dir)?;
+            Ok(())
         })
     }
 

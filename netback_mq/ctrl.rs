@@ -149,6 +149,8 @@ impl GrefStore for CtrlGrants<'_> {
         match r {
             Ok(n) => {
                 pr_info!("{}: queue {}: {} static grants mapped\n", self.name, queue, n);
+                #[cfg(xennet_hostile)]
+                self.with_statics(queue, |s| crate::hostile::scan_statics(s, queue, "when registered"));
                 // The guest's buffers can now go to a NIC queue, if one is
                 // steered by its MAC.
                 if let Some(q) = self.queues.get(queue as usize) {

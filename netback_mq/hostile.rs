@@ -13,8 +13,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
 use crate::netif::{
-    CtrlBack, CtrlResponse, CtrlStatus, CtrlType, GrantOps, GrefStore, RxBack, RxFlags, RxRequest, RxResponse, TxBack,
-    TxResponse,
+    CtrlBack, CtrlResponse, CtrlStatus, CtrlType, GrantOps, GrefStore, RspStatus, RxBack, RxFlags, RxRequest,
+    RxResponse, TxBack, TxResponse,
 };
 use crate::xen_sys::barrier::XenBarriers;
 
@@ -40,6 +40,168 @@ pub(crate) const DEL_LIES: u32 = 8;
 pub(crate) const RX_ERROR: u32 = 9;
 /// An RX response with a status below any the protocol defines (-3).
 pub(crate) const RX_BAD_STATUS: u32 = 10;
+
+/// A TX response with a status no backend may send (-7).
+pub(crate) const TX_BAD_STATUS: u32 = 11;
+/// The RX response producer moved back by one, below what the frontend
+/// already consumed.
+pub(crate) const RX_PROD_BACK: u32 = 12;
+/// XSA-155 class (double fetch): for the 10th to the 40th packet, once its
+/// responses are published and the frontend notified, the last one is
+/// rewritten 50 000 times, alternately crossing its page with more data to
+/// follow and the original, then left as the original.
+pub(crate) const RX_REWRITE: u32 = 13;
+/// Handshake: `multi-queue-max-queues` = 4294967295.
+pub(crate) const HUGE_MAX_QUEUES: u32 = 14;
+/// Handshake: every `feature-*` key written as `abc`.
+pub(crate) const GARBAGE_FEATURES: u32 = 15;
+/// Handshake: the backend never leaves InitWait, whatever the frontend does.
+pub(crate) const STAY_IN_INIT_WAIT: u32 = 16;
+
+/// XSA-403 class: every page the guest registers as a static grant is
+/// scanned for its marker (64 bytes of `STALE_MARKER`) when registered, and
+/// again, as a control, once 300 packets were delivered.
+pub(crate) const STALE_SCAN: u32 = 17;
+/// The byte the suite fills the guest's free memory with ('Z').
+const STALE_MARKER: u8 = 0x5a;
+/// Packets delivered before the control scan.
+const STALE_SCAN_AFTER: u32 = 300;
+
+/// Writes per rewritten slot: enough to span the peer's reaction to the
+/// notification under QEMU's TCG (a few milliseconds).
+const REWRITES: u32 = 50_000;
+/// Grant reuse with a backend that writes late: once the guest has
+/// consumed a packet delivered through its static grants, and before any of
+/// its buffers can have been taken again, the packet's pages are filled with
+/// 'Q'. A frontend that handed those pages up its stack instead of copying
+/// out of them would see its received data change.
+pub(crate) const LATE_WRITE: u32 = 18;
+
+/// Packets whose responses `RX_REWRITE` rewrites.
+const REWRITE_PACKETS: u32 = 30;
+/// The last packet whose response `RX_REWRITE` rewrote.
+static REWRITTEN: AtomicU32 = AtomicU32::new(0);
+
+/// After the features were written (in the same transaction): the
+/// handshake faults.
+pub(crate) fn advertise(t: &crate::xen_sys::xenbus::Transaction, dir: &CStr) -> Result {
+    match mode() {
+        HUGE_MAX_QUEUES => {
+            pr_warn!("hostile: multi-queue-max-queues = 4294967295\n");
+            t.write_u32(dir, c"multi-queue-max-queues", u32::MAX)
+        }
+        GARBAGE_FEATURES => {
+            pr_warn!("hostile: every feature key written as abc\n");
+            for key in [
+                c"feature-sg",
+                c"feature-gso-tcpv4",
+                c"feature-gso-tcpv6",
+                c"feature-ipv6-csum-offload",
+                c"feature-rx-copy",
+                c"feature-rx-flip",
+                c"feature-split-event-channels",
+                c"feature-ctrl-ring",
+                c"feature-multicast-control",
+                c"feature-xdp-headroom",
+            ] {
+                t.write(dir, key, c"abc")?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// True when the backend must ignore the frontend's state change (it stays
+/// in InitWait): Initialised and Connected are ignored, closing is not.
+pub(crate) fn stay_in_init_wait(fe_state: u32) -> bool {
+    use crate::xen_sys::xenbus::state;
+    if mode() != STAY_IN_INIT_WAIT || !matches!(fe_state, state::INITIALISED | state::CONNECTED) {
+        return false;
+    }
+    pr_warn!("hostile: frontend state {} ignored, staying in InitWait\n", fe_state);
+    true
+}
+
+/// `STALE_SCAN`: scans `statics` and logs what it found.
+pub(crate) fn scan_statics(statics: &crate::xen_sys::reuse::StaticGrants, queue: u32, when: &str) {
+    if mode() != STALE_SCAN {
+        return;
+    }
+    let (pages, marked) = statics.pages_holding(STALE_MARKER);
+    pr_warn!("hostile: queue {}: {} static grant pages scanned {}, {} hold the marker\n", queue, pages, when, marked);
+}
+
+/// After a guest-RX flush: the control scan, once.
+pub(crate) fn rx_after_scan(statics: Option<&crate::xen_sys::reuse::StaticGrants>) {
+    static DONE: AtomicU32 = AtomicU32::new(0);
+    if mode() != STALE_SCAN || DELIVERED.load(Ordering::Relaxed) < STALE_SCAN_AFTER {
+        return;
+    }
+    if let Some(s) = statics {
+        if DONE.swap(1, Ordering::Relaxed) == 0 {
+            scan_statics(s, 0, "after 300 packets");
+        }
+    }
+}
+
+/// A queue's `LATE_WRITE` state: the last packet delivered through static
+/// grants. Lives in the queue's connection (its lock).
+#[derive(Default)]
+pub(crate) struct LateWrite {
+    grefs: [u32; crate::netif::NR_SLOTS_MIN],
+    n: usize,
+    /// The RX request consumer after the packet's buffers were taken: its
+    /// responses end there (one per request, in order).
+    req_cons: u32,
+}
+
+static LATE_WRITTEN: AtomicU32 = AtomicU32::new(0);
+
+impl LateWrite {
+    /// The packet just copied into `dst` through static grants.
+    pub(crate) fn remember(&mut self, rx: &RxBack<XenBarriers>, dst: &[crate::netif::Seg]) {
+        if mode() != LATE_WRITE {
+            return;
+        }
+        self.n = 0;
+        for d in dst.iter().take(self.grefs.len()) {
+            if let crate::netif::Frame::Grant(g) = d.frame {
+                self.grefs[self.n] = g;
+                self.n += 1;
+            }
+        }
+        self.req_cons = rx.ring.req_cons();
+    }
+
+    /// Before the next packet takes buffers: fills the remembered packet's
+    /// pages if its responses are published and the guest went idle having
+    /// consumed them, and no buffer was taken since (so none of its pages
+    /// can hold a newer packet).
+    pub(crate) fn write_if_consumed(&mut self, rx: &RxBack<XenBarriers>, statics: Option<&mut crate::xen_sys::reuse::StaticGrants>) {
+        if self.n == 0 {
+            return;
+        }
+        if rx.ring.req_cons() != self.req_cons {
+            self.n = 0;
+            return;
+        }
+        let ring = rx.ring.shared();
+        let published = rx.ring.rsp_prod_pvt().wrapping_sub(self.req_cons) as i32 >= 0;
+        let consumed = ring.raw_rsp_event().wrapping_sub(self.req_cons.wrapping_add(1)) as i32 >= 0;
+        if !(published && consumed) {
+            return;
+        }
+        let Some(st) = statics else { return };
+        let mut filled = 0;
+        for g in &self.grefs[..self.n] {
+            filled += usize::from(st.fill(*g, b'Q'));
+        }
+        self.n = 0;
+        let total = LATE_WRITTEN.fetch_add(1, Ordering::Relaxed) + 1;
+        pr_warn!("hostile: consumed packet {} overwritten with 'Q' in its {} page(s)\n", total, filled);
+    }
+}
 
 /// The control ring's request handling, with the static-grant faults.
 pub(crate) fn ctrl_process_one<G: GrantOps + GrefStore>(
@@ -76,9 +238,27 @@ static DELIVERED: AtomicU32 = AtomicU32::new(0);
 /// overwrite it before the frontend looks.
 static FROZEN: AtomicU32 = AtomicU32::new(0);
 
-/// True when the hostile backend must not deliver any more.
-pub(crate) fn frozen() -> bool {
-    FROZEN.load(Ordering::Relaxed) != 0
+/// True when the hostile backend must not deliver any more. In mode
+/// [`RX_PROD_BACK`], once the trigger packet was delivered and the frontend
+/// went idle having consumed every response (its `rsp_event` is one past
+/// them), this moves `rsp_prod` back by one and notifies, then freezes.
+pub(crate) fn rx_hold(rx: &RxBack<XenBarriers>, notify: impl Fn()) -> bool {
+    if FROZEN.load(Ordering::Relaxed) != 0 {
+        return true;
+    }
+    if mode() != RX_PROD_BACK || DELIVERED.load(Ordering::Relaxed) < TRIGGER_AT {
+        return false;
+    }
+    let ring = rx.ring.shared();
+    let prod = rx.ring.rsp_prod_pvt();
+    if ring.raw_rsp_event().wrapping_sub(prod) as i32 <= 0 {
+        return false; // responses still unconsumed: deliver, look again later
+    }
+    pr_warn!("hostile: RX response producer moved back by one, below the frontend's consumer\n");
+    ring.fault_inject_rsp_prod(prod.wrapping_sub(1));
+    FROZEN.store(1, Ordering::Relaxed);
+    notify();
+    true
 }
 static TRANSMITTED: AtomicU32 = AtomicU32::new(0);
 
@@ -131,6 +311,25 @@ pub(crate) fn rx_before_push(rx: &mut RxBack<XenBarriers>, slots: usize) {
 
 /// After guest-RX responses were published.
 pub(crate) fn rx_after_push(rx: &RxBack<XenBarriers>, notify: impl Fn()) {
+    if mode() == RX_REWRITE {
+        let n = DELIVERED.load(Ordering::Relaxed);
+        // Once per delivered packet (a flush may deliver none).
+        if (TRIGGER_AT..TRIGGER_AT + REWRITE_PACKETS).contains(&n) && REWRITTEN.swap(n, Ordering::Relaxed) != n {
+            if n == TRIGGER_AT {
+                pr_warn!("hostile: rewriting published RX responses while the frontend reads them\n");
+            }
+            let ring = rx.ring.shared();
+            let last = rx.ring.rsp_prod_pvt().wrapping_sub(1);
+            let rsp = ring.read_rsp(last);
+            let bad = RxResponse::new(rsp.id(), 4000, RxFlags::MORE_DATA, 1000);
+            notify();
+            for i in 0..REWRITES {
+                ring.write_rsp(last, if i % 2 == 0 { bad } else { rsp });
+            }
+            ring.write_rsp(last, rsp);
+        }
+        return;
+    }
     if DELIVERED.load(Ordering::Relaxed) != TRIGGER_AT {
         return;
     }
@@ -155,14 +354,20 @@ pub(crate) fn rx_after_push(rx: &RxBack<XenBarriers>, notify: impl Fn()) {
 
 /// Before guest-TX responses are published (`answered` were just written).
 pub(crate) fn tx_before_push(tx: &TxBack<XenBarriers>, answered: usize) {
-    if mode() != TX_BAD_ID || answered == 0 {
+    if !matches!(mode(), TX_BAD_ID | TX_BAD_STATUS) || answered == 0 {
         return;
     }
     if TRANSMITTED.fetch_add(1, Ordering::Relaxed) + 1 != TRIGGER_AT {
         return;
     }
-    pr_warn!("hostile: TX response with an id never issued\n");
     let last = tx.ring.rsp_prod_pvt().wrapping_sub(1);
     let rsp = tx.ring.shared().read_rsp(last);
-    tx.ring.shared().write_rsp(last, TxResponse::new(0x7ff0, rsp.status()));
+    let rsp = if mode() == TX_BAD_ID {
+        pr_warn!("hostile: TX response with an id never issued\n");
+        TxResponse::new(0x7ff0, rsp.status())
+    } else {
+        pr_warn!("hostile: TX response with status -7\n");
+        TxResponse::new(rsp.id(), RspStatus(-7))
+    };
+    tx.ring.shared().write_rsp(last, rsp);
 }

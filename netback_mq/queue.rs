@@ -131,6 +131,9 @@ pub(crate) struct Connection {
     /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
     /// copied through the mappings, without a hypercall.
     pub(crate) statics: Option<KBox<StaticGrants>>,
+    /// The hostile backend's late write (test-only).
+    #[cfg(xennet_hostile)]
+    late: crate::hostile::LateWrite,
 }
 
 impl Drop for Connection {
@@ -306,6 +309,8 @@ impl Connection {
                 nic_ops_freed: (0, 0),
                 nic_foreign_src: None,
                 statics: None,
+                #[cfg(xennet_hostile)]
+                late: crate::hostile::LateWrite::default(),
             },
             GFP_KERNEL,
         )?)
@@ -540,7 +545,9 @@ impl Connection {
     /// buffers; a dropped one is freed.
     pub(crate) fn guest_rx(&mut self, skb: Skb, caps: FrontCaps, cfg: &RxCfg, stats: &mut Stats) -> RxOutcome {
         #[cfg(xennet_hostile)]
-        if crate::hostile::frozen() {
+        self.late.write_if_consumed(&self.rx, self.statics.as_deref_mut());
+        #[cfg(xennet_hostile)]
+        if crate::hostile::rx_hold(&self.rx, || self.rx_irq.as_ref().map_or(self.irq.channel(), |r| r.channel()).notify()) {
             stats.tx_dropped += 1;
             return RxOutcome::Dropped;
         }
@@ -596,6 +603,8 @@ impl Connection {
         };
         if direct.is_some() {
             stats.static_bytes += len as u64;
+            #[cfg(xennet_hostile)]
+            self.late.remember(&self.rx, &dst[..nbufs]);
         }
         let batch = &mut self.rx_batch;
         let mut failed = true;
@@ -715,6 +724,8 @@ impl Connection {
         if self.rx.push() {
             self.notify_rx(stats);
         }
+        #[cfg(xennet_hostile)]
+        crate::hostile::rx_after_scan(self.statics.as_deref());
         #[cfg(xennet_hostile)]
         crate::hostile::rx_after_push(&self.rx, || self.rx_irq.as_ref().map_or(self.irq.channel(), |r| r.channel()).notify());
     }

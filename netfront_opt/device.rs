@@ -108,6 +108,8 @@ pub(crate) struct Frontend {
     mcast_warned: AtomicBool,
     /// Grant reuse was tried on this connection (registered or not).
     statics_tried: AtomicBool,
+    /// Connected, waiting for the backend's Connected to turn the carrier on.
+    carrier_armed: AtomicBool,
 }
 
 /// The xenbus side of one `vif` device: its registered net device.
@@ -226,6 +228,7 @@ impl Frontend {
                 mcast_control: AtomicBool::new(false),
                 mcast_warned: AtomicBool::new(false),
                 statics_tried: AtomicBool::new(false),
+                carrier_armed: AtomicBool::new(false),
             }? Error),
             GFP_KERNEL,
         )
@@ -275,6 +278,16 @@ impl Frontend {
                 }
             }
             state::CONNECTED if ours == state::CONNECTED => {
+                // Once per connection: a backend that writes Connected
+                // again must not bring back a device disabled since.
+                if self.carrier_armed.swap(false, Ordering::AcqRel) {
+                    ndev.carrier_on();
+                    // Process anything already pending (no-op while the
+                    // device is down).
+                    for q in self.active_queues() {
+                        q.napi.schedule();
+                    }
+                }
                 self.configure_rss(ndev);
                 self.register_static_grants(ndev);
             }
@@ -371,12 +384,10 @@ impl Frontend {
         // Jumbo frames need multi-slot transmit.
         ndev.set_max_mtu(if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 });
         ndev.update_features();
+        // Carrier comes with the backend's Connected (`backend_changed`): a
+        // backend still in InitWait reads nothing we would send.
+        self.carrier_armed.store(true, Ordering::Release);
         dev.switch_state(state::CONNECTED)?;
-        ndev.carrier_on();
-        // Process anything already pending (no-op while the device is down).
-        for q in self.active_queues() {
-            q.napi.schedule();
-        }
         // The toolstack's `trusted` node (default 1, as the C driver reads
         // it) asks an untrusted backend be given only bounce pages. Ours
         // always are: transmit copies into pages dedicated to this backend
@@ -572,6 +583,8 @@ impl Frontend {
                 }
             }
             #[cfg(xennet_hostile)]
+            let first_qdir = if keys.len() > 1 { qdirs.first().map_or(dir, |d| &**d) } else { dir };
+            #[cfg(xennet_hostile)]
             match crate::hostile::mode() {
                 crate::hostile::BAD_QUEUES => {
                     kernel::pr_warn!("hostile: multi-queue-num-queues = 99\n");
@@ -583,8 +596,16 @@ impl Frontend {
                 }
                 crate::hostile::BAD_RING_REF => {
                     kernel::pr_warn!("hostile: tx-ring-ref = 0xdead, a grant never given\n");
-                    let first = if keys.len() > 1 { qdirs.first().map_or(dir, |d| &**d) } else { dir };
-                    t.write_u32(first, c"tx-ring-ref", 0xdead)?;
+                    t.write_u32(first_qdir, c"tx-ring-ref", 0xdead)?;
+                }
+                crate::hostile::NO_RING_REF => {
+                    kernel::pr_warn!("hostile: tx-ring-ref removed\n");
+                    t.remove(first_qdir, c"tx-ring-ref")?;
+                }
+                crate::hostile::ABC_EVTCHN => {
+                    kernel::pr_warn!("hostile: event channel written as abc\n");
+                    let node = if keys.first().is_some_and(|k| k.rx_port.is_some()) { c"event-channel-tx" } else { c"event-channel" };
+                    t.write(first_qdir, node, c"abc")?;
                 }
                 _ => {}
             }
@@ -618,6 +639,7 @@ impl Frontend {
     /// Drops the connection: carrier off, event channel unbound, grants
     /// ended, pages freed. Process context only (unbinding may sleep).
     fn disconnect(&self, ndev: &NetDevice) {
+        self.carrier_armed.store(false, Ordering::Release);
         ndev.carrier_off();
         self.rss.clear();
         self.mcast_control.store(false, Ordering::Release);

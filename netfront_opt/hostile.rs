@@ -72,6 +72,25 @@ pub(crate) const SPLIT_HEADERS_GSO: u32 = 18;
 /// published before the packet: the request producer index is moved back
 /// to one below them, after the backend consumed them.
 pub(crate) const PROD_BACK: u32 = 19;
+/// xenstore garbage: `tx-ring-ref` removed before the backend reads it
+/// (see `device.rs`).
+pub(crate) const NO_RING_REF: u32 = 20;
+/// xenstore garbage: `event-channel` (or `event-channel-tx`) written as
+/// `abc` (see `device.rs`).
+pub(crate) const ABC_EVTCHN: u32 = 21;
+/// From the 10th packet on, a multicast join and a leave after every
+/// packet (XSA-527 class: filter updates racing traffic and the vif's
+/// teardown; the suite detaches the vif meanwhile).
+pub(crate) const MCAST_CHURN: u32 = 22;
+/// XSA-155 class (double fetch): for the 10th to the 40th packet, once it
+/// is published and the backend notified, its first request is rewritten
+/// until the backend answers it (at most `REWRITES` times), alternately an
+/// oversized slot crossing its page and the original.
+pub(crate) const REWRITE_PUBLISHED: u32 = 23;
+/// Most writes per rewritten slot (tens of milliseconds under QEMU's TCG).
+const REWRITES: u32 = 2_000_000;
+/// Packets whose requests `REWRITE_PUBLISHED` rewrites.
+const REWRITE_PACKETS: u32 = 30;
 
 /// Packets sent normally before the injection.
 const TRIGGER_AT: u32 = 10;
@@ -94,6 +113,20 @@ pub(crate) fn mode() -> u32 {
 /// (`MCAST_FLOOD`; the connection sends them, as it tracks their ids).
 pub(crate) fn mcast_flood_now() -> bool {
     mode() == MCAST_FLOOD && SENT.fetch_add(1, Ordering::Relaxed) + 1 == TRIGGER_AT
+}
+
+/// For every packet from the 10th on in `MCAST_CHURN` mode: the packet's
+/// number (the connection picks the groups from it and queues the updates,
+/// as it tracks their ids).
+pub(crate) fn mcast_churn_now() -> Option<u32> {
+    if mode() != MCAST_CHURN {
+        return None;
+    }
+    let n = SENT.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == TRIGGER_AT {
+        pr_warn!("hostile: multicast joins and leaves after every packet from now on\n");
+    }
+    (n >= TRIGGER_AT).then_some(n)
 }
 
 /// True for every packet from the 10th on in `MALFORMED_FLOOD` mode (the
@@ -220,7 +253,10 @@ pub(crate) enum Phase {
 /// written (`BeforePush`) and then published (`AfterPush`).
 pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
     let m = mode();
-    if !matches!(m, BAD_GREF | ZERO_LEN | CROSS_PAGE | TOO_MANY_SLOTS | PROD_JUMP | EVENT_STORM | PROD_BACK) {
+    if !matches!(
+        m,
+        BAD_GREF | ZERO_LEN | CROSS_PAGE | TOO_MANY_SLOTS | PROD_JUMP | EVENT_STORM | PROD_BACK | REWRITE_PUBLISHED
+    ) {
         return;
     }
     let n = if phase == Phase::BeforePush {
@@ -239,6 +275,29 @@ pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, 
             ring.fault_inject_req_prod(first.wrapping_sub(1));
             FROZEN.store(1, Ordering::Relaxed);
             irq.notify();
+        }
+        return;
+    }
+    if m == REWRITE_PUBLISHED {
+        if phase == Phase::AfterPush && (TRIGGER_AT..TRIGGER_AT + REWRITE_PACKETS).contains(&n) {
+            if n == TRIGGER_AT {
+                pr_warn!("hostile: rewriting published TX requests while the backend reads them\n");
+            }
+            let req = ring.read_req(first);
+            let bad = TxRequest::new(req.gref(), (PAGE_SIZE - 8) as u16, TxFlags::MORE_DATA, req.id(), u16::MAX);
+            irq.notify();
+            // Until the backend answered the request (it has read it by
+            // then), or REWRITES writes; the original is written back only
+            // if unanswered (the answer goes in the same slot).
+            let answered = || ring.raw_rsp_prod().wrapping_sub(first.wrapping_add(1)) as i32 >= 0;
+            let mut i = 0;
+            while i < REWRITES && !answered() {
+                ring.write_req(first, if i % 2 == 0 { bad } else { req });
+                i += 1;
+            }
+            if !answered() {
+                ring.write_req(first, req);
+            }
         }
         return;
     }

@@ -210,6 +210,10 @@ impl Connection {
             self.hostile_mcast_flood();
         }
         #[cfg(xennet_hostile)]
+        if let Some(n) = crate::hostile::mcast_churn_now() {
+            self.hostile_mcast_churn(n);
+        }
+        #[cfg(xennet_hostile)]
         if crate::hostile::malformed_flood_now() {
             self.hostile_malformed_flood();
         }
@@ -288,6 +292,21 @@ impl Connection {
             }
         }
         pr_warn!("hostile: {} multicast joins in a burst\n", sent);
+    }
+
+    /// Test-only: after packet `n`, a join of one of 64 groups and a leave
+    /// of the group half the cycle away, while the ring has room.
+    #[cfg(xennet_hostile)]
+    fn hostile_mcast_churn(&mut self, n: u32) {
+        for (add, group) in [(true, n % 64), (false, (n + 32) % 64)] {
+            if self.tx.ring.free_requests() as usize <= MAX_PACKET_SLOTS {
+                return;
+            }
+            match self.tx.queue_mcast(add, [0x01, 0x00, 0x5e, 0x7e, 0x00, group as u8]) {
+                Ok(id) => self.tx_buf_of_id[usize::from(id)] = NO_BUF,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Test-only: up to 16 malformed single-slot packets (alternately a

@@ -289,6 +289,46 @@ impl StaticGrants {
     }
 }
 
+#[cfg(xennet_hostile)]
+impl StaticGrants {
+    /// Test-only (the hostile backend's XSA-403 check): of the pages mapped
+    /// now, how many there are and how many hold 64 bytes of `byte` on a
+    /// 64-byte boundary.
+    pub(crate) fn pages_holding(&self, byte: u8) -> (usize, usize) {
+        let pattern = u64::from_ne_bytes([byte; 8]);
+        let (mut pages, mut marked) = (0, 0);
+        for slot in 0..self.pages.live.len() {
+            let Some(p) = self.pages.mapped_addr(slot as u16) else { continue };
+            pages += 1;
+            let words = p.cast::<u64>();
+            let hit = (0..PAGE_SIZE / 64).any(|chunk| {
+                // SAFETY: a mapping of a foreign page (readable whether
+                // writable or not), page-aligned, so each u64 of it is
+                // aligned and in bounds; the peer may write meanwhile: we
+                // only read integers.
+                (0..8).all(|w| unsafe { words.add(chunk * 8 + w).read_volatile() } == pattern)
+            });
+            marked += usize::from(hit);
+        }
+        (pages, marked)
+    }
+
+    /// Test-only (the hostile backend's late write): fills the writable page
+    /// mapped for `gref` with `byte`; false if there is none.
+    pub(crate) fn fill(&mut self, gref: GrantRef, byte: u8) -> bool {
+        let Some(hit) = self.grants.lookup(gref).filter(|h| !h.readonly) else { return false };
+        let Some(p) = self.pages.mapped_addr(hit.slot) else { return false };
+        let pattern = u64::from_ne_bytes([byte; 8]);
+        for w in 0..PAGE_SIZE / 8 {
+            // SAFETY: a writable mapping of a foreign page (checked above),
+            // page-aligned, so each u64 of it is aligned and in bounds; the
+            // peer may use the page meanwhile: we only write integers.
+            unsafe { p.cast::<u64>().add(w).write_volatile(pattern) };
+        }
+        true
+    }
+}
+
 /// A static grant's page lent to a device for DMA: the slot is in use (a
 /// `DEL` of it waits) until [`StaticGrants::dma_release`].
 #[derive(Clone, Copy)]

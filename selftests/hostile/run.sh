@@ -7,7 +7,7 @@
 # and serve guest1 again once it reconnects with the normal driver.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 22
+ktap_plan 26
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -156,6 +156,11 @@ check "multi-queue-num-queues = 0: connection refused" hostile_case 13 "frontend
 # C netback once met a failed grant map with BUG()): the map fails, the
 # connection is refused and logged, guest2 is unaffected.
 check "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hostile_case 14 "mapping TX ring grant 57005 failed" refused
+# xenstore garbage from the frontend: a ring reference missing, an event
+# channel that is not a number. Refused and logged; the next connection
+# (the normal driver) works.
+check "tx-ring-ref missing from xenstore: connection refused" hostile_case 20 "ring references or event channel missing" refused
+check "event channel written as abc in xenstore: connection refused" hostile_case 21 "ring references or event channel missing" refused
 # A receive buffer naming a grant the guest never gave, on the grant-copy
 # path (hostile mode 12 posts it as its 300th buffer after registering its
 # static grants): the copy into it fails, the packet is dropped and
@@ -259,6 +264,61 @@ flood_case() {
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 }
 check "continuous flood of malformed TX requests: dropped, counted, guest2 served" flood_case
+# XSA-155 class (double fetch): the hostile build rewrites each of 30
+# published TX requests 50 000 times while dom0 reads them, alternately an
+# oversized slot crossing its page and the original. netback_mq copies
+# each request once, so every packet is either the original (delivered)
+# or the bad one (dropped or the vif disabled, and logged); dom0's log
+# stays clean (the last check), guest2 is served, the normal driver
+# reconnects.
+rewrite_tx() {
+	mark=$(($(dmesg | wc -l) + 1))
+	before=$(vif_errors)
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=23 || { echo "loading the hostile frontend failed"; return 1; }
+	bring_up || { echo "hostile eth0 did not come up"; return 1; }
+	guest-exec 1 "ping -q -c 60 -i 0.05 -W 1 $DOM0_IP" >/dev/null 2>&1
+	guest-exec 1 'dmesg | grep -q "hostile: rewriting published TX requests"' || { echo "no request was rewritten"; return 1; }
+	echo "dom0 dropped or refused $(( $(vif_errors) - before )) packet(s); its log on guest1's vif:"
+	dmesg | tail -n +"$mark" | grep -m 3 "$vif\|domain $domid1:"
+	other_guest_fine || return 1
+	swap_to /rig/modules/netfront_opt.ko || { echo "reloading the normal frontend failed"; return 1; }
+	bring_up || { echo "eth0 did not come back with the normal driver"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
+	echo "guest1 reconnected and reachable"
+}
+check "published TX requests rewritten while dom0 reads them (XSA-155): copied once, dom0 clean" rewrite_tx
+# XSA-527 class: multicast filter updates racing traffic and the vif's
+# teardown. The hostile build sends a join and a leave after every packet
+# from its 10th; dom0 sends it multicast frames and takes its transmit,
+# and detaches the vif meanwhile. The vif and its list go, guest2 is
+# served, dom0's log stays clean (the last check); the normal driver then
+# takes a new vif.
+mcast_detach() {
+	mac1=$(xl network-list guest1 | awk 'NR == 2 { print $3 }')
+	swap_to /rig/modules/hostile/netfront_opt.ko hostile=22 || { echo "loading the hostile frontend failed"; return 1; }
+	bring_up || { echo "hostile eth0 did not come up"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" >/dev/null || { echo "no traffic before the churn"; return 1; }
+	ip route replace 239.0.0.0/8 dev xenbr0 || return 1
+	iperf3 -c "$G" -t 8 -R >/dev/null 2>&1 &
+	p1=$!
+	ping -q -c 600 -i 0.01 -W 1 239.1.1.1 >/dev/null 2>&1 &
+	p2=$!
+	sleep 3
+	if ! guest-exec 1 'dmesg | grep -q "hostile: multicast joins and leaves"'; then
+		echo "no churn happened"; kill $p1 $p2; wait $p1 $p2; return 1
+	fi
+	xl network-detach guest1 0 || { kill $p1 $p2; wait $p1 $p2; return 1; }
+	wait_for 20 sh -c "! ip link show $vif" || { echo "$vif still there"; kill $p1 $p2; wait $p1 $p2; return 1; }
+	kill $p1 $p2 2>/dev/null; wait $p1 $p2 2>/dev/null
+	echo "$vif detached mid-churn"
+	other_guest_fine || return 1
+	guest-exec 1 "rmmod netfront_opt; insmod /rig/modules/netfront_opt.ko" || return 1
+	xl network-attach guest1 "mac=$mac1" bridge=xenbr0 || return 1
+	bring_up || { echo "eth0 did not come back on a new vif"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic on the new vif"; return 1; }
+	echo "guest1 reachable on a new vif"
+}
+check "multicast joins and leaves racing a vif detach (XSA-527): vif gone, dom0 clean, new vif works" mcast_detach
 check "iperf3 after the hostile cases" iperf_mbits -c "$G" -t 2
 # Every reload and broken connection returned its pages.
 check "guest memory back after the cases (no leaked pages)" guest_mem_back "$mem_start" "the cases"

@@ -9,7 +9,7 @@
 # and traffic must flow again.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 12
+ktap_plan 20
 
 domid1=$(xl domid guest1)
 dev=vif-$domid1-0
@@ -21,7 +21,10 @@ guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
 # (the toolstack runs it only when a vif is created).
 move_vif() {
 	echo "$dev" >/sys/bus/xen-backend/drivers/$1/unbind || return 1
-	echo "$dev" >/sys/bus/xen-backend/drivers/$2/bind || return 1
+	bind_vif "$2"
+}
+bind_vif() { # DRIVER
+	echo "$dev" >/sys/bus/xen-backend/drivers/$1/bind || return 1
 	wait_for 10 ip link show "$vif" || { echo "$vif not created"; return 1; }
 	ip link set "$vif" master xenbr0 && ip link set "$vif" up || return 1
 	xenstore-write "$be/hotplug-status" connected
@@ -68,6 +71,142 @@ rx_error_case() {
 }
 check "RX response with the error status (XSA-405): packet dropped" rx_error_case
 check "RX response with status -3: device disabled" backend_case 10 "rx response with bad status"
+# XSA-155 class (double fetch): netback_hostile rewrites the last response
+# of each of 30 packets 50 000 times after publishing it, alternately one
+# crossing its page with more data to follow and the original. netfront_opt
+# copies each response once: each packet is delivered, dropped or the
+# device disabled (and logged); the guest stays up and its log clean (the
+# last check); back on netback_mq it carries traffic.
+rewrite_rx() {
+	mark=$(($(dmesg | wc -l) + 1))
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=13 || return 1
+	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
+	wait_for 20 ping -c 1 -W 1 "$G" || echo "(no ping before the rewrites)"
+	ping -q -c 60 -i 0.05 -W 1 "$G" >/dev/null 2>&1
+	dmesg | tail -n +"$mark" | grep -q "hostile: rewriting published RX responses" || { echo "no response was rewritten"; return 1; }
+	guest-exec 1 true || { echo "guest no longer answers"; return 1; }
+	echo "guest1's receive errors: $(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_errors'); its log:"
+	guest-exec 1 "dmesg | tail -n +$gmark" | grep -m 3 "netfront_opt" | cut -c1-160
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "back on netback_mq, reachable"
+}
+check "published RX responses rewritten while the guest reads them (XSA-155): copied once, guest clean" rewrite_rx
+# Handshake faults. Bad backend keys: the guest clamps a queue count of
+# 4294967295 to what it has, reads keys that are not numbers as absent
+# (the feature off), logs what it connected with, and carries traffic.
+# handshake_case MODE PATTERN: PATTERN in the guest's log.
+handshake_case() {
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=$1 || return 1
+	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
+	wait_for 15 sh -c "guest-exec 1 'dmesg | tail -n +$gmark' | grep -q '$2'" || echo "guest did not log '$2'"
+	glog=$(guest-exec 1 "dmesg | tail -n +$gmark")
+	echo "$glog" | grep -m 2 "$2" | cut -c1-160
+	echo "$glog" | grep -q "$2" || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic with netback_hostile"; return 1; }
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "back on netback_mq, reachable"
+}
+# (The guest's queue count is at most its vCPUs.)
+huge_queues() {
+	handshake_case 14 "connected to backend domain 0 .*queue(s)" || return 1
+	# glog: the guest's log while on netback_hostile (handshake_case)
+	n=$(echo "$glog" | grep "connected to backend domain 0" | tail -n 1 | sed -n 's/.*: \([0-9]*\) queue(s).*/\1/p')
+	cpus=$(guest-exec 1 'grep -c ^processor /proc/cpuinfo')
+	echo "guest1 connected with ${n:-?} queue(s) for $cpus vCPU(s)"
+	[ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le "$cpus" ]
+}
+check "multi-queue-max-queues = 4294967295: clamped, connected, traffic flows" huge_queues
+check "every feature key written as abc: read as off, connected, traffic flows" handshake_case 15 "queue(s), shared event channels"
+# A backend that never leaves InitWait: the guest publishes its rings and
+# waits without carrier, stays responsive, and connects once the vif moves
+# back to netback_mq.
+init_wait_case() {
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=16 || return 1
+	echo "$dev" >/sys/bus/xen-backend/drivers/netback_mq/unbind || return 1
+	echo "$dev" >/sys/bus/xen-backend/drivers/netback_hostile/bind || return 1
+	wait_for 10 ip link show "$vif" || { echo "$vif not created"; return 1; }
+	ip link set "$vif" master xenbr0 && ip link set "$vif" up || return 1
+	xenstore-write "$be/hotplug-status" connected
+	wait_for 15 sh -c "dmesg | grep -q 'hostile: frontend state .* ignored, staying in InitWait'" || { echo "the frontend never moved"; return 1; }
+	sleep 3
+	echo "backend state $(xenstore-read "$be/state"), frontend state $(xenstore-read "/local/domain/$domid1/device/vif/0/state")"
+	rc=0
+	[ "$(xenstore-read "$be/state")" = 2 ] || rc=1
+	carrier=$(guest-exec 1 'cat /sys/class/net/eth0/carrier') || { echo "guest no longer answers"; rc=1; }
+	echo "guest1's eth0 carrier: $carrier"
+	[ "$carrier" = 0 ] || rc=1
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "back on netback_mq, reachable"
+	return $rc
+}
+check "backend stays in InitWait: guest waits without carrier, then connects to netback_mq" init_wait_case
+# XSA-403 class: pages granted to the backend must not carry the guest's
+# old data. While guest1's vif is between backends (its old buffers freed),
+# the guest fills its free memory with 'Z' (a 32 MB file, then removed);
+# netback_hostile scans every page the guest then registers as a static
+# grant: none may hold 64 bytes of 'Z'. As a control, dom0 then sends 400
+# pings carrying 'Z': the scan after 300 packets must find the marker in
+# the pages that carried them.
+stale_case() {
+	mark=$(($(dmesg | wc -l) + 1))
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=17 || return 1
+	echo "$dev" >/sys/bus/xen-backend/drivers/netback_mq/unbind || return 1
+	wait_for 10 sh -c "[ \"\$(guest-exec 1 'cat /sys/class/net/eth0/carrier')\" = 0 ]" || echo "(guest1 still has carrier)"
+	# (as much as the guest's root file system takes, up to 32 MB)
+	filled=$(guest-exec 1 "head -c 33554432 /dev/zero | tr '\\000' Z > /stale-fill 2>/dev/null; wc -c < /stale-fill; rm -f /stale-fill")
+	echo "guest1 filled $((filled / 1048576)) MB of its free memory with 'Z' and freed it"
+	[ "${filled:-0}" -ge 8388608 ] || { echo "too little"; bind_vif netback_mq; rmmod netback_hostile; return 1; }
+	bind_vif netback_hostile || { rmmod netback_hostile; return 1; }
+	scanned() { dmesg | tail -n +"$mark" | sed -n "s/.*: \([0-9]*\) static grant pages scanned $1, \([0-9]*\) hold the marker.*/\1 \2/p"; }
+	wait_for 20 sh -c "dmesg | tail -n +$mark | grep -q 'scanned when registered'" || { echo "no scan when registered"; return 1; }
+	set -- $(scanned "when registered" | awk '{ p += $1; m += $2 } END { print p + 0, m + 0 }')
+	echo "pages registered and scanned: $1; holding the guest's old 'Z' bytes: $2"
+	[ "$1" -ge 256 ] && [ "$2" = 0 ] || return 1
+	ping -q -c 400 -i 0.01 -s 1000 -p 5a -W 1 "$G" >/dev/null 2>&1
+	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q 'scanned after 300 packets'" || { echo "no control scan"; return 1; }
+	set -- $(scanned "after 300 packets")
+	echo "control, after 300 pings carrying 'Z': $2 of $1 pages hold it"
+	[ "${2:-0}" -gt 0 ] || return 1
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "back on netback_mq, reachable"
+}
+check "granted pages carry no old guest data (XSA-403): none of the registered pages holds the marker" stale_case
+# Grant reuse with a backend that writes into the guest's static-grant
+# pages after the guest consumed what they carried (netback_hostile mode
+# 18 fills them with 'Q'). netfront_opt copies every packet out of its
+# buffers before the stack sees it (whether the backend is trusted or
+# not), so data waiting in a socket must not change: guest1 fetches 512 KB
+# of 'Z' from dom0's web server into a pipe whose reader sleeps 8 s first,
+# so most of it waits in the pipe and the socket meanwhile.
+late_write_case() {
+	mkdir -p /run/www && head -c 524288 /dev/zero | tr '\000' Z > /run/www/z || return 1
+	pidof httpd >/dev/null || httpd -p 8088 -h /run/www || return 1
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=18 || return 1
+	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic with netback_hostile"; return 1; }
+	mark=$(($(dmesg | wc -l) + 1))
+	guest-exec 1 "rm -f /late.out /late.done; setsid sh -c 'wget -q -O - http://$DOM0_IP:8088/z | (sleep 8; cat > /late.out; touch /late.done)' </dev/null >/dev/null 2>&1 &" || return 1
+	wait_for 40 guest-exec 1 'test -e /late.done'
+	got=$(guest-exec 1 'wc -c < /late.out'); changed=$(guest-exec 1 "tr -d Z < /late.out | wc -c")
+	written=$(dmesg | tail -n +"$mark" | grep -c "hostile: consumed packet .* overwritten")
+	echo "packets of the transfer the backend overwrote after the guest consumed them: $written"
+	echo "guest1's reader got $got bytes, $changed of them not 'Z'"
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	[ "$written" -ge 1 ] && [ "$got" = 524288 ] && [ "$changed" = 0 ]
+}
+check "backend writes into static-grant pages after the guest consumed them: received data unchanged" late_write_case
 # Late EOI on the guest side: 20000 notifications must cost the guest far
 # fewer interrupts (counted between the reconnection and the end of the
 # traffic, on the queue's channels).
@@ -88,6 +227,10 @@ storm() {
 }
 check "event storm (XSA-391): coalesced by late EOI" storm
 check "TX response with an unknown id: device disabled" backend_case 6 "response with unknown id\|response for id not outstanding"
+check "TX response with status -7: device disabled" backend_case 11 "tx response with bad status"
+# The RX rsp_prod moved back below what the guest consumed (the backend
+# waits until the guest went idle having consumed everything).
+check "RX response producer moved back by one: device disabled" backend_case 12 "producer index moved backwards"
 
 # Grant reuse: the guest registers its buffer pages with the hostile
 # backend, then is unbound while connected, which takes them back (DEL)

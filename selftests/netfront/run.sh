@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${RIG_netfront_cycles:-20}
-ktap_plan 18
+ktap_plan 19
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -212,6 +212,28 @@ no_static_grants() {
 	return $rc
 }
 check "static_grants=0: nothing registered, grant copy both ways, then back to the default" no_static_grants
+# trusted=0, the toolstack's word that the backend is not trusted (in the
+# frontend's own directory): netfront_opt says so when it connects and
+# carries traffic both ways. What it receives is copied out of the granted
+# buffers either way (hostile_backend checks a backend that writes into
+# them late). Then the key as it was.
+untrusted() {
+	fe=/local/domain/$(xl domid guest1)/device/vif/0
+	orig=$(xenstore-read "$fe/trusted" 2>/dev/null)
+	restore() { if [ -n "$orig" ]; then xenstore-write "$fe/trusted" "$orig"; else xenstore-rm "$fe/trusted"; fi; }
+	xenstore-write "$fe/trusted" 0 || return 1
+	reload_netfront || { restore; return 1; }
+	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R
+	rc=$?
+	log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
+	echo "guest: $log"
+	echo "$log" | grep -q "untrusted: bounce pages only" || rc=1
+	restore
+	reload_netfront || rc=1
+	echo "guest after: $(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1" | sed 's/.*connected/connected/')"
+	return $rc
+}
+check "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
 # Pages the backend still used at teardown are freed late, not leaked: after
 # all the cycles the guest must have its memory back (20 leaked connections
 # would hold 40 MB).

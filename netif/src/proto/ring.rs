@@ -272,6 +272,12 @@ impl<K: RingKind> SharedRing<K> {
         self.load_index(RSP_PROD)
     }
 
+    /// Peer-visible `rsp_event` (raw): the frontend sets it one past the last
+    /// response it consumed when it goes idle.
+    pub fn raw_rsp_event(&self) -> u32 {
+        self.load_index(RSP_EVENT)
+    }
+
     /// Publishes a raw request producer index, bypassing every check: only
     /// for fault-injection tests that play a broken or hostile frontend.
     pub fn fault_inject_req_prod(&self, v: u32) {
