@@ -317,6 +317,30 @@ impl DomainGrants {
         Some((hit, m.page.clone()))
     }
 
+    /// A use of a static grant's slot beyond the lookup (a page posted to a
+    /// NIC for DMA): false if the slot is not mapped.
+    pub fn acquire_static(&mut self, queue: usize, slot: u16) -> bool {
+        self.statics[queue].table.acquire(slot)
+    }
+
+    /// Ends a use from [`DomainGrants::acquire_static`]; the slot is
+    /// unmapped if it was revoked meanwhile and this was its last use.
+    pub fn release_static(&mut self, queue: usize, slot: u16) {
+        let (qg, mut m) = self.mapper(queue);
+        qg.release(slot, &mut m);
+    }
+
+    /// Teardown while pages may still be in use: unmaps every idle slot;
+    /// returns how many stay mapped until their last use is released.
+    pub fn revoke_all_static_busy(&mut self) -> usize {
+        (0..self.statics.len())
+            .map(|q| {
+                let (qg, mut m) = self.mapper(q);
+                qg.revoke_all(&mut m)
+            })
+            .sum()
+    }
+
     /// Teardown: unmaps every queue's static grants.
     pub fn revoke_all_static(&mut self) {
         for q in 0..self.statics.len() {

@@ -9,6 +9,11 @@
 //! registered (never after their `DEL`); read-only registrations are never
 //! handed out writable; the frontend cannot end a grant the backend maps.
 //! At teardown every mapping is gone and every grant can be ended.
+//!
+//! Some uses outlast the lookup (a page posted to a NIC for DMA): such a
+//! grant is in use until released. Its `DEL` is refused for that entry and
+//! it stays mapped; a teardown while it is in use unmaps it only at the
+//! last release.
 
 use hostsim::{DomainGrants, GrantTable, Page, PageRef, BACKEND, FRONTEND};
 use netif::{CtrlBackend, CtrlRequest, CtrlStatus, CtrlType, Error, Gref, GrefFlags};
@@ -35,6 +40,10 @@ enum Op {
     End(usize),
     /// The list page is not granted to the backend: any request fails.
     ListUngranted(u32),
+    /// A use of the page that outlasts the lookup (a NIC's DMA) begins.
+    Acquire(u32, usize),
+    /// One such use ends.
+    Release(u32, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,8 +54,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => q.clone().prop_map(Op::AddBogus),
         2 => (q.clone(), prop::collection::vec(page.clone(), 1..4), any::<bool>()).prop_map(|(q, l, b)| Op::Del(q, l, b)),
         4 => (q.clone(), page.clone()).prop_map(|(q, p)| Op::Use(q, p)),
-        1 => page.prop_map(Op::End),
-        1 => q.prop_map(Op::ListUngranted),
+        1 => page.clone().prop_map(Op::End),
+        1 => q.clone().prop_map(Op::ListUngranted),
+        2 => (q.clone(), page.clone()).prop_map(|(q, p)| Op::Acquire(q, p)),
+        2 => (q, page).prop_map(|(q, p)| Op::Release(q, p)),
     ]
 }
 
@@ -61,6 +72,8 @@ struct World {
     list_ref: u32,
     /// The model: grants registered per queue, with their read-only flag.
     model: Vec<HashMap<u32, bool>>,
+    /// Uses outlasting the lookup, per queue: grant -> (slot, uses).
+    uses: Vec<HashMap<u32, (u16, usize)>>,
 }
 
 impl World {
@@ -83,6 +96,7 @@ impl World {
             list,
             list_ref,
             model: vec![HashMap::new(); QUEUES],
+            uses: vec![HashMap::new(); QUEUES],
         }
     }
 
@@ -145,7 +159,9 @@ proptest! {
                     let mut removed = 0;
                     for (e, c) in entries.iter().zip(out.chunks(8)) {
                         let a = Gref::read_from_bytes(c).unwrap();
-                        let was = w.model[qi].remove(&e.gref()).is_some();
+                        // A grant in use is refused and stays registered.
+                        let busy = w.uses[qi].get(&e.gref()).is_some_and(|u| u.1 > 0);
+                        let was = !busy && w.model[qi].remove(&e.gref()).is_some();
                         prop_assert_eq!(a.status() == 0, was, "per-entry status for {}", e.gref());
                         removed += usize::from(was);
                     }
@@ -181,11 +197,37 @@ proptest! {
                     let (st, _) = w.request(CtrlType::ADD_GREF_MAPPING, q, 31337, &[Gref::new(g, GrefFlags(0), 0)]);
                     prop_assert_ne!(st, CtrlStatus::SUCCESS);
                 }
+                Op::Acquire(q, p) => {
+                    let Some(g) = w.grefs[p].0 else { continue };
+                    let qi = q as usize;
+                    let Some((hit, _)) = w.g.static_page(qi, g) else { continue };
+                    prop_assert!(w.g.acquire_static(qi, hit.slot), "acquiring the mapped slot of {}", g);
+                    w.uses[qi].entry(g).or_insert((hit.slot, 0)).1 += 1;
+                }
+                Op::Release(q, p) => {
+                    let Some(g) = w.grefs[p].0 else { continue };
+                    let Some(u) = w.uses.get_mut(q as usize).and_then(|m| m.get_mut(&g)) else { continue };
+                    if u.1 == 0 { continue; }
+                    u.1 -= 1;
+                    let slot = u.0;
+                    w.g.release_static(q as usize, slot);
+                }
             }
             let held: usize = w.model.iter().map(|m| m.len()).sum();
             prop_assert_eq!(w.gt.mappings(), held, "mappings held = registrations");
         }
-        w.g.revoke_all_static();
+        // Teardown with uses outstanding: only the pages in use stay
+        // mapped, each until its last use is released.
+        let busy: usize = w.uses.iter().map(|m| m.values().filter(|u| u.1 > 0).count()).sum();
+        prop_assert_eq!(w.g.revoke_all_static_busy(), busy);
+        prop_assert_eq!(w.gt.mappings(), busy, "pages in use stay mapped past teardown");
+        for (qi, m) in w.uses.iter().enumerate() {
+            for &(slot, n) in m.values() {
+                for _ in 0..n {
+                    w.g.release_static(qi, slot);
+                }
+            }
+        }
         prop_assert_eq!(w.gt.mappings(), 0);
         for (g, _) in &w.grefs {
             if let Some(g) = g {
