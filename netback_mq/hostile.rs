@@ -6,8 +6,9 @@
 //! into the rig's separate hostile build (`--cfg xennet_hostile`, see Kbuild
 //! and `scripts/rig`); normal builds contain none of it.
 //!
-//! The `hostile` module parameter picks one misbehaviour, injected once into
-//! the 10th packet delivered to the guest (after the link is up).
+//! The `hostile` module parameter picks one misbehaviour. Most are injected
+//! once, into the 10th packet delivered to the guest (after the link is
+//! up); the handshake, static-grant and rewriting modes say when they act.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -62,25 +63,27 @@ pub(crate) const STAY_IN_INIT_WAIT: u32 = 16;
 /// scanned for its marker (64 bytes of `STALE_MARKER`) when registered, and
 /// again, as a control, once 300 packets were delivered.
 pub(crate) const STALE_SCAN: u32 = 17;
-/// The byte the suite fills the guest's free memory with ('Z').
-const STALE_MARKER: u8 = 0x5a;
-/// Packets delivered before the control scan.
-const STALE_SCAN_AFTER: u32 = 300;
-
-/// Writes per rewritten slot: enough to span the peer's reaction to the
-/// notification under QEMU's TCG (a few milliseconds).
-const REWRITES: u32 = 50_000;
 /// Grant reuse with a backend that writes late: once the guest has
 /// consumed a packet delivered through its static grants, and before any of
 /// its buffers can have been taken again, the packet's pages are filled with
 /// 'Q'. A frontend that handed those pages up its stack instead of copying
 /// out of them would see its received data change.
 pub(crate) const LATE_WRITE: u32 = 18;
+/// Grant reuse: `ADD_GREF_MAPPING` carried out (everything mapped) but
+/// answered with a status no backend may send (99).
+pub(crate) const ADD_WRONG_STATUS: u32 = 19;
 
-/// Packets whose responses `RX_REWRITE` rewrites.
+/// `RX_REWRITE`: writes per rewritten slot, enough to span the peer's
+/// reaction to the notification under QEMU's TCG (a few milliseconds).
+const REWRITES: u32 = 50_000;
+/// `RX_REWRITE`: packets whose responses are rewritten.
 const REWRITE_PACKETS: u32 = 30;
-/// The last packet whose response `RX_REWRITE` rewrote.
+/// `RX_REWRITE`: the last packet whose response was rewritten.
 static REWRITTEN: AtomicU32 = AtomicU32::new(0);
+/// `STALE_SCAN`: the byte the suite fills the guest's free memory with ('Z').
+const STALE_MARKER: u8 = 0x5a;
+/// `STALE_SCAN`: packets delivered before the control scan.
+const STALE_SCAN_AFTER: u32 = 300;
 
 /// After the features were written (in the same transaction): the
 /// handshake faults.
@@ -213,6 +216,12 @@ pub(crate) fn ctrl_process_one<G: GrantOps + GrefStore>(
     };
     let del = req.ty() == CtrlType::DEL_GREF_MAPPING;
     let rsp = match mode() {
+        ADD_WRONG_STATUS if req.ty() == CtrlType::ADD_GREF_MAPPING => {
+            let (rsp, err) = back.state.handle(&req, g);
+            pr_warn!("hostile: ADD_GREF_MAPPING of {} entries answered with status 99 (was {})\n", req.data()[2], rsp.status().0);
+            back.ring.push_response(CtrlResponse::new(req.id(), req.ty(), CtrlStatus(99), rsp.data()))?;
+            return Ok(Some(err));
+        }
         DEL_UNANSWERED if del => {
             pr_warn!("hostile: DEL_GREF_MAPPING of {} entries left unanswered\n", req.data()[2]);
             return Ok(Some(None));

@@ -5,8 +5,9 @@
 //! into the rig's separate hostile build (`--cfg xennet_hostile`, see Kbuild
 //! and `scripts/rig`); normal builds contain none of it.
 //!
-//! The `hostile` module parameter picks one misbehaviour, injected once into
-//! the 10th packet transmitted (after the link is up and ARP is done).
+//! The `hostile` module parameter picks one misbehaviour. Most are injected
+//! once, into the 10th packet transmitted (after the link is up and ARP is
+//! done); the xenstore, flood and rewriting modes say when they act.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;

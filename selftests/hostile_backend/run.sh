@@ -9,7 +9,7 @@
 # and traffic must flow again.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
-ktap_plan 20
+ktap_plan 21
 
 domid1=$(xl domid guest1)
 dev=vif-$domid1-0
@@ -260,6 +260,30 @@ del_case() { # MODE PATTERN
 }
 check "static grants: DEL never answered: logged, pages left to the grant layer" del_case 7 "static grants not taken back"
 check "static grants: DEL answered SUCCESS without unmapping: detected and logged" del_case 8 "answer to DEL contradicts itself"
+# An ADD carried out (the backend maps every page) but answered with a
+# status no backend may send: the guest takes it as refused, logs it, and
+# carries traffic by grant copy; the pages the backend still maps are
+# unmapped at its disconnect (the grant layer holds them until then).
+add_wrong_status() {
+	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
+	insmod /rig/modules/hostile/netback_hostile.ko hostile=19 || return 1
+	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic with netback_hostile"; return 1; }
+	rc=0
+	wait_for 10 sh -c "guest-exec 1 'dmesg | tail -n +$gmark' | grep -q 'the backend refused .* static grants (status 99)'" || { echo "the guest did not log the refusal"; rc=1; }
+	guest-exec 1 "dmesg | tail -n +$gmark" | grep -m 1 "static grants" | cut -c1-160
+	held=$(guest-exec 1 "ethtool -S eth0 | awk '/queue_[0-9]+_static_grants:/ { s += \$2 } END { print s + 0 }'")
+	mapped=$(ethtool -S "$vif" | awk '/queue_[0-9]+_static_grants:/ { s += $2 } END { print s + 0 }')
+	mbits=$(iperf_mbits -c "$G" -t 2) || rc=1
+	echo "guest: $held pages registered as it sees it; the backend maps $mapped; guest receive by grant copy: $mbits"
+	[ "$held" = 0 ] && [ "$mapped" -gt 0 ] || rc=1
+	move_vif netback_hostile netback_mq || return 1
+	rmmod netback_hostile || return 1
+	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
+	echo "back on netback_mq, reachable"
+	return $rc
+}
+check "static grants: ADD carried out but answered with status 99: taken as refused, grant copy" add_wrong_status
 
 guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
 check "guest dmesg clean" guest_clean

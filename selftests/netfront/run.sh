@@ -251,13 +251,24 @@ jumbo() {
 check "MTU 9000: ping with 8000-byte payloads and iperf3 both ways" jumbo
 # Save and restore the guest (what migration does): the frontend reconnects
 # to the new backend and traffic flows without touching the guest's setup.
+# Counted: the saved domain must go entirely (a grant dom0 still mapped
+# would keep it as a dying domain), and the restored one must hold in Xen
+# the grants it held before (rings, static grants), no more.
 save_restore() {
+	. /rig/selftests/stress/counts.sh
+	N=1
+	old=$(xl domid guest1)
+	sleep 2; before=$(grants_by_guest)
 	xl save guest1 /run/guest1.save >/run/xl-save.log 2>&1 || { tail -n 5 /run/xl-save.log; return 1; }
 	xl restore /run/guest1.save >/dev/null 2>&1 || { rm -f /run/guest1.save; echo "xl restore failed"; return 1; }
 	rm -f /run/guest1.save
 	wait_for 30 ping -c 1 -W 1 "$G" || { echo "no ping after restore"; return 1; }
 	guest-exec 1 'dmesg | grep "domain restored"' | tail -n 1
-	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R
+	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R || return 1
+	sleep 2; after=$(grants_by_guest)
+	echo "guest1's grants active in Xen: ${before% } before the save, ${after% } after the restore"
+	if xl list | awk 'NR > 1 { print $2 }' | grep -qx "$old"; then echo "domain $old (saved) is still there"; return 1; fi
+	[ "$before" = "$after" ]
 }
 check "xl save + xl restore: reconnected, traffic both ways" save_restore
 guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
