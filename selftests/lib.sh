@@ -22,6 +22,14 @@ check() {
 	if [ $rc = 0 ]; then ktap_ok "$name"; else ktap_fail "$name # exit $rc"; fi
 	return $rc
 }
+# check_extended NAME CMD...: a check that adds coverage beyond the core
+# cases of a long suite. With --set extended=0 it is listed as skipped (CI
+# runs it on the normal kernel and leaves it out on the debug kernel, whose
+# run would not fit CI's time otherwise).
+check_extended() {
+	if [ "${RIG_extended:-1}" = 0 ]; then ktap_skip "$1" "extended case, left out of this run (extended=0)"; return 0; fi
+	check "$@"
+}
 ktap_exit() { [ "$KTAP_FAIL" = 0 ]; exit $?; }
 
 # wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.

@@ -159,8 +159,8 @@ check "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hosti
 # xenstore garbage from the frontend: a ring reference missing, an event
 # channel that is not a number. Refused and logged; the next connection
 # (the normal driver) works.
-check "tx-ring-ref missing from xenstore: connection refused" hostile_case 20 "ring references or event channel missing" refused
-check "event channel written as abc in xenstore: connection refused" hostile_case 21 "ring references or event channel missing" refused
+check_extended "tx-ring-ref missing from xenstore: connection refused" hostile_case 20 "ring references or event channel missing" refused
+check_extended "event channel written as abc in xenstore: connection refused" hostile_case 21 "ring references or event channel missing" refused
 # A receive buffer naming a grant the guest never gave, on the grant-copy
 # path (hostile mode 12 posts it as its 300th buffer after registering its
 # static grants): the copy into it fails, the packet is dropped and
@@ -286,7 +286,7 @@ rewrite_tx() {
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 	echo "guest1 reconnected and reachable"
 }
-check "published TX requests rewritten while dom0 reads them (XSA-155): copied once, dom0 clean" rewrite_tx
+check_extended "published TX requests rewritten while dom0 reads them (XSA-155): copied once, dom0 clean" rewrite_tx
 # XSA-527 class: multicast filter updates racing traffic and the vif's
 # teardown. The hostile build sends a join and a leave after every packet
 # from its 10th; dom0 sends it multicast frames and takes its transmit,
@@ -318,7 +318,7 @@ mcast_detach() {
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic on the new vif"; return 1; }
 	echo "guest1 reachable on a new vif"
 }
-check "multicast joins and leaves racing a vif detach (XSA-527): vif gone, dom0 clean, new vif works" mcast_detach
+check_extended "multicast joins and leaves racing a vif detach (XSA-527): vif gone, dom0 clean, new vif works" mcast_detach
 check "iperf3 after the hostile cases" iperf_mbits -c "$G" -t 2
 # Every reload and broken connection returned its pages.
 check "guest memory back after the cases (no leaked pages)" guest_mem_back "$mem_start" "the cases"

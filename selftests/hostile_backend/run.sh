@@ -93,7 +93,7 @@ rewrite_rx() {
 	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
 	echo "back on netback_mq, reachable"
 }
-check "published RX responses rewritten while the guest reads them (XSA-155): copied once, guest clean" rewrite_rx
+check_extended "published RX responses rewritten while the guest reads them (XSA-155): copied once, guest clean" rewrite_rx
 # Handshake faults. Bad backend keys: the guest clamps a queue count of
 # 4294967295 to what it has, reads keys that are not numbers as absent
 # (the feature off), logs what it connected with, and carries traffic.
@@ -121,8 +121,8 @@ huge_queues() {
 	echo "guest1 connected with ${n:-?} queue(s) for $cpus vCPU(s)"
 	[ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le "$cpus" ]
 }
-check "multi-queue-max-queues = 4294967295: clamped, connected, traffic flows" huge_queues
-check "every feature key written as abc: read as off, connected, traffic flows" handshake_case 15 "queue(s), shared event channels"
+check_extended "multi-queue-max-queues = 4294967295: clamped, connected, traffic flows" huge_queues
+check_extended "every feature key written as abc: read as off, connected, traffic flows" handshake_case 15 "queue(s), shared event channels"
 # A backend that never leaves InitWait: the guest publishes its rings and
 # waits without carrier, stays responsive, and connects once the vif moves
 # back to netback_mq.
@@ -147,7 +147,7 @@ init_wait_case() {
 	echo "back on netback_mq, reachable"
 	return $rc
 }
-check "backend stays in InitWait: guest waits without carrier, then connects to netback_mq" init_wait_case
+check_extended "backend stays in InitWait: guest waits without carrier, then connects to netback_mq" init_wait_case
 # XSA-403 class: pages granted to the backend must not carry the guest's
 # old data. While guest1's vif is between backends (its old buffers freed),
 # the guest fills its free memory with 'Z' (a 32 MB file, then removed);
@@ -180,7 +180,7 @@ stale_case() {
 	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
 	echo "back on netback_mq, reachable"
 }
-check "granted pages carry no old guest data (XSA-403): none of the registered pages holds the marker" stale_case
+check_extended "granted pages carry no old guest data (XSA-403): none of the registered pages holds the marker" stale_case
 # Grant reuse with a backend that writes into the guest's static-grant
 # pages after the guest consumed what they carried (netback_hostile mode
 # 18 fills them with 'Q'). netfront_opt copies every packet out of its
@@ -206,7 +206,7 @@ late_write_case() {
 	wait_for 20 ping -c 1 -W 1 "$G" || { echo "no traffic after moving back to netback_mq"; return 1; }
 	[ "$written" -ge 1 ] && [ "$got" = 524288 ] && [ "$changed" = 0 ]
 }
-check "backend writes into static-grant pages after the guest consumed them: received data unchanged" late_write_case
+check_extended "backend writes into static-grant pages after the guest consumed them: received data unchanged" late_write_case
 # Late EOI on the guest side: 20000 notifications must cost the guest far
 # fewer interrupts (counted between the reconnection and the end of the
 # traffic, on the queue's channels).
@@ -227,10 +227,10 @@ storm() {
 }
 check "event storm (XSA-391): coalesced by late EOI" storm
 check "TX response with an unknown id: device disabled" backend_case 6 "response with unknown id\|response for id not outstanding"
-check "TX response with status -7: device disabled" backend_case 11 "tx response with bad status"
+check_extended "TX response with status -7: device disabled" backend_case 11 "tx response with bad status"
 # The RX rsp_prod moved back below what the guest consumed (the backend
 # waits until the guest went idle having consumed everything).
-check "RX response producer moved back by one: device disabled" backend_case 12 "producer index moved backwards"
+check_extended "RX response producer moved back by one: device disabled" backend_case 12 "producer index moved backwards"
 
 # Grant reuse: the guest registers its buffer pages with the hostile
 # backend, then is unbound while connected, which takes them back (DEL)
@@ -283,7 +283,7 @@ add_wrong_status() {
 	echo "back on netback_mq, reachable"
 	return $rc
 }
-check "static grants: ADD carried out but answered with status 99: taken as refused, grant copy" add_wrong_status
+check_extended "static grants: ADD carried out but answered with status 99: taken as refused, grant copy" add_wrong_status
 
 guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
 check "guest dmesg clean" guest_clean
