@@ -459,7 +459,7 @@ impl QueueCtx {
                 failed = c.take_new_error();
                 (rx_room, round.drained)
             };
-            batch.deliver(napi);
+            batch.deliver(napi, true);
             if rx_room {
                 dev.wake_subqueue(self.index);
             }

@@ -14,6 +14,7 @@ use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
+use crate::xen_sys::netdev::xmit_more as xen_sys_xmit_more;
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
 
@@ -327,6 +328,7 @@ impl Frontend {
             queues: n,
         };
         let split = Device::read_unsigned(be, c"feature-split-event-channels", 0) == 1;
+        let tuning = crate::tuning();
         let mut conns = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut keys = [QueueKeys::default(); MAX_QUEUES];
         for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
@@ -342,7 +344,7 @@ impl Frontend {
                 rx_port: rx.as_ref().map(|(_, p)| *p),
             };
             let rx_irq = rx.map(|(irq, _)| irq);
-            conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid)?, GFP_KERNEL)?;
+            conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid, tuning)?, GFP_KERNEL)?;
         }
         // The control ring, for RSS (only worth it with several queues) and
         // grant reuse.
@@ -395,12 +397,17 @@ impl Frontend {
         // honoured; the log says which the toolstack set.
         let trusted = Device::read_unsigned(dev.nodename(), c"trusted", 1) != 0;
         pr_info!(
-            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels\n",
+            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels; tx_batch={} tx_moderation={} rx_refill_batch={} rx_copybreak={} gro={}\n",
             ndev.name(),
             domid,
             if trusted { "trusted" } else { "untrusted: bounce pages only" },
             n,
-            if split { "split" } else { "shared" }
+            if split { "split" } else { "shared" },
+            u8::from(tuning.tx_batch),
+            u8::from(tuning.tx_moderation),
+            tuning.rx_refill_batch,
+            tuning.rx_copybreak,
+            u8::from(tuning.gro)
         );
         Ok(())
     }
@@ -718,7 +725,7 @@ impl QueueCtx {
         let mut failed = None;
         loop {
             let mut batch = SkbBatch::new();
-            let tx_room = {
+            let (tx_room, gro) = {
                 let mut q = self.state.lock_bh();
                 let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
@@ -735,10 +742,10 @@ impl QueueCtx {
                         failed = Some(e);
                     }
                 }
-                c.tx_has_room()
+                (c.tx_has_room(), c.tuning.gro)
             };
             let received = batch.len();
-            batch.deliver(napi);
+            batch.deliver(napi, gro);
             done += received;
             if tx_room && dev.subqueue_stopped(self.index) {
                 dev.wake_subqueue(self.index);
@@ -791,28 +798,44 @@ impl QueueCtx {
 
     fn xmit(&self, dev: &NetDevice, skb: Skb) -> Xmit {
         let len = skb.len();
+        // More packets follow right away: publish them all with the last.
+        let more = xen_sys_xmit_more();
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
         let mut failed = None;
         match conn {
-            Some(c) if (ETH_HLEN..=MAX_TX_SIZE).contains(&len) => 'sent: {
-                if let Err(e) = c.reap_tx(stats) {
-                    c.broken = Some(e);
-                    failed = Some(e);
-                    stats.tx_dropped += 1;
-                    break 'sent;
+            Some(c) => {
+                'sent: {
+                    if !(ETH_HLEN..=MAX_TX_SIZE).contains(&len) {
+                        stats.tx_dropped += 1;
+                        break 'sent;
+                    }
+                    if let Err(e) = c.reap_tx(stats) {
+                        c.broken = Some(e);
+                        failed = Some(e);
+                        stats.tx_dropped += 1;
+                        break 'sent;
+                    }
+                    let (flags, gso) = tx_offloads(&skb);
+                    let defer = more && c.tuning.tx_batch;
+                    if !c.transmit(&skb, len, flags, gso, stats, defer) {
+                        // Stopped: what was deferred goes out now.
+                        c.flush_tx();
+                        dev.stop_subqueue(self.index);
+                        return Xmit::Busy(skb);
+                    }
                 }
-                let (flags, gso) = tx_offloads(&skb);
-                if !c.transmit(&skb, len, flags, gso, stats) {
-                    dev.stop_subqueue(self.index);
-                    return Xmit::Busy(skb);
+                // The burst ends here (or the queue stops): publish it.
+                let room = c.tx_has_room();
+                if !more || !room {
+                    c.flush_tx();
                 }
-                if !c.tx_has_room() {
+                if !room {
                     dev.stop_subqueue(self.index);
                 }
             }
-            _ => stats.tx_dropped += 1,
+            None => stats.tx_dropped += 1,
         }
         drop(q);
         if let Some(e) = failed {

@@ -30,6 +30,7 @@ mod rss;
 #[allow(dead_code)]
 mod xen_sys;
 use xen_sys::netif;
+use netif::RX_RING_SIZE;
 
 use device::Netfront;
 use xen_sys::bindings as b;
@@ -55,8 +56,45 @@ xen_sys::xennet_module! {
             default: 1,
             description: "Register each queue's buffer pages with the backend as static grants when it offers them (grant reuse: 1) or not (0)",
         },
+        // The data path's switches (Documentation/netfront_opt.md,
+        // "Tuning"), read at each connection; `make bench` measures each.
+        tx_batch: u32 {
+            default: 1,
+            description: "Transmit: publish the packets the stack hands over in one burst (xmit_more) with one notification (1), or each packet on its own (0)",
+        },
+        tx_moderation: u32 {
+            default: 1,
+            description: "Transmit completions: an event once half the requests in flight have completed (1), or at the next completion (0)",
+        },
+        rx_refill_batch: u32 {
+            default: 32,
+            description: "Receive: recycled buffers go back to the backend this many at a time, or at once when it holds less than half the ring (0 or 1: after every packet)",
+        },
+        rx_copybreak: u32 {
+            default: 1536,
+            description: "Receive: frames up to this many bytes are copied whole into the skb's head; longer ones get a 256-byte head and page fragments (256 or less: always the latter)",
+        },
+        gro: u32 {
+            default: 1,
+            description: "Receive: hand packets to GRO (1) or straight to the stack (0)",
+        },
     },
 }
+
+/// The data path's switches, as the module parameters set them.
+pub(crate) fn tuning() -> queue::Tuning {
+    queue::Tuning {
+        tx_batch: module_parameters::tx_batch.value() != 0,
+        tx_moderation: module_parameters::tx_moderation.value() != 0,
+        rx_refill_batch: module_parameters::rx_refill_batch.value().clamp(1, RX_RING_SIZE / 2),
+        rx_copybreak: module_parameters::rx_copybreak.value().min(MAX_COPYBREAK) as usize,
+        gro: module_parameters::gro.value() != 0,
+    }
+}
+
+/// Largest `rx_copybreak`: a head this size still comes from the NAPI
+/// page-fragment cache (at most an order-0 page with the skb's overhead).
+const MAX_COPYBREAK: u32 = 2048;
 
 /// The `max_queues` module parameter.
 pub(crate) fn max_queues() -> u32 {

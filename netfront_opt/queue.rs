@@ -31,6 +31,29 @@ const MAX_PACKET_SLOTS: usize = NR_SLOTS_MIN + 1;
 const TX_SLOTS: usize = TX_RING_SIZE as usize;
 const RX_SLOTS: usize = RX_RING_SIZE as usize;
 
+/// The data path's switches (module parameters, `crate::tuning`), fixed
+/// for a connection. Each one off gives the plain path: a push and a
+/// notification check per packet, an event per completion, a fresh page
+/// per received frame, no GRO.
+#[derive(Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Transmit: defer publishing while the stack has more packets
+    /// (`xmit_more`), one push and notification per burst.
+    pub(crate) tx_batch: bool,
+    /// Transmit completions: arm the event half the requests in flight
+    /// ahead (`TxFront::final_check`).
+    pub(crate) tx_moderation: bool,
+    /// Receive: recycled buffers published this many at a time (1: each
+    /// packet's), or whenever the backend sees less than half the ring.
+    pub(crate) rx_refill_batch: u32,
+    /// Receive: frames up to this length are copied whole into the skb's
+    /// head; longer ones get `RX_COPY_HDR` there and page fragments.
+    pub(crate) rx_copybreak: usize,
+    /// Receive: packets go to GRO (`napi_gro_receive`), else straight to
+    /// the stack (`netif_receive_skb`).
+    pub(crate) gro: bool,
+}
+
 /// A queue's connection to the backend. Field order is drop order: the event
 /// channel is unbound first, then the rings and their pages go.
 pub(crate) struct Connection {
@@ -50,6 +73,8 @@ pub(crate) struct Connection {
     rx_bufs: KVec<GrantedPage>,
     /// Set on a fatal protocol error: the queue carries nothing more.
     pub(crate) broken: Option<NetifError>,
+    /// The switches this connection runs with.
+    pub(crate) tuning: Tuning,
     /// Multicast groups the backend filters for us (queue 0 only, when it
     /// offered `feature-multicast-control`): the groups it has, the ones
     /// the device wants, and whether an update waits for ring room.
@@ -74,6 +99,7 @@ impl Connection {
         irq: EventIrq<QueueCtx>,
         rx_irq: Option<EventIrq<QueueCtx>>,
         domid: u16,
+        tuning: Tuning,
     ) -> Result<KBox<Self>> {
         let tx = OnRing::new(tx_ring, ())?;
         // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
@@ -102,6 +128,7 @@ impl Connection {
                 tx_bufs,
                 rx_bufs,
                 broken: None,
+                tuning,
                 mcast_control: false,
                 mcast_sent: McastFilter::new(),
                 mcast_wanted: McastFilter::new(),
@@ -138,7 +165,8 @@ impl Connection {
     }
 
     /// Copies `skb` (`len` bytes, at most `NR_SLOTS_MIN` pages) into free
-    /// TX buffers, one page per slot, and queues it with `flags` and `gso`.
+    /// TX buffers, one page per slot, and queues it with `flags` and `gso`;
+    /// publishes it unless `defer` (more packets follow: `flush_tx` then).
     /// False: no room (the caller stops the queue and returns the skb).
     pub(crate) fn transmit(
         &mut self,
@@ -147,7 +175,14 @@ impl Connection {
         flags: TxFlags,
         gso: Option<Gso>,
         stats: &mut Stats,
+        defer: bool,
     ) -> bool {
+        // The hostile cases rewrite what was just published: never deferred.
+        #[cfg(xennet_hostile)]
+        let defer = {
+            let _ = defer;
+            false
+        };
         let nslots = len.div_ceil(PAGE_SIZE);
         #[cfg(xennet_hostile)]
         if crate::hostile::frozen() {
@@ -221,7 +256,7 @@ impl Connection {
         let slots = nreqs + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
         crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::BeforePush);
-        if self.tx.push() {
+        if !defer && self.tx.push() {
             self.irq.notify();
         }
         #[cfg(xennet_hostile)]
@@ -229,6 +264,14 @@ impl Connection {
         stats.tx_packets += 1;
         stats.tx_bytes += len as u64;
         true
+    }
+
+    /// Publishes the requests `transmit` deferred, with one notification
+    /// if the backend asked for one.
+    pub(crate) fn flush_tx(&mut self) {
+        if self.broken.is_none() && self.tx.ring.unpublished() > 0 && self.tx.push() {
+            self.irq.notify();
+        }
     }
 
     fn return_tx_bufs(&mut self, bufs: &[u16]) {
@@ -411,16 +454,30 @@ impl Connection {
                 let slot = pkt.first_idx.wrapping_add(k) as usize % RX_SLOTS;
                 self.post_rx(self.rx_buf_of_slot[slot])?;
             }
+            if self.rx.unpublished() >= self.tuning.rx_refill_batch {
+                self.publish_rx();
+            }
         }
-        if self.rx.push() {
-            self.rx_irq.as_ref().unwrap_or(&self.irq).notify();
+        // Fewer than a batch left over: they wait for the next poll, unless
+        // the backend is running short.
+        if self.rx.unpublished() > 0 && self.rx.published_posted() < RX_RING_SIZE / 2 {
+            self.publish_rx();
         }
         Ok(any)
     }
 
-    /// Builds an skb from a validated packet: up to `RX_COPY_HDR` bytes in
-    /// the linear area, the rest packed densely into fresh pages; each byte
-    /// is copied out of the shared buffers exactly once.
+    /// Publishes the receive buffers posted since the last call, with a
+    /// notification if the backend waits for them.
+    fn publish_rx(&mut self) {
+        if self.rx.push() {
+            self.rx_irq.as_ref().unwrap_or(&self.irq).notify();
+        }
+    }
+
+    /// Builds an skb from a validated packet: all of it in the linear area
+    /// up to the copybreak, else `RX_COPY_HDR` bytes there and the rest
+    /// packed densely into fresh pages; each byte is copied out of the
+    /// shared buffers exactly once.
     fn deliver(
         &self,
         pkt: &RxPacket,
@@ -435,7 +492,10 @@ impl Connection {
             stats.rx_errors += 1;
             return;
         }
-        let hdr = total.min(RX_COPY_HDR);
+        // A frame up to the copybreak goes whole into the head (one
+        // allocation from the NAPI cache, which GRO can take as a page
+        // fragment); a longer one gets its headers there.
+        let hdr = if total <= self.tuning.rx_copybreak { total } else { total.min(RX_COPY_HDR) };
         let Some(mut skb) = napi.alloc_skb(hdr) else {
             stats.rx_dropped += 1;
             return;
@@ -532,7 +592,7 @@ impl Connection {
     /// arrived meanwhile; otherwise the backend will notify on the next one.
     pub(crate) fn final_check(&mut self) -> core::result::Result<bool, NetifError> {
         let rx = self.rx.ring.final_check_for_responses()?;
-        let tx = self.tx.ring.final_check_for_responses()?;
+        let tx = self.tx.final_check(self.tuning.tx_moderation)?;
         Ok(rx || tx)
     }
 }

@@ -667,6 +667,12 @@ impl Polling<'_> {
         unsafe { b::xennet_shim_napi_gro_receive(self.0.as_raw(), skb.0.into_raw()) };
     }
 
+    /// Hands a received packet to the stack without GRO.
+    pub(crate) fn receive(&self, skb: NewSkb) {
+        // SAFETY: softirq context (this poll); the skb passes to the stack.
+        unsafe { b::netif_receive_skb(skb.0.into_raw()) };
+    }
+
     /// Schedules another poll.
     pub(crate) fn schedule(&self) {
         self.0.schedule();
@@ -1192,11 +1198,16 @@ impl SkbBatch {
         }
     }
 
-    /// Hands every skb to the stack through the context being polled.
-    pub(crate) fn deliver(&mut self, napi: &Polling<'_>) {
+    /// Hands every skb to the stack through the context being polled:
+    /// to GRO, or (`gro` false) straight up the stack.
+    pub(crate) fn deliver(&mut self, napi: &Polling<'_>, gro: bool) {
         for slot in self.skbs[..self.len].iter_mut() {
             if let Some(skb) = slot.take() {
-                napi.gro_receive(skb);
+                if gro {
+                    napi.gro_receive(skb);
+                } else {
+                    napi.receive(skb);
+                }
             }
         }
         self.len = 0;

@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${RIG_netfront_cycles:-20}
-ktap_plan 19
+ktap_plan 21
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -234,6 +234,49 @@ untrusted() {
 	return $rc
 }
 check "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
+# The data path's switches (Documentation/netfront_opt.md, "Tuning") all
+# off: the plain path carries TCP both ways and 8000-byte pings (IP
+# fragments); the connect line shows what was set. Then the defaults again.
+TUNING_OFF="tx_batch=0 tx_moderation=0 rx_refill_batch=1 rx_copybreak=0 gro=0"
+tuning_off() {
+	reload_netfront $TUNING_OFF || return 1
+	iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R && ping -c 3 -W 2 -s 8000 "$G" >/dev/null
+	rc=$?
+	log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
+	echo "guest: ${log#*; }"
+	echo "$log" | grep -q "tx_batch=0 tx_moderation=0 rx_refill_batch=1 rx_copybreak=0 gro=0" || rc=1
+	reload_netfront || rc=1
+	log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
+	echo "guest after: ${log#*; }"
+	echo "$log" | grep -q "tx_batch=1 tx_moderation=1 rx_refill_batch=32 rx_copybreak=1536 gro=1" || rc=1
+	return $rc
+}
+check_extended "tuning switches all off: traffic both ways, then the defaults again" tuning_off
+# The stack's interrupt deferral on the device (napi_defer_hard_irqs,
+# gro_flush_timeout): NAPI is then rescheduled by a 2 ms timer instead of
+# the event channel, which netfront_opt leaves masked until a poll
+# completes, so fewer events come per received packet; traffic must flow
+# with it, and again once it is cleared.
+irq_deferral() {
+	q=/sys/class/net/eth0
+	events() { guest-exec 1 "awk '/netfront_opt/ { for (i = 2; i <= NF && \$i ~ /^[0-9]+\$/; i++) s += \$i } END { print s + 0 }' /proc/interrupts"; }
+	rxp() { guest-exec 1 "cat $q/statistics/rx_packets"; }
+	e0=$(events) p0=$(rxp)
+	iperf_mbits -c "$G" -t 2 >/dev/null || return 1
+	e1=$(events) p1=$(rxp)
+	guest-exec 1 "echo 10 >$q/napi_defer_hard_irqs && echo 2000000 >$q/gro_flush_timeout" || return 1
+	iperf_mbits -c "$G" -t 2
+	rc=$?
+	e2=$(events) p2=$(rxp)
+	iperf_mbits -c "$G" -t 2 -R || rc=1
+	guest-exec 1 "echo 0 >$q/napi_defer_hard_irqs && echo 0 >$q/gro_flush_timeout" || rc=1
+	awk -v a="$((e1 - e0))" -v b="$((p1 - p0))" -v c="$((e2 - e1))" -v d="$((p2 - p1))" \
+		'BEGIN { x = a / (b ? b : 1); y = c / (d ? d : 1)
+			printf "events per received packet: %.3f without deferral, %.3f with\n", x, y; exit !(y < x) }' || rc=1
+	wait_for 10 ping -c 1 -W 1 "$G" && iperf_mbits -c "$G" -t 2 >/dev/null || rc=1
+	return $rc
+}
+check_extended "napi_defer_hard_irqs and gro_flush_timeout: fewer events per packet, traffic with and without" irq_deferral
 # Pages the backend still used at teardown are freed late, not leaked: after
 # all the cycles the guest must have its memory back (20 leaked connections
 # would hold 40 MB).

@@ -351,6 +351,15 @@ impl<K: RingKind, B: Barriers> FrontRing<K, B> {
     pub fn outstanding(&self) -> u32 {
         self.req_prod_pvt.wrapping_sub(self.rsp_cons)
     }
+    /// Requests published to the peer and not yet answered: the most
+    /// responses it can still produce.
+    pub fn published_outstanding(&self) -> u32 {
+        self.req_prod_published.wrapping_sub(self.rsp_cons)
+    }
+    /// Requests written but not yet published (`push_requests*`).
+    pub fn unpublished(&self) -> u32 {
+        self.req_prod_pvt.wrapping_sub(self.req_prod_published)
+    }
     /// `RING_FREE_REQUESTS`.
     pub fn free_requests(&self) -> u32 {
         self.size() - self.outstanding()
@@ -421,11 +430,21 @@ impl<K: RingKind, B: Barriers> FrontRing<K, B> {
     /// `RING_FINAL_CHECK_FOR_RESPONSES`: true if responses are pending; else
     /// arms `rsp_event` so the peer notifies on the next one.
     pub fn final_check_for_responses(&mut self) -> Result<bool> {
+        self.final_check_for_responses_after(1)
+    }
+
+    /// `final_check_for_responses` with event moderation: arms `rsp_event`
+    /// so the peer notifies on the `after`-th next response instead of the
+    /// next one. `after` is clamped to the published requests outstanding
+    /// (at least 1), so the event it waits for is always one the peer will
+    /// produce: a queue never waits for a response that cannot come.
+    pub fn final_check_for_responses_after(&mut self, after: u32) -> Result<bool> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
+        let after = after.clamp(1, self.published_outstanding().max(1));
         self.sring
-            .store_index(RSP_EVENT, self.rsp_cons.wrapping_add(1));
+            .store_index(RSP_EVENT, self.rsp_cons.wrapping_add(after));
         B::mb();
         Ok(self.unconsumed_responses()? > 0)
     }
@@ -632,6 +651,52 @@ pub(crate) mod tests {
     fn poke(p: *mut u8, off: usize, v: u32) {
         // SAFETY: test page from `page()`, `off` is a 4-aligned header offset.
         unsafe { p.add(off).cast::<u32>().write_volatile(v) }
+    }
+
+    /// Moderated response events: the peer notifies on the `after`-th
+    /// response, never past the last request it was given.
+    #[test]
+    fn moderated_response_event() {
+        let (mut f, mut b, _p) = pair();
+        for i in 0..8u16 {
+            f.push_request(TxRequest::new(1, 0, TxFlags(0), i, 60)).unwrap();
+        }
+        f.push_requests();
+        assert_eq!(f.published_outstanding(), 8);
+        assert_eq!(f.final_check_for_responses_after(4), Ok(false));
+        let mut notified = [false; 8];
+        for (i, n) in notified.iter_mut().enumerate() {
+            let r = b.next_request().unwrap().unwrap();
+            assert_eq!(usize::from(r.id()), i);
+            b.push_response(TxResponse::new(r.id(), RspStatus::OKAY)).unwrap();
+            *n = b.push_responses_and_check_notify();
+        }
+        assert_eq!(notified, [false, false, false, true, false, false, false, false]);
+        while f.next_response().unwrap().is_some() {}
+        // Two requests outstanding and 100 asked for: armed on the 2nd.
+        f.push_request(TxRequest::new(1, 0, TxFlags(0), 0, 60)).unwrap();
+        f.push_request(TxRequest::new(1, 0, TxFlags(0), 1, 60)).unwrap();
+        // One more written but not published: the peer cannot answer it.
+        f.push_request(TxRequest::new(1, 0, TxFlags(0), 2, 60)).unwrap();
+        assert_eq!(f.unpublished(), 3);
+        f.push_requests();
+        f.push_request(TxRequest::new(1, 0, TxFlags(0), 3, 60)).unwrap();
+        assert_eq!((f.published_outstanding(), f.unpublished()), (3, 1));
+        assert_eq!(f.final_check_for_responses_after(100), Ok(false));
+        let mut last = false;
+        for _ in 0..3 {
+            let r = b.next_request().unwrap().unwrap();
+            b.push_response(TxResponse::new(r.id(), RspStatus::OKAY)).unwrap();
+            last = b.push_responses_and_check_notify();
+        }
+        assert!(last, "the event must come with the last published request's response");
+        // Nothing outstanding: armed on the next response, as unmoderated.
+        while f.next_response().unwrap().is_some() {}
+        f.push_requests();
+        let r = b.next_request().unwrap().unwrap();
+        assert_eq!(f.final_check_for_responses_after(0), Ok(false));
+        b.push_response(TxResponse::new(r.id(), RspStatus::OKAY)).unwrap();
+        assert!(b.push_responses_and_check_notify());
     }
 
     #[test]

@@ -150,6 +150,16 @@ impl<B: Barriers> RxFront<B> {
         self.ring.push_requests_and_check_notify()
     }
 
+    /// Buffers posted but not yet published (`push`).
+    pub fn unpublished(&self) -> u32 {
+        self.ring.unpublished()
+    }
+
+    /// Buffers the backend can see and has not answered yet.
+    pub fn published_posted(&self) -> u32 {
+        self.ring.published_outstanding()
+    }
+
     /// True once a fatal error was seen.
     pub fn failed(&self) -> Option<Error> {
         match self.state {

@@ -426,6 +426,17 @@ impl<B: Barriers> TxFront<B> {
         self.ring.push_requests_and_check_notify()
     }
 
+    /// `RING_FINAL_CHECK_FOR_RESPONSES` on completions. `moderate`: the
+    /// backend notifies once half the published requests in flight have
+    /// completed rather than at the next completion, so a busy queue takes
+    /// an event per half ring instead of one per packet. Completions only
+    /// return our own bounce pages (never an skb), so reaping them late
+    /// holds nothing back.
+    pub fn final_check(&mut self, moderate: bool) -> Result<bool> {
+        let after = if moderate { self.ring.published_outstanding().div_ceil(2) } else { 1 };
+        self.ring.final_check_for_responses_after(after)
+    }
+
     /// Next completed request slot. `NULL` responses (extra segments) are
     /// skipped; unknown or repeated ids and unknown statuses are errors.
     pub fn next_completion(&mut self) -> Result<Option<TxCompletion>> {
