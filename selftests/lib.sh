@@ -14,11 +14,14 @@ ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok
 # (KTAP's SKIP directive). Only for a set-up that cannot run the test, never
 # for a failure.
 ktap_skip() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $1 # SKIP${2:+ $2}"; }
-# check NAME CMD...: runs CMD, indents its output as KTAP diagnostics.
+# check NAME CMD...: runs CMD, indents its output as KTAP diagnostics,
+# with the seconds it took (where a suite's time goes).
 check() {
 	name=$1; shift
+	_check_t0=$(cut -d. -f1 /proc/uptime)
 	out=$("$@" 2>&1); rc=$?
 	[ -z "$out" ] || echo "$out" | sed 's/^/# /'
+	echo "# ($(($(cut -d. -f1 /proc/uptime) - _check_t0)) s)"
 	if [ $rc = 0 ]; then ktap_ok "$name"; else ktap_fail "$name # exit $rc"; fi
 	return $rc
 }
