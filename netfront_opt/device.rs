@@ -14,7 +14,7 @@ use crate::queue::{Connection, SkbBatch, Stats};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
-use crate::xen_sys::netdev::xmit_more as xen_sys_xmit_more;
+use crate::xen_sys::netdev::xmit_more;
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
 
@@ -799,7 +799,7 @@ impl QueueCtx {
     fn xmit(&self, dev: &NetDevice, skb: Skb) -> Xmit {
         let len = skb.len();
         // More packets follow right away: publish them all with the last.
-        let more = xen_sys_xmit_more();
+        let more = xmit_more();
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
