@@ -58,21 +58,22 @@ xen_sys::xennet_module! {
         },
         // The data path's switches (Documentation/netfront_opt.md,
         // "Tuning"), read at each connection; `make bench` measures each.
+        // Off by default until its ablation shows they pay.
         tx_batch: u32 {
-            default: 1,
+            default: 0,
             description: "Transmit: publish the packets the stack hands over in one burst (xmit_more) with one notification (1), or each packet on its own (0)",
         },
         tx_moderation: u32 {
-            default: 1,
+            default: 0,
             description: "Transmit completions: an event once half the requests in flight have completed (1), or at the next completion (0)",
         },
         rx_refill_batch: u32 {
-            default: 32,
-            description: "Receive: recycled buffers go back to the backend this many at a time, or at once when it holds less than half the ring (0 or 1: after every packet)",
+            default: 0,
+            description: "Receive: recycled buffers go back to the backend this many at a time, or at once when it holds less than half the ring (0: once per receive pass, up to 64 packets)",
         },
         rx_copybreak: u32 {
-            default: 1536,
-            description: "Receive: frames up to this many bytes are copied whole into the skb's head; longer ones get a 256-byte head and page fragments (256 or less: always the latter)",
+            default: 0,
+            description: "Receive: frames up to this many bytes are copied whole into the skb's head; longer ones get a 256-byte head and page fragments (0: always the latter)",
         },
         gro: u32 {
             default: 1,
@@ -86,7 +87,7 @@ pub(crate) fn tuning() -> queue::Tuning {
     queue::Tuning {
         tx_batch: module_parameters::tx_batch.value() != 0,
         tx_moderation: module_parameters::tx_moderation.value() != 0,
-        rx_refill_batch: module_parameters::rx_refill_batch.value().clamp(1, RX_RING_SIZE / 2),
+        rx_refill_batch: module_parameters::rx_refill_batch.value().min(RX_RING_SIZE / 2),
         rx_copybreak: module_parameters::rx_copybreak.value().min(MAX_COPYBREAK) as usize,
         gro: module_parameters::gro.value() != 0,
     }

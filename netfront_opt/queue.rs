@@ -44,7 +44,8 @@ pub(crate) struct Tuning {
     /// ahead (`TxFront::final_check`).
     pub(crate) tx_moderation: bool,
     /// Receive: recycled buffers published this many at a time (1: each
-    /// packet's), or whenever the backend sees less than half the ring.
+    /// packet's), or whenever the backend sees less than half the ring;
+    /// 0: once at the end of each receive pass.
     pub(crate) rx_refill_batch: u32,
     /// Receive: frames up to this length are copied whole into the skb's
     /// head; longer ones get `RX_COPY_HDR` there and page fragments.
@@ -454,13 +455,16 @@ impl Connection {
                 let slot = pkt.first_idx.wrapping_add(k) as usize % RX_SLOTS;
                 self.post_rx(self.rx_buf_of_slot[slot])?;
             }
-            if self.rx.unpublished() >= self.tuning.rx_refill_batch {
+            let batch = self.tuning.rx_refill_batch;
+            if batch > 0 && self.rx.unpublished() >= batch {
                 self.publish_rx();
             }
         }
-        // Fewer than a batch left over: they wait for the next poll, unless
-        // the backend is running short.
-        if self.rx.unpublished() > 0 && self.rx.published_posted() < RX_RING_SIZE / 2 {
+        // Batched: fewer than a batch left over wait for the next pass,
+        // unless the backend is running short.
+        if self.rx.unpublished() > 0
+            && (self.tuning.rx_refill_batch == 0 || self.rx.published_posted() < RX_RING_SIZE / 2)
+        {
             self.publish_rx();
         }
         Ok(any)
