@@ -26,9 +26,12 @@ check() {
 	return $rc
 }
 # check_extended NAME CMD...: a check that adds coverage beyond the core
-# cases of a long suite. With --set extended=0 it is listed as skipped (CI
-# runs it on the normal kernel and leaves it out on the debug kernel, whose
-# run would not fit CI's time otherwise).
+# cases of a long suite. The hostile suites' core is one case per way the
+# driver reacts (packet dropped, delivered intact, queue disabled, connection
+# refused, static grants refused or left to the grant layer); the other
+# cases of each class are extended. With --set extended=0 they are listed as
+# skipped: CI runs them on the normal kernel and leaves them out on the
+# debug kernel, whose run would not fit CI's time otherwise.
 check_extended() {
 	if [ "${RIG_extended:-1}" = 0 ]; then ktap_skip "$1" "extended case, left out of this run (extended=0)"; return 0; fi
 	check "$@"

@@ -116,20 +116,20 @@ tcp_intact() {
 }
 
 check "bad grant reference in a TX request: packet dropped" hostile_case 1 "grant copy from the guest failed" survives
-check "zero-length TX packet (XSA-448): packet dropped" hostile_case 2 "tx chain of zero-length slots" survives
+check_extended "zero-length TX packet (XSA-448): packet dropped" hostile_case 2 "tx chain of zero-length slots" survives
 # XSA-448's shape: data in the first slot, then slots of length 0 (the C
 # netback once dereferenced a NULL frag for it). Legal: delivered intact.
-check "60 bytes then two zero-length slots (XSA-448): delivered intact" layout_case 16 pings_answered 18
+check_extended "60 bytes then two zero-length slots (XSA-448): delivered intact" layout_case 16 pings_answered 18
 # XSA-432's class: a packet shorter than the 256 bytes copied into the
 # skb's linear area, in many tiny slots. netback_mq copies all 18 into it.
 check "144 bytes in 18 slots of 8 bytes (XSA-432): delivered intact" layout_case 15 pings_answered 102
 # XSA-423's class: Ethernet, IPv4 and TCP headers each in their own slot.
-check "TCP headers split over three slots (XSA-423): delivered intact" layout_case 17 tcp_intact
-check "TCP headers split over three slots with a GSO extra (XSA-423): delivered intact" layout_case 18 tcp_intact
+check_extended "TCP headers split over three slots (XSA-423): delivered intact" layout_case 17 tcp_intact
+check_extended "TCP headers split over three slots with a GSO extra (XSA-423): delivered intact" layout_case 18 tcp_intact
 check "TX slot crossing its page: vif disabled" hostile_case 3 "tx slot crosses page boundary" fatal
-check "19-slot TX chain: vif disabled" hostile_case 4 "tx packet has too many slots" fatal
-check "request producer 1000 ahead (XSA-39): vif disabled" hostile_case 5 "producer index beyond ring size" fatal
-check "request producer moved back below the consumed requests: vif disabled" hostile_case 19 "producer index moved backwards" fatal
+check_extended "19-slot TX chain: vif disabled" hostile_case 4 "tx packet has too many slots" fatal
+check_extended "request producer 1000 ahead (XSA-39): vif disabled" hostile_case 5 "producer index beyond ring size" fatal
+check_extended "request producer moved back below the consumed requests: vif disabled" hostile_case 19 "producer index moved backwards" fatal
 # Late EOI: events sent while one is being handled coalesce, so the 20000
 # notifications must cost dom0 far fewer interrupts (counted on the vif's
 # channels, between its connection and the end of the traffic).
@@ -149,9 +149,9 @@ storm() {
 	bring_up && wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 	[ $((after - before)) -gt 0 ] && [ $((after - before)) -lt 10000 ]
 }
-check "event storm (XSA-391): coalesced, vif keeps working" storm
-check "multi-queue-num-queues = 99: connection refused" hostile_case 7 "frontend asked for 99 queues" refused
-check "multi-queue-num-queues = 0: connection refused" hostile_case 13 "frontend asked for 0 queues" refused
+check_extended "event storm (XSA-391): coalesced, vif keeps working" storm
+check_extended "multi-queue-num-queues = 99: connection refused" hostile_case 7 "frontend asked for 99 queues" refused
+check_extended "multi-queue-num-queues = 0: connection refused" hostile_case 13 "frontend asked for 0 queues" refused
 # A ring reference naming a grant the guest never gave (XSA-362 class: the
 # C netback once met a failed grant map with BUG()): the map fails, the
 # connection is refused and logged, guest2 is unaffected.
@@ -196,7 +196,7 @@ check "bad control-ring requests refused, producer jump disables the ring only" 
 # 100 multicast joins in a burst: the backend keeps 64, refuses the rest
 # with a log line, and the vif goes on (then the swap tears it down with
 # the list full: XSA-527 class).
-check "100 multicast joins: list bounded at 64, rest refused" hostile_case 9 "too many multicast addresses" survives
+check_extended "100 multicast joins: list bounded at 64, rest refused" hostile_case 9 "too many multicast addresses" survives
 
 # Grant reuse: static-grant requests a backend must refuse (bogus grant,
 # duplicates, past the room and past a page, an ungranted list page, a
@@ -263,7 +263,7 @@ flood_case() {
 	bring_up || { echo "eth0 did not come back with the normal driver"; return 1; }
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 }
-check "continuous flood of malformed TX requests: dropped, counted, guest2 served" flood_case
+check_extended "continuous flood of malformed TX requests: dropped, counted, guest2 served" flood_case
 # XSA-155 class (double fetch): the hostile build rewrites each of 30
 # published TX requests 50 000 times while dom0 reads them, alternately an
 # oversized slot crossing its page and the original. netback_mq copies
