@@ -39,11 +39,13 @@ check_extended() {
 ktap_exit() { [ "$KTAP_FAIL" = 0 ]; exit $?; }
 
 # wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
+# (sh has no locals: its counter has a name no caller uses; it once was
+# "t", and clobbered a caller's loop variable.)
 wait_for() {
-	t=$(( $1 * 2 )); shift
-	while [ $t -gt 0 ]; do
+	_wait_for_left=$(( $1 * 2 )); shift
+	while [ $_wait_for_left -gt 0 ]; do
 		"$@" >/dev/null 2>&1 && return 0
-		usleep 500000; t=$((t - 1))
+		usleep 500000; _wait_for_left=$((_wait_for_left - 1))
 	done
 	"$@"
 }

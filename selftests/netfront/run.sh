@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${RIG_netfront_cycles:-20}
-ktap_plan 20
+ktap_plan 21
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -234,6 +234,28 @@ untrusted() {
 	return $rc
 }
 check "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
+# The data path's switches (Documentation/netfront_opt.md, "Tuning"): the
+# plainest path (a publish per received packet, no GRO, no batching), then
+# every switch on; each carries TCP both ways and 8000-byte pings (IP
+# fragments, reassembled in the guest), and the connect line shows what
+# was set. The defaults, which every other check runs with, come back last.
+TUNING_PLAIN="tx_batch=0 tx_moderation=0 rx_refill_batch=1 rx_copybreak=0 gro=0"
+TUNING_ALL="tx_batch=1 tx_moderation=1 rx_refill_batch=32 rx_copybreak=1536 gro=1"
+TUNING_DEFAULT="tx_batch=0 tx_moderation=0 rx_refill_batch=0 rx_copybreak=0 gro=1"
+tuning_switches() {
+	rc=0
+	for switches in "$TUNING_PLAIN" "$TUNING_ALL" ""; do
+		reload_netfront $switches || return 1
+		log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
+		echo "guest: ${log#*; }"
+		echo "$log" | grep -q "${switches:-$TUNING_DEFAULT}" || { echo "not the switches asked for"; rc=1; }
+		[ -n "$switches" ] || break
+		iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R || rc=1
+		ping -c 3 -W 2 -s 8000 "$G" >/tmp/ping8000 || { cat /tmp/ping8000; rc=1; }
+	done
+	return $rc
+}
+check_extended "tuning switches: the plainest path, then every switch on, traffic both ways each time; then the defaults" tuning_switches
 # The stack's interrupt deferral on the device (napi_defer_hard_irqs,
 # gro_flush_timeout): NAPI is then rescheduled by a 2 ms timer instead of
 # the event channel, which netfront_opt leaves masked until a poll
