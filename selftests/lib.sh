@@ -38,21 +38,21 @@ check_extended() {
 }
 ktap_exit() { [ "$KTAP_FAIL" = 0 ]; exit $?; }
 
+# The helpers below keep their variables local: a check's own variables
+# (a loop's $t, say) must survive the helpers it calls.
 # wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
-# (sh has no locals: its counter has a name no caller uses; it once was
-# "t", and clobbered a caller's loop variable.)
 wait_for() {
-	_wait_for_left=$(( $1 * 2 )); shift
-	while [ $_wait_for_left -gt 0 ]; do
+	local left=$(( $1 * 2 )); shift
+	while [ $left -gt 0 ]; do
 		"$@" >/dev/null 2>&1 && return 0
-		usleep 500000; _wait_for_left=$((_wait_for_left - 1))
+		usleep 500000; left=$((left - 1))
 	done
 	"$@"
 }
 
 # iperf3 CLIENT-ARGS...: one run, prints the receiver's Mbit/s; fails on 0.
 iperf_mbits() {
-	tries=0
+	local tries=0 out mbits
 	# The guest's server stays busy for a while after a client was killed.
 	while out=$(iperf3 -f m "$@" 2>&1); [ $? != 0 ]; do
 		tries=$((tries + 1))
@@ -66,6 +66,7 @@ iperf_mbits() {
 
 # dmesg_clean [LABEL]: stdin is a kernel log; fails on warnings, oopses, BUGs.
 dmesg_clean() {
+	local bad
 	bad=$(grep -E 'WARNING:|BUG:|Oops|Call Trace|general protection|kernel panic|UBSAN|KASAN|refcount_t:|rcu_sched self-detected|soft lockup|hung_task' -)
 	[ -z "$bad" ] && return 0
 	echo "$bad" | head -n 20
@@ -78,6 +79,7 @@ guest_mem_kb() { guest-exec 1 "awk '/MemAvailable/ { print \$2 }' /proc/meminfo"
 # guest_mem_back START_KB WHAT: guest1 has its memory back after WHAT
 # (within 8 MB: one leaked connection holds about 2 MB of pages).
 guest_mem_back() {
+	local now
 	sleep 5
 	now=$(guest_mem_kb)
 	echo "guest MemAvailable: $1 kB before $2, $now kB after"

@@ -67,8 +67,10 @@ test_env() {
 	echo "NETIF=$1 LOCAL_V4=$2 REMOTE_V4=$3 LOCAL_V6=$4 REMOTE_V6=$5 REMOTE_TYPE=xenrig REMOTE_ARGS=$3 KSFT_MACHINE_SLOW=1"
 }
 
-# judge PROGRAM-OUTPUT-FILE EXIT-CODE: prints the cases as diagnostics and
-# the verdict line's tail: "ok", "skip REASON" or "fail REASON".
+# judge PROGRAM-OUTPUT-FILE EXIT-CODE: prints the cases as diagnostics,
+# then on a failure "failed CASE..." (the cases that failed for a reason of
+# their own), then "verdict ok ...", "verdict skip REASON" or
+# "verdict fail REASON".
 # A case that failed only because the device refused, with EOPNOTSUPP, an
 # operation neither Xen driver offers counts as skipped for that reason
 # (listed as "not offered"): the tests below have no skip path for it.
@@ -96,15 +98,17 @@ judge() {
 		/^not ok [0-9]+ / {
 			r = not_offered(block); block = ""
 			if (r != "") { nofr++; absorbed++; printf "# (case above: not offered: %s)\n", r; if (!why) why = "not offered: " r; next }
-			fail++; next
+			fail++; failed = failed " " $4; next
 		}
 		{ block = block "\n" $0 }
 		END {
 			total = pass + fail + skip + xfail + nofr
 			sub(/^ok [0-9]+ /, "", why)
 			# ksft exits 1 for any "not ok", absorbed ones too.
-			if (fail || (rc != 0 && !absorbed) || total != plan)
+			if (fail || (rc != 0 && !absorbed) || total != plan) {
+				if (failed != "") printf "failed%s\n", failed
 				printf "verdict fail %d of %d cases failed (exit %d)\n", fail, total, rc
+			}
 			else if (!pass)
 				printf "verdict skip %d cases, none ran: %s\n", total, why
 			else
@@ -116,7 +120,7 @@ judge() {
 # (see run_program).
 report() {
 	v=$(judge "$3" "$4" | tee /tmp/judged | sed -n 's/^verdict //p')
-	grep -v '^verdict ' /tmp/judged
+	grep -v '^verdict \|^failed ' /tmp/judged
 	echo "# $1 $2: $5 s"
 	again=${6:+ (passed on a second run; the first failed: $6)}
 	case "$v" in
@@ -178,15 +182,12 @@ run_program() {
 	first=""
 	judge /tmp/conf.out "$rc" >/tmp/judged
 	if grep -q '^verdict fail' /tmp/judged; then
-		# The failed cases: "not ok" lines not absorbed as not offered.
-		first=$(awk '/^# not ok [0-9]+ / && !/# SKIP/ { if (held) print held; held = $5; next }
-			/^# \(case above: not offered/ { held = ""; next }
-			END { if (held) print held }' /tmp/judged | tr '\n' ' ')
+		first=$(sed -n 's/^failed //p' /tmp/judged)
 		grep -E '^# (not ok|# Totals)' /tmp/judged | sed 's/^# /# first run: /'
 		run_side "$1" "$2"
 		rc=$?
 	fi
-	report "$1" "$2" /tmp/conf.out "$rc" $(($(date +%s) - start)) "${first% }"
+	report "$1" "$2" /tmp/conf.out "$rc" $(($(date +%s) - start)) "$first"
 }
 
 for t in $tests; do
