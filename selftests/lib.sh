@@ -36,6 +36,14 @@ check_extended() {
 	if [ "${RIG_extended:-1}" = 0 ]; then ktap_skip "$1" "extended case, left out of this run (extended=0)"; return 0; fi
 	check "$@"
 }
+# check_core NAME CMD...: one of those core cases. With --set core=0 they
+# are listed as skipped: CI runs them once, on the debug kernel (where any
+# report the kernel prints fails them too), and the extended ones once, on
+# the normal kernel.
+check_core() {
+	if [ "${RIG_core:-1}" = 0 ]; then ktap_skip "$1" "core case, left out of this run (core=0): it runs on the debug kernel"; return 0; fi
+	check "$@"
+}
 ktap_exit() { [ "$KTAP_FAIL" = 0 ]; exit $?; }
 
 # The helpers below keep their variables local: a check's own variables

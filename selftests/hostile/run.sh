@@ -122,11 +122,11 @@ check_extended "zero-length TX packet (XSA-448): packet dropped" hostile_case 2 
 check_extended "60 bytes then two zero-length slots (XSA-448): delivered intact" layout_case 16 pings_answered 18
 # XSA-432's class: a packet shorter than the 256 bytes copied into the
 # skb's linear area, in many tiny slots. netback_mq copies all 18 into it.
-check "144 bytes in 18 slots of 8 bytes (XSA-432): delivered intact" layout_case 15 pings_answered 102
+check_core "144 bytes in 18 slots of 8 bytes (XSA-432): delivered intact" layout_case 15 pings_answered 102
 # XSA-423's class: Ethernet, IPv4 and TCP headers each in their own slot.
 check_extended "TCP headers split over three slots (XSA-423): delivered intact" layout_case 17 tcp_intact
 check_extended "TCP headers split over three slots with a GSO extra (XSA-423): delivered intact" layout_case 18 tcp_intact
-check "TX slot crossing its page: vif disabled" hostile_case 3 "tx slot crosses page boundary" fatal
+check_core "TX slot crossing its page: vif disabled" hostile_case 3 "tx slot crosses page boundary" fatal
 check_extended "19-slot TX chain: vif disabled" hostile_case 4 "tx packet has too many slots" fatal
 check_extended "request producer 1000 ahead (XSA-39): vif disabled" hostile_case 5 "producer index beyond ring size" fatal
 check_extended "request producer moved back below the consumed requests: vif disabled" hostile_case 19 "producer index moved backwards" fatal
@@ -155,7 +155,7 @@ check_extended "multi-queue-num-queues = 0: connection refused" hostile_case 13 
 # A ring reference naming a grant the guest never gave (XSA-362 class: the
 # C netback once met a failed grant map with BUG()): the map fails, the
 # connection is refused and logged, guest2 is unaffected.
-check "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hostile_case 14 "mapping TX ring grant 57005 failed" refused
+check_core "tx-ring-ref naming an ungranted page (XSA-362): connection refused" hostile_case 14 "mapping TX ring grant 57005 failed" refused
 # xenstore garbage from the frontend: a ring reference missing, an event
 # channel that is not a number. Refused and logged; the next connection
 # (the normal driver) works.
@@ -246,7 +246,7 @@ static_case() {
 	wait_for 10 ping -c 1 -W 1 "$G" || { echo "no traffic after reconnecting"; return 1; }
 	echo "guest1 reconnected and reachable; static grants held: $(ethtool -S "$vif" | awk '/queue_0_static_grants:/ { print $2 }')"
 }
-check "static grants: hostile ADD/DEL requests refused, 100 DEL/ADD cycles, all unmapped at disconnect" static_case
+check_core "static grants: hostile ADD/DEL requests refused, 100 DEL/ADD cycles, all unmapped at disconnect" static_case
 # A continuous flood: 16 malformed requests (bad grant reference, zero
 # length) after every packet of a 5-second guest transmit. Each is dropped
 # with an error response and counted; the budget of a NAPI poll counts
