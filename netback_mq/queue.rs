@@ -131,6 +131,11 @@ pub(crate) struct Connection {
     /// first `ADD_GREF_MAPPING`: packets whose buffers are all in it are
     /// copied through the mappings, without a hypercall.
     pub(crate) statics: Option<KBox<StaticGrants>>,
+    /// Guest-receive packets whose copy into the guest's buffers failed.
+    /// Logged at the 1st, 2nd, 4th, 8th... (not through the stack-wide
+    /// `net_ratelimit`, whose budget other messages can use up): a single
+    /// bad buffer is always logged, a flood of them is not.
+    rx_copy_failures: u64,
     /// The hostile backend's late write (test-only).
     #[cfg(xennet_hostile)]
     late: crate::hostile::LateWrite,
@@ -309,6 +314,7 @@ impl Connection {
                 nic_ops_freed: (0, 0),
                 nic_foreign_src: None,
                 statics: None,
+                rx_copy_failures: 0,
                 #[cfg(xennet_hostile)]
                 late: crate::hostile::LateWrite::default(),
             },
@@ -679,7 +685,7 @@ impl Connection {
         grant::batch_copy(&mut batch.ops);
         stats.count_copy_batch(&batch.ops);
         let mut start = 0;
-        let mut bad_copy = false;
+        let mut bad_copies = 0u64;
         for p in batch.pkts.drain_all() {
             let (ops, planned) = (&batch.ops[start..p.ops_end], &batch.planned[start..p.ops_end]);
             start = p.ops_end;
@@ -699,7 +705,7 @@ impl Connection {
                 }
                 self.rx.respond(&p.bufs[..p.slots], &out[..p.nbufs], p.flags, &p.extras)
             } else {
-                bad_copy = true;
+                bad_copies += 1;
                 p.bufs[..p.slots].iter().try_for_each(|r| self.rx.respond_error(r, RspStatus::ERROR))
             };
             if let Err(e) = result {
@@ -718,8 +724,17 @@ impl Connection {
         }
         batch.ops.clear();
         batch.planned.clear();
-        if bad_copy {
-            warn_ratelimited!("domain {}: grant copy into the guest's buffers failed: bad grant reference?\n", self.domid);
+        if bad_copies > 0 {
+            let before = self.rx_copy_failures;
+            self.rx_copy_failures += bad_copies;
+            // A power of two crossed: log.
+            if before.leading_zeros() != self.rx_copy_failures.leading_zeros() {
+                pr_warn!(
+                    "domain {}: grant copy into the guest's buffers failed: bad grant reference? ({} packet(s) dropped so far on this queue)\n",
+                    self.domid,
+                    self.rx_copy_failures
+                );
+            }
         }
         if self.rx.push() {
             self.notify_rx(stats);
