@@ -14,7 +14,7 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    self, CopyOp, Credit, Error as NetifError, FlowHash, Frame, Gso, GsoType, RspStatus, RxBack, RxExtras,
+    self, CopyOp, Credit, DoublingCount, Error as NetifError, FlowHash, Frame, Gso, GsoType, RspStatus, RxBack, RxExtras,
     RxFlags, RxOut, RxRequest, RxStallClock, Seg, TxBack, TxEvent, TxFlags, TxPacket,
     NR_SLOTS_MIN, PAGE_SIZE,
 };
@@ -132,10 +132,9 @@ pub(crate) struct Connection {
     /// copied through the mappings, without a hypercall.
     pub(crate) statics: Option<KBox<StaticGrants>>,
     /// Guest-receive packets whose copy into the guest's buffers failed.
-    /// Logged at the 1st, 2nd, 4th, 8th... (not through the stack-wide
-    /// `net_ratelimit`, whose budget other messages can use up): a single
-    /// bad buffer is always logged, a flood of them is not.
-    rx_copy_failures: u64,
+    rx_copy_failures: DoublingCount,
+    /// Guest-transmit packets whose copy from the guest's pages failed.
+    tx_copy_failures: DoublingCount,
     /// The hostile backend's late write (test-only).
     #[cfg(xennet_hostile)]
     late: crate::hostile::LateWrite,
@@ -314,7 +313,8 @@ impl Connection {
                 nic_ops_freed: (0, 0),
                 nic_foreign_src: None,
                 statics: None,
-                rx_copy_failures: 0,
+                rx_copy_failures: DoublingCount::default(),
+                tx_copy_failures: DoublingCount::default(),
                 #[cfg(xennet_hostile)]
                 late: crate::hostile::LateWrite::default(),
             },
@@ -496,11 +496,14 @@ impl Connection {
         grant::batch_copy(ops);
         stats.count_copy_batch(ops);
         if let Some(bad) = ops.iter().find(|op| !grant::copy_ok(op)) {
-            warn_ratelimited!(
-                "domain {}: grant copy from the guest failed (status {}): bad grant reference?\n",
-                self.domid,
-                bad.status
-            );
+            if let Some(total) = self.tx_copy_failures.add(1) {
+                pr_warn!(
+                    "domain {}: grant copy from the guest failed (status {}): bad grant reference? ({} packet(s) dropped so far on this queue)\n",
+                    self.domid,
+                    bad.status,
+                    total
+                );
+            }
             return Err(EFAULT);
         }
         self.finish_skb(skb, dev, pkt)
@@ -724,17 +727,12 @@ impl Connection {
         }
         batch.ops.clear();
         batch.planned.clear();
-        if bad_copies > 0 {
-            let before = self.rx_copy_failures;
-            self.rx_copy_failures += bad_copies;
-            // A power of two crossed: log.
-            if before.leading_zeros() != self.rx_copy_failures.leading_zeros() {
-                pr_warn!(
-                    "domain {}: grant copy into the guest's buffers failed: bad grant reference? ({} packet(s) dropped so far on this queue)\n",
-                    self.domid,
-                    self.rx_copy_failures
-                );
-            }
+        if let Some(total) = self.rx_copy_failures.add(bad_copies) {
+            pr_warn!(
+                "domain {}: grant copy into the guest's buffers failed: bad grant reference? ({} packet(s) dropped so far on this queue)\n",
+                self.domid,
+                total
+            );
         }
         if self.rx.push() {
             self.notify_rx(stats);

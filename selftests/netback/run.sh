@@ -2,12 +2,14 @@
 # netback suite: run with the Rust backend in dom0 (scripts/rig --backend
 # rust), with either frontend in the guests and at least two guests. Driver
 # binding, toolstack keys, per-queue counters, guest-to-guest traffic
-# through two vifs, xl destroy of a guest mid-traffic, clean dom0 log.
+# through two vifs, xl destroy of a guest mid-traffic (then the guest
+# started again, so later suites of the same rig still have it), clean dom0
+# log.
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 N=${RIG_GUESTS:-1}
 CYCLES=${RIG_netback_cycles:-20}
-ktap_plan 18
+ktap_plan 19
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 domid1=$(xl domid guest1)
@@ -308,6 +310,14 @@ no_leftovers() {
 	[ "$n" = $((N - 1)) ]
 }
 check "no vif left behind by the destroyed guest" no_leftovers
+# The destroyed guest started again: a new domain's vif on the same
+# backend, and the guest back for the suites after this one.
+recreate() {
+	guest_up "$N" || return 1
+	eval vip=\$GUEST${N}_IP
+	iperf_mbits -c "$vip" -t 2 && iperf_mbits -c "$vip" -t 2 -R
+}
+check "the destroyed guest started again: connected, traffic both ways" recreate
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
 check "dom0 dmesg clean" dom0_clean
 ktap_exit

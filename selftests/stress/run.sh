@@ -26,15 +26,6 @@ ktap_plan 7
 
 . /rig/selftests/stress/counts.sh
 
-# guest_up N: guest N (re)created from its configuration, up and reachable.
-guest_up() {
-	xl create "/run/guest$1.cfg" >/dev/null 2>&1 || { echo "xl create guest$1 failed"; return 1; }
-	d=$(xl domid "guest$1") || return 1
-	wait_for 90 sh -c "[ \"\$(xenstore-read /local/domain/$d/data/rig-ready 2>/dev/null)\" = 1 ]" ||
-		{ echo "guest$1 did not come up"; return 1; }
-	eval ip=\$GUEST$1_IP
-	wait_for 20 ping -c 1 -W 1 "$ip" >/dev/null
-}
 # gone DOMID: no such domain left in Xen, not even a dying one.
 gone() { ! xl list | awk 'NR > 1 { print $2 }' | grep -qx "$1"; }
 

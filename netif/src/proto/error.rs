@@ -199,3 +199,52 @@ impl fmt::Display for Error {
 
 /// Result alias for protocol operations.
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// A count of one kind of failure a peer caused, logged at the 1st, 2nd,
+/// 4th, 8th... occurrence: a single bad request is always logged and a
+/// flood costs log lines logarithmic in its size. (The stack-wide
+/// `net_ratelimit` budget can be used up by other messages, so one bad
+/// request could go unlogged.)
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DoublingCount(u64);
+
+impl DoublingCount {
+    /// Adds `n` failures; the new total when it crossed a power of two
+    /// (log it then), `None` otherwise.
+    pub fn add(&mut self, n: u64) -> Option<u64> {
+        let before = self.0;
+        self.0 = before.saturating_add(n);
+        (n > 0 && before.leading_zeros() != self.0.leading_zeros()).then_some(self.0)
+    }
+
+    /// The failures counted so far.
+    pub fn total(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod doubling_tests {
+    use super::DoublingCount;
+
+    #[test]
+    fn logs_at_each_power_of_two() {
+        let mut c = DoublingCount::default();
+        let logged: std::vec::Vec<u64> = (0..100).filter_map(|_| c.add(1)).collect();
+        assert_eq!(logged, [1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(c.total(), 100);
+    }
+
+    #[test]
+    fn batches_and_saturation() {
+        let mut c = DoublingCount::default();
+        assert_eq!(c.add(0), None);
+        assert_eq!(c.add(3), Some(3));
+        assert_eq!(c.add(0), None);
+        assert_eq!(c.add(1), Some(4));
+        assert_eq!(c.add(3), None);
+        assert_eq!(c.add(u64::MAX), Some(u64::MAX));
+        assert_eq!(c.add(1), None);
+        assert_eq!(c.total(), u64::MAX);
+    }
+}
