@@ -10,12 +10,13 @@ use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX, RX_RING_SIZE, TX_RING_SIZE};
 use crate::xen_sys::grant_reuse;
-use crate::queue::{Connection, SkbBatch, Stats};
+use crate::queue::{finish_rx, Connection, SkbBatch, Stats, XdpInbox};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
 use crate::xen_sys::netdev::xmit_more;
 use crate::xen_sys::sync::LockBh;
+use crate::xen_sys::xdp::{self, Prog, ProgRef, ProgSlot, RxqInfo, Verdict, XdpFrames};
 use crate::xen_sys::xenbus::{state, Device, RingPage, Then, Transaction, XenbusDriver};
 
 /// What the backend offers: transmit offloads (its `feature-*` keys) and
@@ -80,6 +81,10 @@ pub(crate) struct QueueCtx {
     state: SpinLock<Queue>,
     /// Where RSS sends hashed packets (checked on receive).
     rss: Arc<RssLayout>,
+    /// The device's XDP program, and this queue's info for it.
+    xdp: Arc<ProgSlot>,
+    #[pin]
+    xdp_rxq: RxqInfo,
 }
 
 impl EventHandler for QueueCtx {
@@ -103,6 +108,8 @@ pub(crate) struct Frontend {
     ctrl: Mutex<Option<CtrlRing>>,
     /// Where RSS sends hashed packets (checked on receive).
     rss: Arc<RssLayout>,
+    /// The native XDP program every queue runs (none: the plain path).
+    xdp: Arc<ProgSlot>,
     /// The backend filters multicast for us (this connection).
     mcast_control: AtomicBool,
     /// The "filter cannot express this" warning was logged.
@@ -201,9 +208,10 @@ impl XenbusDriver for Netfront {
 impl Frontend {
     fn new(nq: usize) -> Result<Pin<KBox<Self>>> {
         let rss = Arc::new(RssLayout::default(), GFP_KERNEL)?;
+        let xdp = Arc::new(ProgSlot::new(), GFP_KERNEL)?;
         let mut queues = KVec::with_capacity(nq, GFP_KERNEL)?;
         for index in 0..nq {
-            let rss = rss.clone();
+            let (rss, xdp) = (rss.clone(), xdp.clone());
             queues.push(
                 Arc::pin_init(
                     try_pin_init!(QueueCtx {
@@ -214,6 +222,8 @@ impl Frontend {
                             "netfront_opt_queue"
                         ),
                         rss,
+                        xdp,
+                        xdp_rxq <- RxqInfo::new(),
                     }? Error),
                     GFP_KERNEL,
                 )?,
@@ -226,6 +236,7 @@ impl Frontend {
                 caps <- kernel::new_spinlock!(BackendCaps::default(), "netfront_opt_caps"),
                 ctrl <- kernel::new_mutex!(None, "netfront_opt_ctrl"),
                 rss,
+                xdp,
                 mcast_control: AtomicBool::new(false),
                 mcast_warned: AtomicBool::new(false),
                 statics_tried: AtomicBool::new(false),
@@ -243,6 +254,13 @@ impl Frontend {
     /// Counters of queue `q` (< `nr_queues`).
     pub(crate) fn queue_stats(&self, q: usize) -> Stats {
         self.queues[q].state.lock_bh().stats
+    }
+
+    /// The largest MTU: jumbo frames need multi-slot transmit; an XDP
+    /// program needs each frame in one page.
+    fn max_mtu(&self, caps: BackendCaps) -> usize {
+        let mtu = if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 };
+        if self.xdp.is_set() { mtu.min(xdp_max_mtu()) } else { mtu }
     }
 
     /// Queues connected to the backend.
@@ -383,8 +401,7 @@ impl Frontend {
             self.refresh_mcast(ndev, false);
         }
         *self.caps.lock_bh() = caps;
-        // Jumbo frames need multi-slot transmit.
-        ndev.set_max_mtu(if caps.sg { MAX_TX_SIZE - ETH_HLEN } else { 1500 });
+        ndev.set_max_mtu(self.max_mtu(caps));
         ndev.update_features();
         // Carrier comes with the backend's Connected (`backend_changed`): a
         // backend still in InitWait reads nothing we would send.
@@ -706,11 +723,76 @@ impl NetDriver for Frontend {
     fn set_rx_mode(&self, dev: &NetDevice) {
         self.refresh_mcast(dev, true);
     }
+
+    /// A program needs every frame in one page with its headroom: the MTU
+    /// must leave room for that (it is held there while one is attached).
+    fn xdp_check(&self, dev: &NetDevice, attach: bool) -> core::result::Result<(), &'static CStr> {
+        if attach && dev.mtu() > xdp_max_mtu() {
+            pr_warn!("{}: XDP needs an MTU of at most {} (it is {})\n", dev.name(), xdp_max_mtu(), dev.mtu());
+            return Err(c"netfront_opt: XDP needs a smaller MTU (see the kernel log)");
+        }
+        Ok(())
+    }
+
+    fn xdp_install(&self, dev: &NetDevice, prog: Option<Prog>) {
+        let attach = prog.is_some();
+        // The old program's reference goes here; a poll still running it
+        // finishes first (freed after an RCU grace period).
+        drop(self.xdp.replace(prog));
+        dev.set_max_mtu(self.max_mtu(*self.caps.lock_bh()));
+        if attach {
+            pr_info!(
+                "{}: XDP program attached (native): it runs on a private copy of each frame with {} bytes of headroom; frames over one buffer are dropped unseen while it is (MTU up to {})\n",
+                dev.name(),
+                xdp::HEADROOM,
+                xdp_max_mtu()
+            );
+        } else {
+            pr_info!("{}: XDP program detached\n", dev.name());
+        }
+    }
+
+    /// Frames another device's program redirected to us: copied onto the
+    /// queue of this CPU, as the C netfront picks it.
+    fn xdp_xmit(&self, dev: &NetDevice, frames: &XdpFrames<'_>, flush: bool) -> usize {
+        let active = self.active_queues();
+        if active.is_empty() {
+            return 0;
+        }
+        let q = &active[crate::xen_sys::xdp::this_cpu() % active.len()];
+        let mut sent = 0;
+        let mut s = q.state.lock_bh();
+        let Queue { conn, stats, .. } = &mut *s;
+        let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else { return 0 };
+        if let Err(e) = c.reap_tx(stats) {
+            c.broken = Some(e);
+            drop(s);
+            q.disable(dev, e);
+            return 0;
+        }
+        while sent < frames.len() && c.transmit_frame(frames.data(sent), TxFlags(0), stats) {
+            sent += 1;
+        }
+        stats.xdp_xmit += sent as u64;
+        if flush || sent < frames.len() {
+            c.flush_tx();
+        }
+        sent
+    }
+}
+
+/// Largest MTU with which every frame fits an XDP page.
+fn xdp_max_mtu() -> usize {
+    xdp::max_frame() - ETH_HLEN
 }
 
 impl NapiQueue for QueueCtx {
     fn napi(&self) -> &Napi {
         &self.napi
+    }
+
+    fn xdp_rxq(&self) -> Option<&RxqInfo> {
+        Some(&self.xdp_rxq)
     }
 
     fn poll(&self, dev: &NetDevice, napi: &Polling<'_>, budget: usize) -> usize {
@@ -723,6 +805,9 @@ impl QueueCtx {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
+        let prog = self.xdp.get(napi);
+        let mut inbox = XdpInbox::new();
+        let mut redirected = false;
         loop {
             let mut batch = SkbBatch::new();
             let (tx_room, gro) = {
@@ -733,7 +818,8 @@ impl QueueCtx {
                 };
                 let r = c.reap_tx(stats).and_then(|tx| {
                     work |= tx;
-                    c.receive(napi, dev, budget - done, &mut batch, stats, (&self.rss, self.index as u32))
+                    let xdp = prog.is_some().then_some(&mut inbox);
+                    c.receive(napi, dev, budget - done, (&mut batch, xdp), stats, (&self.rss, self.index as u32))
                 });
                 match r {
                     Ok(rx) => work |= rx,
@@ -744,7 +830,10 @@ impl QueueCtx {
                 }
                 (c.tx_has_room(), c.tuning.gro)
             };
-            let received = batch.len();
+            let received = batch.len() + inbox.len();
+            if let Some(prog) = &prog {
+                redirected |= self.run_xdp(prog, dev, napi, &mut inbox, &mut batch);
+            }
             batch.deliver(napi, gro);
             done += received;
             if tx_room && dev.subqueue_stopped(self.index) {
@@ -753,6 +842,9 @@ impl QueueCtx {
             if failed.is_some() || done >= budget || received < SkbBatch::MAX {
                 break;
             }
+        }
+        if redirected {
+            xdp::flush_redirects(napi);
         }
         if let Some(e) = failed {
             self.disable(dev, e);
@@ -782,6 +874,61 @@ impl QueueCtx {
             }
         }
         done
+    }
+
+    /// Runs the XDP program on the frames `receive` copied out (the queue
+    /// lock released): passed ones join `batch` as skbs built on their
+    /// pages, `XDP_TX` ones are copied onto this queue's TX ring (one
+    /// publish for the pass). True if any was redirected (the poll flushes).
+    fn run_xdp(&self, prog: &ProgRef<'_>, dev: &NetDevice, napi: &Polling<'_>, inbox: &mut XdpInbox, batch: &mut SkbBatch) -> bool {
+        let mut st = Stats::default();
+        let mut redirected = false;
+        let mut sent_back = false;
+        for p in inbox.drain() {
+            match xdp::run(prog, &self.xdp_rxq, dev, p.page, p.len) {
+                Verdict::Pass(frame) => {
+                    st.xdp_pass += 1;
+                    match frame.into_skb(napi) {
+                        Some(skb) => finish_rx(skb, p.meta, dev, batch, &mut st, (&self.rss, self.index as u32)),
+                        None => st.rx_dropped += 1,
+                    }
+                }
+                Verdict::Tx(frame) => {
+                    let mut q = self.state.lock_bh();
+                    let Queue { conn, stats, .. } = &mut *q;
+                    let sent = conn
+                        .as_mut()
+                        .filter(|c| c.broken.is_none())
+                        .is_some_and(|c| c.transmit_frame(frame.data(), p.meta.tx_flags(), stats));
+                    if sent {
+                        st.xdp_tx += 1;
+                        sent_back = true;
+                    } else {
+                        st.xdp_aborted += 1;
+                    }
+                }
+                Verdict::Redirected => {
+                    st.xdp_redirect += 1;
+                    redirected = true;
+                }
+                Verdict::Dropped { aborted, .. } => {
+                    if aborted {
+                        st.xdp_aborted += 1;
+                    } else {
+                        st.xdp_drop += 1;
+                    }
+                }
+            }
+        }
+        let mut q = self.state.lock_bh();
+        let Queue { conn, stats, .. } = &mut *q;
+        stats.add(&st);
+        if sent_back {
+            if let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) {
+                c.flush_tx();
+            }
+        }
+        redirected
     }
 
     /// A fatal backend protocol error on this queue: log it, carrier off.

@@ -20,6 +20,13 @@ impl PerQueueStats for Frontend {
         ("rx_queue_{}_hashed", |s| s.rx_hashed),
         ("rx_queue_{}_misrouted", |s| s.rx_misrouted),
         ("queue_{}_static_grants", |s| s.static_mapped),
+        ("rx_queue_{}_xdp_pass", |s| s.xdp_pass),
+        ("rx_queue_{}_xdp_drop", |s| s.xdp_drop),
+        ("rx_queue_{}_xdp_tx", |s| s.xdp_tx),
+        ("rx_queue_{}_xdp_redirect", |s| s.xdp_redirect),
+        ("rx_queue_{}_xdp_aborted", |s| s.xdp_aborted),
+        ("rx_queue_{}_xdp_oversize", |s| s.xdp_oversize),
+        ("tx_queue_{}_xdp_xmit", |s| s.xdp_xmit),
     ];
 
     const RING_ENTRIES: (u32, u32) = (RX_RING_SIZE, TX_RING_SIZE);

@@ -13,7 +13,7 @@
 use kernel::prelude::*;
 
 use crate::netif::{
-    Error as NetifError, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, TxFlags, TxFrag,
+    Error as NetifError, HashExtra, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, TxFlags, TxFrag,
     TxFront, NR_SLOTS_MIN, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
 use crate::device::QueueCtx;
@@ -23,6 +23,7 @@ use crate::xen_sys::grant::GrantedPage;
 use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb, ETH_HLEN};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::ring::OnRing;
+use crate::xen_sys::xdp;
 use crate::xen_sys::xenbus::RingPage;
 /// Bytes of a received packet copied into the skb's linear area (headers).
 const RX_COPY_HDR: usize = 256;
@@ -416,25 +417,31 @@ impl Connection {
     }
 
     /// Receives up to `max` packets into `batch` (copying each out of its
-    /// buffer once) and reposts the buffers.
+    /// buffer once) and reposts the buffers. With an XDP program attached
+    /// (`xdp`), each frame is copied into a page of its own for the program
+    /// instead, run once the queue lock is released.
     pub(crate) fn receive(
         &mut self,
         napi: &Polling<'_>,
         dev: &NetDevice,
         max: usize,
-        batch: &mut SkbBatch,
+        (batch, mut xdp): (&mut SkbBatch, Option<&mut XdpInbox>),
         stats: &mut Stats,
         rss: (&crate::rss::RssLayout, u32),
     ) -> core::result::Result<bool, NetifError> {
         let mut any = false;
-        while batch.len() < max.min(SkbBatch::MAX) {
+        let taken = |batch: &SkbBatch, xdp: &Option<&mut XdpInbox>| batch.len() + xdp.as_ref().map_or(0, |x| x.len);
+        while taken(batch, &xdp) < max.min(SkbBatch::MAX) {
             let Some(event) = self.rx.poll()? else {
                 break;
             };
             any = true;
             let pkt = match event {
                 RxEvent::Packet(pkt) => {
-                    self.deliver(&pkt, napi, dev, batch, stats, rss);
+                    match xdp.as_deref_mut() {
+                        Some(inbox) => self.copy_for_xdp(&pkt, inbox, stats),
+                        None => self.deliver(&pkt, napi, dev, batch, stats, rss),
+                    }
                     pkt
                 }
                 RxEvent::Dropped(pkt, err) => {
@@ -504,39 +511,85 @@ impl Connection {
             stats.rx_dropped += 1;
             return;
         };
-        if self.copy_into(&mut skb, pkt, hdr).is_err() || skb.eth_type_trans(dev).is_err() {
+        if self.copy_into(&mut skb, pkt, hdr).is_err() {
             stats.rx_dropped += 1;
             return;
         }
-        // A GSO packet, or a partial checksum (the sender offloaded it):
-        // locate the checksum field from the headers, as the C driver does;
-        // a packet whose headers do not parse is dropped.
-        let partial = pkt.flags.contains(RxFlags::CSUM_BLANK);
-        if let Some(gso) = pkt.gso {
-            // `RxFront` validated size and type.
-            skb.set_gso(gso.size, gso.ty == GsoType::TCPV6);
+        let meta = RxMeta { flags: pkt.flags, gso: pkt.gso, hash: pkt.hash };
+        finish_rx(skb, meta, dev, batch, stats, (rss, queue));
+    }
+
+    /// With an XDP program: copies a one-buffer frame into a fresh page at
+    /// the program's headroom (the program then runs on our copy, never on
+    /// the shared buffer). A frame over several buffers (GSO or jumbo) or
+    /// too long for the page is dropped unseen and counted, as the C
+    /// netfront does.
+    fn copy_for_xdp(&self, pkt: &RxPacket, inbox: &mut XdpInbox, stats: &mut Stats) {
+        let total = pkt.len();
+        let &[frag] = pkt.frags() else {
+            self.count_xdp_oversize(total, stats);
+            return;
+        };
+        if pkt.gso.is_some() || total > xdp::max_frame() {
+            self.count_xdp_oversize(total, stats);
+            return;
         }
-        if partial || pkt.gso.is_some() {
-            skb.set_ip_summed(csum::PARTIAL);
-            if skb.checksum_setup(!partial).is_err() {
-                stats.rx_errors += 1;
-                return;
-            }
-        } else if pkt.flags.contains(RxFlags::DATA_VALIDATED) {
-            skb.set_ip_summed(csum::UNNECESSARY);
+        if total < ETH_HLEN {
+            stats.rx_errors += 1;
+            return;
         }
-        if let Some(h) = pkt.hash {
-            // The backend's Toeplitz hash, as we configured it: the stack
-            // uses it instead of hashing again.
-            skb.set_rx_hash(h.value, h.ty & 1 == 1);
-            stats.rx_hashed += 1;
-            if rss.expected_queue(h.value).is_some_and(|q| q != queue) {
-                stats.rx_misrouted += 1;
-            }
+        let buf = &self.rx_bufs[usize::from(self.rx_buf_of_slot[frag.idx as usize % RX_SLOTS])];
+        let Ok(mut page) = FragPage::alloc_atomic() else {
+            stats.rx_dropped += 1;
+            return;
+        };
+        // `offset + len <= PAGE_SIZE` was validated by `RxFront`.
+        if page.fill_from_granted(xdp::HEADROOM, buf, usize::from(frag.offset), total).is_err() {
+            stats.rx_dropped += 1;
+            return;
         }
-        batch.push(skb);
-        stats.rx_packets += 1;
-        stats.rx_bytes += total as u64;
+        inbox.push(XdpPending { page, len: total, meta: RxMeta { flags: pkt.flags, gso: None, hash: pkt.hash } });
+    }
+
+    /// A frame the XDP program cannot take: logged at the 1st, 2nd, 4th...
+    fn count_xdp_oversize(&self, len: usize, stats: &mut Stats) {
+        stats.xdp_oversize += 1;
+        stats.rx_dropped += 1;
+        if stats.xdp_oversize.is_power_of_two() {
+            pr_warn!(
+                "XDP: dropped a {}-byte frame over several buffers or past {} bytes, which the program cannot see ({} so far); turn off TSO/GSO on the backend's vif (ethtool -K) for TCP with XDP\n",
+                len,
+                xdp::max_frame(),
+                stats.xdp_oversize
+            );
+        }
+    }
+
+    /// Queues a frame an XDP program sent (`XDP_TX`, or another device's
+    /// redirect): copied into a free TX buffer; published by `flush_tx`.
+    /// `flags`: its checksum state (a frame received with its checksum
+    /// left to fill goes back the same way). False: no room.
+    pub(crate) fn transmit_frame(&mut self, data: &[u8], flags: TxFlags, stats: &mut Stats) -> bool {
+        if !(ETH_HLEN..=PAGE_SIZE).contains(&data.len()) {
+            stats.tx_dropped += 1;
+            return true;
+        }
+        if self.tx_free.is_empty() || self.tx.ring.free_requests() == 0 {
+            return false;
+        }
+        // Cannot fail: checked above.
+        let buf = self.tx_free.pop().unwrap_or(0);
+        let page = &self.tx_bufs[usize::from(buf)];
+        let frag = TxFrag { gref: page.gref(), offset: 0, len: data.len() as u16 };
+        let mut ids = [0u16; 1];
+        if page.write(0, data).is_err() || self.tx.queue_packet(&[frag], flags, None, &mut ids).is_err() {
+            self.return_tx_bufs(&[buf]);
+            return false;
+        }
+        self.tx_buf_of_id[usize::from(ids[0])] = buf;
+        stats.tx_packets += 1;
+        stats.tx_bytes += data.len() as u64;
+        true
     }
 
     /// Copies the packet's fragments into `skb`: `hdr` bytes into the linear
@@ -598,5 +651,108 @@ impl Connection {
         let rx = self.rx.ring.final_check_for_responses()?;
         let tx = self.tx.final_check(self.tuning.tx_moderation)?;
         Ok(rx || tx)
+    }
+}
+
+/// What the backend said of a received frame besides its bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct RxMeta {
+    flags: RxFlags,
+    gso: Option<Gso>,
+    hash: Option<HashExtra>,
+}
+
+impl RxMeta {
+    /// The checksum state an XDP_TX frame goes back with.
+    pub(crate) fn tx_flags(&self) -> TxFlags {
+        if self.flags.contains(RxFlags::CSUM_BLANK) {
+            TxFlags::CSUM_BLANK.with(TxFlags::DATA_VALIDATED)
+        } else {
+            TxFlags(0)
+        }
+    }
+}
+
+/// Applies the backend's offload flags and hash to a received skb and adds
+/// it to `batch`: a GSO packet, or a partial checksum (the sender offloaded
+/// it), gets its checksum field located from the headers, as the C driver
+/// does; a packet whose headers do not parse is dropped.
+pub(crate) fn finish_rx(
+    mut skb: NewSkb,
+    meta: RxMeta,
+    dev: &NetDevice,
+    batch: &mut SkbBatch,
+    stats: &mut Stats,
+    (rss, queue): (&crate::rss::RssLayout, u32),
+) {
+    let total = skb.len();
+    if skb.eth_type_trans(dev).is_err() {
+        stats.rx_dropped += 1;
+        return;
+    }
+    let partial = meta.flags.contains(RxFlags::CSUM_BLANK);
+    if let Some(gso) = meta.gso {
+        // `RxFront` validated size and type.
+        skb.set_gso(gso.size, gso.ty == GsoType::TCPV6);
+    }
+    if partial || meta.gso.is_some() {
+        skb.set_ip_summed(csum::PARTIAL);
+        if skb.checksum_setup(!partial).is_err() {
+            stats.rx_errors += 1;
+            return;
+        }
+    } else if meta.flags.contains(RxFlags::DATA_VALIDATED) {
+        skb.set_ip_summed(csum::UNNECESSARY);
+    }
+    if let Some(h) = meta.hash {
+        // The backend's Toeplitz hash, as we configured it: the stack
+        // uses it instead of hashing again.
+        skb.set_rx_hash(h.value, h.ty & 1 == 1);
+        stats.rx_hashed += 1;
+        if rss.expected_queue(h.value).is_some_and(|q| q != queue) {
+            stats.rx_misrouted += 1;
+        }
+    }
+    batch.push(skb);
+    stats.rx_packets += 1;
+    stats.rx_bytes += total as u64;
+}
+
+/// A frame copied out for the XDP program.
+pub(crate) struct XdpPending {
+    pub(crate) page: FragPage,
+    pub(crate) len: usize,
+    pub(crate) meta: RxMeta,
+}
+
+/// The frames one receive pass copied out for the XDP program, run after
+/// the queue lock is released (a program's redirect may transmit on this
+/// device, which takes the lock).
+pub(crate) struct XdpInbox {
+    frames: [Option<XdpPending>; SkbBatch::MAX],
+    len: usize,
+}
+
+impl XdpInbox {
+    pub(crate) fn new() -> Self {
+        Self { frames: [const { None }; SkbBatch::MAX], len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, p: XdpPending) {
+        // `receive` stops at `SkbBatch::MAX` frames.
+        if let Some(slot) = self.frames.get_mut(self.len) {
+            *slot = Some(p);
+            self.len += 1;
+        }
+    }
+
+    /// The frames, in arrival order; the inbox is empty after.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = XdpPending> + '_ {
+        let n = core::mem::replace(&mut self.len, 0);
+        self.frames[..n].iter_mut().filter_map(Option::take)
     }
 }

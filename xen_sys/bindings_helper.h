@@ -4,9 +4,11 @@
  * `bindings` crate has no Xen: this is our xen-sys layer's input.
  */
 #include <linux/etherdevice.h>
+#include <linux/filter.h>
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
 #include <net/netdev_queues.h>
+#include <net/xdp.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/interface/grant_table.h>

@@ -60,6 +60,7 @@ pub(crate) mod periodic;
 pub(crate) mod reuse;
 pub(crate) mod ring;
 pub(crate) mod sync;
+pub(crate) mod xdp;
 pub(crate) mod xenbus;
 
 /// Checks that the structures bindgen laid out for us have the C compiler's
@@ -76,8 +77,14 @@ pub(crate) fn check_layouts() -> kernel::error::Result {
             ("napi_struct", bindings::xennet_shim_sizeof_napi_struct(), size_of::<bindings::napi_struct>()),
             ("ethtool_ops", bindings::xennet_shim_sizeof_ethtool_ops(), size_of::<bindings::ethtool_ops>()),
             ("timer_list", bindings::xennet_shim_sizeof_timer_list(), size_of::<bindings::timer_list>()),
+            ("xdp_buff", bindings::xennet_shim_sizeof_xdp_buff(), size_of::<bindings::xdp_buff>()),
+            ("xdp_rxq_info", bindings::xennet_shim_sizeof_xdp_rxq_info(), size_of::<bindings::xdp_rxq_info>()),
         ]
     };
+    if xdp::c_headroom() != xdp::HEADROOM {
+        kernel::pr_err!("XDP_PACKET_HEADROOM is {} in C, {} in our bindings\n", xdp::c_headroom(), xdp::HEADROOM);
+        return Err(kernel::error::code::EINVAL);
+    }
     for (name, c_size, rust_size) in c {
         if c_size != rust_size {
             kernel::pr_err!("layout mismatch: struct {} is {} bytes in C, {} in our bindings\n", name, c_size, rust_size);

@@ -78,6 +78,18 @@ pub(crate) struct Stats {
     pub(crate) rx_hashed: u64,
     /// Of those, arrived on another queue than our RSS table names.
     pub(crate) rx_misrouted: u64,
+    /// Native XDP (frontend): frames the program passed, dropped, sent back
+    /// (`XDP_TX`) or redirected; failures (`XDP_ABORTED`, an unknown
+    /// action, a failed redirect or transmit); frames dropped unseen for
+    /// spanning several buffers (GSO or jumbo); frames other devices
+    /// redirected to us and sent.
+    pub(crate) xdp_pass: u64,
+    pub(crate) xdp_drop: u64,
+    pub(crate) xdp_tx: u64,
+    pub(crate) xdp_redirect: u64,
+    pub(crate) xdp_aborted: u64,
+    pub(crate) xdp_oversize: u64,
+    pub(crate) xdp_xmit: u64,
 }
 
 impl Stats {
@@ -107,6 +119,13 @@ impl Stats {
         self.nic_redirected += o.nic_redirected;
         self.nic_unsteered += o.nic_unsteered;
         self.nic_group_dups += o.nic_group_dups;
+        self.xdp_pass += o.xdp_pass;
+        self.xdp_drop += o.xdp_drop;
+        self.xdp_tx += o.xdp_tx;
+        self.xdp_redirect += o.xdp_redirect;
+        self.xdp_aborted += o.xdp_aborted;
+        self.xdp_oversize += o.xdp_oversize;
+        self.xdp_xmit += o.xdp_xmit;
     }
 
     /// Counts one grant-copy hypercall that carried `ops` (none when empty).
@@ -177,7 +196,7 @@ impl NetDevice {
         unsafe { b::xennet_shim_same_master(self.as_raw(), ifindex) }
     }
 
-    fn as_raw(&self) -> *mut b::net_device {
+    pub(super) fn as_raw(&self) -> *mut b::net_device {
         self.0.get()
     }
 
@@ -233,6 +252,12 @@ impl NetDevice {
     pub(crate) fn update_features(&self) {
         // SAFETY: the device is live and registered.
         unsafe { b::xennet_shim_netdev_update_features(self.as_raw()) };
+    }
+
+    /// The MTU now.
+    pub(crate) fn mtu(&self) -> usize {
+        // SAFETY: live.
+        unsafe { b::xennet_shim_netdev_mtu(self.as_raw()) as usize }
     }
 
     pub(crate) fn set_max_mtu(&self, mtu: usize) {
@@ -506,6 +531,16 @@ impl DerefMut for NewSkb {
 }
 
 impl NewSkb {
+    /// Takes an skb we allocated (null: none).
+    ///
+    /// # Safety
+    ///
+    /// `skb` is null or a fresh skb that only the caller holds.
+    pub(super) unsafe fn from_raw(skb: *mut b::sk_buff) -> Option<Self> {
+        // SAFETY: the caller's contract.
+        unsafe { Skb::from_raw(skb) }.map(NewSkb)
+    }
+
     /// Extends the linear area by `len` bytes (within the room allocated)
     /// and describes the new bytes as grant-copy destinations in `out`.
     pub(crate) fn put_segments(&mut self, len: usize, out: &mut [Seg]) -> Option<usize> {
@@ -569,6 +604,17 @@ impl FragPage {
     /// Allocates a page in atomic context.
     pub(crate) fn alloc_atomic() -> Result<Self> {
         Ok(Self(kernel::page::Page::alloc_page(GFP_ATOMIC)?))
+    }
+
+    /// The page itself (for the XDP glue, which keeps it ours or hands it on).
+    pub(super) fn as_raw(&self) -> *mut b::page {
+        self.0.as_ptr()
+    }
+
+    /// The page's kernel address.
+    pub(super) fn address(&self) -> *mut u8 {
+        // SAFETY: a valid page we own.
+        unsafe { b::xennet_shim_page_address(self.0.as_ptr()).cast() }
     }
 
     /// The page as a grant-copy destination of `len` bytes from its start.
@@ -731,6 +777,13 @@ pub(crate) trait NapiQueue: Send + Sync + 'static {
 
     /// The timer fired (softirq context).
     fn timer_fired(&self) {}
+
+    /// The queue's XDP receive-queue info, for a driver with native XDP
+    /// (`NetDriver::xdp_install`): registered with the device by
+    /// [`Registration::register`].
+    fn xdp_rxq(&self) -> Option<&super::xdp::RxqInfo> {
+        None
+    }
 }
 
 /// The offloads a peer's features allow (see `ndo_fix_features`).
@@ -785,6 +838,25 @@ pub(crate) trait NetDriver: super::ethtool::PerQueueStats + Send + Sync + Sized 
 
     /// The device's multicast list or flags changed (address-list lock held).
     fn set_rx_mode(&self, _dev: &NetDevice) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Native XDP (under RTNL): can a program be attached now (`attach`),
+    /// or detached? `Err` gives the reason, for the user's tool.
+    fn xdp_check(&self, _dev: &NetDevice, _attach: bool) -> core::result::Result<(), &'static CStr> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Native XDP (under RTNL, after `xdp_check` allowed it): runs `prog`
+    /// from now on (`None`: none).
+    fn xdp_install(&self, _dev: &NetDevice, _prog: Option<super::xdp::Prog>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Transmits the first frames of `frames` (redirected to this device
+    /// by a program) by copying them; returns how many. `flush`: publish
+    /// them now. The adapter returns the frames sent to their owner.
+    fn xdp_xmit(&self, _dev: &NetDevice, _frames: &super::xdp::XdpFrames<'_>, _flush: bool) -> usize {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -953,6 +1025,65 @@ unsafe extern "C" fn ndo_set_rx_mode<T: NetDriver>(dev: *mut b::net_device) {
     inner.data.set_rx_mode(ndev);
 }
 
+/// `ndo_bpf`: only `XDP_SETUP_PROG` (native XDP).
+///
+/// # Safety
+///
+/// Called by the stack (RTNL held) with a net device of `T`'s [`Registration`].
+unsafe extern "C" fn ndo_bpf<T: NetDriver>(dev: *mut b::net_device, bpf: *mut b::netdev_bpf) -> c_int {
+    // SAFETY: the stack calls us with our live device and a request.
+    let (inner, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    // SAFETY: a live request.
+    if !unsafe { b::xennet_shim_bpf_is_setup_prog(bpf) } {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: as above.
+    let raw = unsafe { b::xennet_shim_bpf_prog(bpf) };
+    if let Err(why) = inner.data.xdp_check(ndev, !raw.is_null()) {
+        // SAFETY: a live request; the message is static.
+        unsafe { b::xennet_shim_bpf_set_err(bpf, why.as_char_ptr()) };
+        // The core drops the reference it moved to us.
+        return EINVAL.to_errno();
+    }
+    // SAFETY: the core moved one reference on the program to us (it keeps
+    // its own): it goes with the `Prog`.
+    inner.data.xdp_install(ndev, unsafe { super::xdp::Prog::from_raw(raw) });
+    0
+}
+
+/// `XDP_XMIT_FLUSH`, the only flag of `ndo_xdp_xmit`.
+const XDP_XMIT_FLUSH: u32 = 1;
+
+/// `ndo_xdp_xmit`: frames redirected to us.
+///
+/// # Safety
+///
+/// Called by the XDP core with a net device of `T`'s [`Registration`] and
+/// `n` live frames, of which we return (and free) the first ones we sent.
+unsafe extern "C" fn ndo_xdp_xmit<T: NetDriver>(
+    dev: *mut b::net_device,
+    n: c_int,
+    frames: *mut *mut b::xdp_frame,
+    flags: u32,
+) -> c_int {
+    // SAFETY: the core calls us with our live device.
+    let (inner, ndev) = unsafe { (data_of::<T>(dev), NetDevice::from_raw(dev)) };
+    if flags & !XDP_XMIT_FLUSH != 0 || n < 0 || frames.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `n` frame pointers, live until we return them.
+    let list = unsafe { core::slice::from_raw_parts(frames, n as usize) };
+    // SAFETY: as above.
+    let sent = inner.data.xdp_xmit(ndev, &unsafe { super::xdp::XdpFrames::new(list) }, flags & XDP_XMIT_FLUSH != 0);
+    let sent = sent.min(list.len());
+    for &f in &list[..sent] {
+        // SAFETY: copied: the frame goes back to its owner (the core
+        // returns the rest).
+        unsafe { b::xdp_return_frame(f) };
+    }
+    sent as c_int
+}
+
 /// # Safety
 ///
 /// Called by the NAPI core with a context added by [`Registration::register`] for a `Q`.
@@ -1032,6 +1163,12 @@ impl<T: NetDriver> Registration<T> {
         if T::HAS_SET_RX_MODE {
             ops.ndo_set_rx_mode = Some(ndo_set_rx_mode::<T>);
         }
+        if T::HAS_XDP_INSTALL {
+            ops.ndo_bpf = Some(ndo_bpf::<T>);
+        }
+        if T::HAS_XDP_XMIT {
+            ops.ndo_xdp_xmit = Some(ndo_xdp_xmit::<T>);
+        }
         ops
     };
     const ETHTOOL_OPS: b::ethtool_ops = super::ethtool::ops::<T>();
@@ -1099,6 +1236,9 @@ impl<T: NetDriver> Registration<T> {
                 ),
             }
             b::xennet_shim_netdev_set_stat_ops(raw, &Self::STAT_OPS);
+            if T::HAS_XDP_INSTALL && T::HAS_XDP_XMIT {
+                b::xennet_shim_netdev_set_xdp_features(raw);
+            }
         }
         for q in &inner.queues {
             let owner = Arc::as_ptr(&q.queue).cast_mut().cast();
@@ -1114,6 +1254,16 @@ impl<T: NetDriver> Registration<T> {
                 // it down before `inner` (and the queue) can go.
                 unsafe { b::xennet_shim_timer_setup(t.inner.get(), Some(timer_callback::<T::Queue>)) };
                 t.owner.store(owner, Ordering::Release);
+            }
+        }
+        if T::HAS_XDP_INSTALL {
+            for (i, q) in inner.queues.iter().enumerate() {
+                let Some(rxq) = q.queue.xdp_rxq() else { continue };
+                // SAFETY: `raw` is allocated (not registered yet).
+                if let Err(e) = rxq.register(unsafe { NetDevice::from_raw(raw) }, i as u32) {
+                    Self::free(dev, &inner, false);
+                    return Err(e);
+                }
             }
         }
         // SAFETY: `raw` is fully set up and not registered.
@@ -1141,6 +1291,10 @@ impl<T: NetDriver> Registration<T> {
             if let Some(t) = q.timer() {
                 // SAFETY: set up in `register`; after this it never fires.
                 unsafe { b::xennet_shim_timer_shutdown(t.inner.get()) };
+            }
+            // No poll runs any more: no frame refers to the queue's info.
+            if let Some(rxq) = q.queue.xdp_rxq() {
+                rxq.unregister();
             }
         }
         // SAFETY: unregistered (or never registered); frees the device and

@@ -19,7 +19,11 @@
 #include <linux/interrupt.h>
 #include <linux/dma-mapping.h>
 #include <linux/pci.h>
+#include <linux/bpf.h>
+#include <linux/filter.h>
 #include <net/flow_dissector.h>
+#include <net/xdp.h>
+#include <linux/bpf_trace.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/page.h>
@@ -727,4 +731,112 @@ u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page)
 void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr)
 {
 	dma_unmap_page(dev, (dma_addr_t)addr, PAGE_SIZE, DMA_FROM_DEVICE);
+}
+
+unsigned int xennet_shim_xdp_packet_headroom(void)
+{
+	return XDP_PACKET_HEADROOM;
+}
+
+unsigned int xennet_shim_skb_shinfo_size(void)
+{
+	return SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+}
+
+bool xennet_shim_bpf_is_setup_prog(struct netdev_bpf *bpf)
+{
+	return bpf->command == XDP_SETUP_PROG;
+}
+
+struct bpf_prog *xennet_shim_bpf_prog(struct netdev_bpf *bpf)
+{
+	return bpf->prog;
+}
+
+void xennet_shim_bpf_set_err(struct netdev_bpf *bpf, const char *msg)
+{
+	if (bpf->extack)
+		bpf->extack->_msg = msg;
+}
+
+void xennet_shim_netdev_set_xdp_features(struct net_device *dev)
+{
+	dev->xdp_features = NETDEV_XDP_ACT_BASIC | NETDEV_XDP_ACT_REDIRECT | NETDEV_XDP_ACT_NDO_XMIT;
+}
+
+int xennet_shim_xdp_rxq_reg(struct xdp_rxq_info *rxq, struct net_device *dev, u32 queue)
+{
+	int err = xdp_rxq_info_reg(rxq, dev, queue, 0);
+
+	if (err)
+		return err;
+	err = xdp_rxq_info_reg_mem_model(rxq, MEM_TYPE_PAGE_ORDER0, NULL);
+	if (err)
+		xdp_rxq_info_unreg(rxq);
+	return err;
+}
+
+void xennet_shim_xdp_prepare(struct xdp_buff *xdp, struct xdp_rxq_info *rxq, struct page *page,
+			     unsigned int off, unsigned int len)
+{
+	xdp_init_buff(xdp, PAGE_SIZE, rxq);
+	xdp_prepare_buff(xdp, page_address(page), off, len, true);
+}
+
+u32 xennet_shim_bpf_prog_run_xdp(const struct bpf_prog *prog, struct xdp_buff *xdp)
+{
+	return bpf_prog_run_xdp(prog, xdp);
+}
+
+void xennet_shim_xdp_bounds(const struct xdp_buff *xdp, unsigned int *off, unsigned int *len,
+			    unsigned int *meta)
+{
+	*off = xdp->data - xdp->data_hard_start;
+	*len = xdp->data_end - xdp->data;
+	*meta = xdp->data - xdp->data_meta;
+}
+
+void xennet_shim_trace_xdp_exception(struct net_device *dev, const struct bpf_prog *prog, u32 act)
+{
+	trace_xdp_exception(dev, prog, act);
+}
+
+const void *xennet_shim_xdp_frame_data(struct xdp_frame *f, unsigned int *len)
+{
+	*len = f->len;
+	return f->data;
+}
+
+struct sk_buff *xennet_shim_build_skb(struct page *page, unsigned int off, unsigned int len,
+				      unsigned int meta)
+{
+	struct sk_buff *skb = napi_build_skb(page_address(page), PAGE_SIZE);
+
+	if (!skb)
+		return NULL;
+	skb_reserve(skb, off);
+	__skb_put(skb, len);
+	if (meta)
+		skb_metadata_set(skb, meta);
+	return skb;
+}
+
+unsigned int xennet_shim_smp_processor_id(void)
+{
+	return raw_smp_processor_id();
+}
+
+unsigned long xennet_shim_sizeof_xdp_buff(void)
+{
+	return sizeof(struct xdp_buff);
+}
+
+unsigned long xennet_shim_sizeof_xdp_rxq_info(void)
+{
+	return sizeof(struct xdp_rxq_info);
+}
+
+unsigned int xennet_shim_netdev_mtu(const struct net_device *dev)
+{
+	return READ_ONCE(dev->mtu);
 }

@@ -103,6 +103,7 @@ struct page *xennet_shim_alloc_page_atomic(void);
 void xennet_shim_skb_add_rx_frag(struct sk_buff *skb, int i, struct page *page, int off, int size);
 void xennet_shim_copy_from_shared(void *dst, const void *src, size_t len);
 void xennet_shim_netdev_set_max_mtu(struct net_device *dev, unsigned int mtu);
+unsigned int xennet_shim_netdev_mtu(const struct net_device *dev);
 void xennet_shim_skb_set_ip_summed(struct sk_buff *skb, u8 ip_summed);
 void xennet_shim_skb_reset_network_header(struct sk_buff *skb);
 unsigned int xennet_shim_skb_gso_size(struct sk_buff *skb);
@@ -173,6 +174,46 @@ unsigned long xennet_shim_sizeof_timer_list(void);
 void *xennet_shim_periodic_start(void (*fn)(void *), void *owner, unsigned int period_ms);
 void xennet_shim_periodic_stop(void *p);
 void xennet_shim_periodic_free(void *p);
+
+/* XDP on the receive path (netfront_opt): net/xdp.h, linux/filter.h,
+ * linux/netdevice.h. A frame runs in a page of ours at XDP_PACKET_HEADROOM;
+ * an skb built on that page (XDP_PASS) needs skb_shared_info at its end. */
+struct bpf_prog;
+struct netdev_bpf;
+struct xdp_buff;
+struct xdp_frame;
+struct xdp_rxq_info;
+unsigned int xennet_shim_xdp_packet_headroom(void);
+unsigned int xennet_shim_skb_shinfo_size(void);
+/* ndo_bpf's request: XDP_SETUP_PROG (the only one served), its program
+ * (a reference moved to the driver on success), an extack message (a
+ * string with static lifetime). */
+bool xennet_shim_bpf_is_setup_prog(struct netdev_bpf *bpf);
+struct bpf_prog *xennet_shim_bpf_prog(struct netdev_bpf *bpf);
+void xennet_shim_bpf_set_err(struct netdev_bpf *bpf, const char *msg);
+/* NETDEV_XDP_ACT_BASIC | _REDIRECT | _NDO_XMIT, before registration. */
+void xennet_shim_netdev_set_xdp_features(struct net_device *dev);
+/* xdp_rxq_info_reg (no NAPI id, as the C netfront) with the order-0 page
+ * memory model: frames are returned with put_page. */
+int xennet_shim_xdp_rxq_reg(struct xdp_rxq_info *rxq, struct net_device *dev, u32 queue);
+/* xdp_init_buff + xdp_prepare_buff: len bytes at off in page (one page). */
+void xennet_shim_xdp_prepare(struct xdp_buff *xdp, struct xdp_rxq_info *rxq, struct page *page,
+			     unsigned int off, unsigned int len);
+/* bpf_prog_run_xdp (the caller is in a NAPI poll: an RCU reader). */
+u32 xennet_shim_bpf_prog_run_xdp(const struct bpf_prog *prog, struct xdp_buff *xdp);
+/* The frame as the program left it: offset in the page, length, metadata. */
+void xennet_shim_xdp_bounds(const struct xdp_buff *xdp, unsigned int *off, unsigned int *len,
+			    unsigned int *meta);
+void xennet_shim_trace_xdp_exception(struct net_device *dev, const struct bpf_prog *prog, u32 act);
+/* A frame redirected to us (ndo_xdp_xmit): its bytes. */
+const void *xennet_shim_xdp_frame_data(struct xdp_frame *f, unsigned int *len);
+/* napi_build_skb over the whole page; the frame at off, len bytes, meta
+ * bytes of XDP metadata before it. NULL: the page is still the caller's. */
+struct sk_buff *xennet_shim_build_skb(struct page *page, unsigned int off, unsigned int len,
+				      unsigned int meta);
+unsigned int xennet_shim_smp_processor_id(void);
+unsigned long xennet_shim_sizeof_xdp_buff(void);
+unsigned long xennet_shim_sizeof_xdp_rxq_info(void);
 
 /* Sizes of the C structures our generated bindings lay out (checked at load). */
 unsigned long xennet_shim_sizeof_xenbus_driver(void);

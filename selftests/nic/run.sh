@@ -150,6 +150,19 @@ G1_MAC=00:16:3e:99:00:01
 vif1=vif$(xl domid guest1 2>/dev/null).0
 stat1() { ethtool -S "$vif1" | awk -v k="$1:" '$1 == k { print $2 }'; }
 rust_pair() { [ "$RIG_backend" = rust ]; }
+# On a failure to reach a guest through its VF: what dom0 and the guest
+# show (the vif's carrier and counters, the bridge's and dom0's entries for
+# the guest, the logs' tails), so a rare failure in CI can be read.
+rx_diag() { # N VIF MAC IP
+	echo "--- guest$1 unreachable: diagnostics"
+	echo "$2: carrier $(cat "/sys/class/net/$2/carrier" 2>&1), $(cat "/sys/class/net/$2/operstate" 2>&1)"
+	ethtool -S "$2" | grep -E 'queue_0_(nic_|notifications|grant_copy_ops|gref)|tx_queue_0_(packets|dropped)' | tr -s ' \n' ' '; echo
+	command -v bridge >/dev/null && bridge fdb show | grep -i "$3"
+	ip neigh show "$4"
+	dmesg | tail -n 15
+	guest-exec "$1" "ip -s link show eth0; grep -E 'eth|xen-dyn' /proc/interrupts; dmesg | tail -n 10"
+	echo "---"
+}
 if [ "$RIG_frontend" = rust ]; then fe_drv=netfront_opt mode="static grants"; else fe_drv=vif mode="each buffer's grant mapped when posted"; fi
 guest_on_nic() {
 	mark=$(($(dmesg | wc -l) + 1))
@@ -178,7 +191,7 @@ fi
 # counted 1 copied beside 72807 DMAed once), never the stream: at most 5.
 guest_traffic() {
 	copied=$(stat1 tx_queue_0_packets) frames=$(stat1 queue_0_nic_frames)
-	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "no ping to guest1"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "no ping to guest1"; rx_diag 1 "$vif1" "$G1_MAC" "$GUEST1_IP"; return 1; }
 	iperf_mbits -c "$GUEST1_IP" -t 3 || return 1
 	# Packets delivered to the guest count both ways; those not from the NIC were copied.
 	frames=$(($(stat1 queue_0_nic_frames) - frames))
@@ -207,7 +220,7 @@ isolation() {
 	guest-exec 2 "echo vif-0 > /sys/bus/xen/drivers/$fe_drv/unbind; echo vif-0 > /sys/bus/xen/drivers/$fe_drv/bind" || return 1
 	wait_for 20 guest-exec 2 "test -e /sys/class/net/eth0 && ip addr replace $GUEST2_IP/24 dev eth0 && ip link set eth0 up" || return 1
 	wait_for 20 sh -c "dmesg | tail -n +$mark | grep -q '$vif2: queue 0: guest receive through the NIC'" || { dmesg | tail -n +"$mark" | tail; return 1; }
-	wait_for 10 ping -c 1 -W 1 "$GUEST2_IP" >/dev/null || { echo "guest2 unreachable through VF 2"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$GUEST2_IP" >/dev/null || { echo "guest2 unreachable through VF 2"; rx_diag 2 "$vif2" "$G2_MAC" "$GUEST2_IP"; return 1; }
 	grx() { guest-exec "$1" "cat /sys/class/net/eth0/statistics/rx_packets"; }
 	for pair in "1 2 $GUEST1_IP" "2 1 $GUEST2_IP"; do
 		set -- $pair
@@ -274,7 +287,7 @@ pf_reset() {
 	dmesg | tail -n +"$mark" | grep -E "igb VF|NIC"
 	for g in $guests; do
 		eval "vif=\$vif$g ip=\$GUEST${g}_IP"
-		wait_for 15 ping -c 1 -W 1 "$ip" >/dev/null || { echo "guest$g unreachable after the reset"; return 1; }
+		wait_for 15 ping -c 1 -W 1 "$ip" >/dev/null || { echo "guest$g unreachable after the reset"; rx_diag "$g" "$vif" "$(eval echo \$G${g}_MAC)" "$ip"; return 1; }
 		before=$(ethtool -S "$vif" | awk '/queue_0_nic_frames:/ { print $2 }')
 		ping -q -c 50 -i 0.01 -W 2 "$ip" >/dev/null || { echo "guest$g lost pings after the reset"; return 1; }
 		after=$(ethtool -S "$vif" | awk '/queue_0_nic_frames:/ { print $2 }')
