@@ -889,7 +889,9 @@ impl QueueCtx {
                 Verdict::Pass(frame) => {
                     st.xdp_pass += 1;
                     match frame.into_skb(napi) {
-                        Some(skb) => finish_rx(skb, p.meta, dev, batch, &mut st, (&self.rss, self.index as u32)),
+                        Some(skb) => {
+                            finish_rx(skb, p.meta, dev, batch, &mut st, (&self.rss, self.index as u32));
+                        }
                         None => st.rx_dropped += 1,
                     }
                 }

@@ -516,7 +516,10 @@ impl Connection {
             return;
         }
         let meta = RxMeta { flags: pkt.flags, gso: pkt.gso, hash: pkt.hash };
-        finish_rx(skb, meta, dev, batch, stats, (rss, queue));
+        if finish_rx(skb, meta, dev, batch, stats, (rss, queue)) {
+            stats.rx_packets += 1;
+            stats.rx_bytes += total as u64;
+        }
     }
 
     /// With an XDP program: copies a one-buffer frame into a fresh page at
@@ -549,6 +552,9 @@ impl Connection {
             return;
         }
         inbox.push(XdpPending { page, len: total, meta: RxMeta { flags: pkt.flags, gso: None, hash: pkt.hash } });
+        // Received, whatever the program makes of it (its own counters).
+        stats.rx_packets += 1;
+        stats.rx_bytes += total as u64;
     }
 
     /// A frame the XDP program cannot take: logged at the 1st, 2nd, 4th...
@@ -676,7 +682,7 @@ impl RxMeta {
 /// Applies the backend's offload flags and hash to a received skb and adds
 /// it to `batch`: a GSO packet, or a partial checksum (the sender offloaded
 /// it), gets its checksum field located from the headers, as the C driver
-/// does; a packet whose headers do not parse is dropped.
+/// does; a packet whose headers do not parse is dropped (false).
 pub(crate) fn finish_rx(
     mut skb: NewSkb,
     meta: RxMeta,
@@ -684,11 +690,10 @@ pub(crate) fn finish_rx(
     batch: &mut SkbBatch,
     stats: &mut Stats,
     (rss, queue): (&crate::rss::RssLayout, u32),
-) {
-    let total = skb.len();
+) -> bool {
     if skb.eth_type_trans(dev).is_err() {
         stats.rx_dropped += 1;
-        return;
+        return false;
     }
     let partial = meta.flags.contains(RxFlags::CSUM_BLANK);
     if let Some(gso) = meta.gso {
@@ -699,7 +704,7 @@ pub(crate) fn finish_rx(
         skb.set_ip_summed(csum::PARTIAL);
         if skb.checksum_setup(!partial).is_err() {
             stats.rx_errors += 1;
-            return;
+            return false;
         }
     } else if meta.flags.contains(RxFlags::DATA_VALIDATED) {
         skb.set_ip_summed(csum::UNNECESSARY);
@@ -714,8 +719,7 @@ pub(crate) fn finish_rx(
         }
     }
     batch.push(skb);
-    stats.rx_packets += 1;
-    stats.rx_bytes += total as u64;
+    true
 }
 
 /// A frame copied out for the XDP program.

@@ -6,19 +6,9 @@
  * the XDP headroom the backend left, so pings of that size vanish only if
  * the backend placed the data where its XDP extra says.
  */
-struct xdp_md {
-	unsigned int data;
-	unsigned int data_end;
-	unsigned int data_meta;
-	unsigned int ingress_ifindex;
-	unsigned int rx_queue_index;
-	unsigned int egress_ifindex;
-};
+#include "xdp-rig.h"
 
-#define XDP_DROP 1
-#define XDP_PASS 2
-
-__attribute__((section("xdp"), used)) int xdp_drop_ping600(struct xdp_md *ctx)
+SEC("xdp") int xdp_drop_ping600(struct xdp_md *ctx)
 {
 	unsigned char *d = (unsigned char *)(unsigned long)ctx->data;
 	unsigned char *end = (unsigned char *)(unsigned long)ctx->data_end;
@@ -32,4 +22,4 @@ __attribute__((section("xdp"), used)) int xdp_drop_ping600(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-char _license[] __attribute__((section("license"), used)) = "GPL";
+char _license[] SEC("license") = "GPL";

@@ -12,26 +12,11 @@
  * (bpf_xdp_adjust_head): a driver that leaves less headroom makes it drop
  * the ping, so replies come only if the headroom is there.
  */
-struct xdp_md {
-	unsigned int data;
-	unsigned int data_end;
-	unsigned int data_meta;
-	unsigned int ingress_ifindex;
-	unsigned int rx_queue_index;
-	unsigned int egress_ifindex;
-};
-
-#define XDP_DROP 1
-#define XDP_PASS 2
-#define XDP_TX 3
-
-/* Helper numbers from enum bpf_func_id (uapi). */
-static long (*bpf_redirect)(unsigned int ifindex, unsigned long long flags) = (void *)23;
-static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)44;
+#include "xdp-rig.h"
 
 #define HEADROOM_NEEDED 192
 
-__attribute__((section("xdp"), used)) int xdp_reflect_ping(struct xdp_md *ctx)
+SEC("xdp") int xdp_reflect_ping(struct xdp_md *ctx)
 {
 	unsigned char *d = (unsigned char *)(unsigned long)ctx->data;
 	unsigned char *end = (unsigned char *)(unsigned long)ctx->data_end;
@@ -77,4 +62,4 @@ __attribute__((section("xdp"), used)) int xdp_reflect_ping(struct xdp_md *ctx)
 #endif
 }
 
-char _license[] __attribute__((section("license"), used)) = "GPL";
+char _license[] SEC("license") = "GPL";
