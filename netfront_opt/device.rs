@@ -10,7 +10,7 @@ use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX, RX_RING_SIZE, TX_RING_SIZE};
 use crate::xen_sys::grant_reuse;
-use crate::queue::{finish_rx, Connection, SkbBatch, Stats, XdpInbox};
+use crate::queue::{finish_rx, prof_now, Connection, SkbBatch, Stats, XdpInbox};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
@@ -810,16 +810,22 @@ impl QueueCtx {
         let mut redirected = false;
         loop {
             let mut batch = SkbBatch::new();
-            let (tx_room, gro) = {
+            let (tx_room, gro, prof) = {
                 let mut q = self.state.lock_bh();
                 let Queue { conn, stats, .. } = &mut *q;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
+                let prof = c.tuning.profile;
+                let t0 = prof_now(prof);
                 let r = c.reap_tx(stats).and_then(|tx| {
                     work |= tx;
+                    let t1 = prof_now(prof);
+                    stats.prof_reap_ns += t1 - t0;
                     let xdp = prog.is_some().then_some(&mut inbox);
-                    c.receive(napi, dev, budget - done, (&mut batch, xdp), stats, (&self.rss, self.index as u32))
+                    let r = c.receive(napi, dev, budget - done, (&mut batch, xdp), stats, (&self.rss, self.index as u32));
+                    stats.prof_rx_ns += prof_now(prof) - t1;
+                    r
                 });
                 match r {
                     Ok(rx) => work |= rx,
@@ -828,13 +834,20 @@ impl QueueCtx {
                         failed = Some(e);
                     }
                 }
-                (c.tx_has_room(), c.tuning.gro)
+                (c.tx_has_room(), c.tuning.gro, prof)
             };
             let received = batch.len() + inbox.len();
             if let Some(prog) = &prog {
                 redirected |= self.run_xdp(prog, dev, napi, &mut inbox, &mut batch);
             }
+            let t = prof_now(prof);
             batch.deliver(napi, gro);
+            if prof {
+                let spent = prof_now(prof) - t;
+                let mut q = self.state.lock_bh();
+                q.stats.prof_deliver_ns += spent;
+                q.stats.prof_polls += 1;
+            }
             done += received;
             if tx_room && dev.subqueue_stopped(self.index) {
                 dev.wake_subqueue(self.index);
@@ -955,6 +968,8 @@ impl QueueCtx {
         let mut failed = None;
         match conn {
             Some(c) => {
+                let prof = c.tuning.profile;
+                let t0 = prof_now(prof);
                 'sent: {
                     if !(ETH_HLEN..=MAX_TX_SIZE).contains(&len) {
                         stats.tx_dropped += 1;
@@ -979,6 +994,9 @@ impl QueueCtx {
                 let room = c.tx_has_room();
                 if !more || !room {
                     c.flush_tx();
+                }
+                if prof {
+                    stats.prof_xmit_ns += prof_now(prof) - t0;
                 }
                 if !room {
                     dev.stop_subqueue(self.index);

@@ -27,6 +27,14 @@ impl PerQueueStats for Frontend {
         ("rx_queue_{}_xdp_aborted", |s| s.xdp_aborted),
         ("rx_queue_{}_xdp_oversize", |s| s.xdp_oversize),
         ("tx_queue_{}_xdp_xmit", |s| s.xdp_xmit),
+        ("queue_{}_prof_polls", |s| s.prof_polls),
+        ("queue_{}_prof_reap_ns", |s| s.prof_reap_ns),
+        ("rx_queue_{}_prof_pass_ns", |s| s.prof_rx_ns),
+        ("rx_queue_{}_prof_alloc_ns", |s| s.prof_alloc_ns),
+        ("rx_queue_{}_prof_copy_ns", |s| s.prof_copy_ns),
+        ("rx_queue_{}_prof_finish_ns", |s| s.prof_finish_ns),
+        ("rx_queue_{}_prof_deliver_ns", |s| s.prof_deliver_ns),
+        ("tx_queue_{}_prof_xmit_ns", |s| s.prof_xmit_ns),
     ];
 
     const RING_ENTRIES: (u32, u32) = (RX_RING_SIZE, TX_RING_SIZE);

@@ -79,6 +79,10 @@ xen_sys::xennet_module! {
             default: 1,
             description: "Receive: hand packets to GRO (1) or straight to the stack (0)",
         },
+        profile: u32 {
+            default: 0,
+            description: "Time each poll's stages (ethtool -S: *_prof_*_ns, with the polls) to find the per-packet costs (1), or not (0)",
+        },
     },
 }
 
@@ -90,6 +94,7 @@ pub(crate) fn tuning() -> queue::Tuning {
         rx_refill_batch: module_parameters::rx_refill_batch.value().min(RX_RING_SIZE / 2),
         rx_copybreak: module_parameters::rx_copybreak.value().min(MAX_COPYBREAK) as usize,
         gro: module_parameters::gro.value() != 0,
+        profile: module_parameters::profile.value() != 0,
     }
 }
 

@@ -54,6 +54,13 @@ pub(crate) struct Tuning {
     /// Receive: packets go to GRO (`napi_gro_receive`), else straight to
     /// the stack (`netif_receive_skb`).
     pub(crate) gro: bool,
+    /// Time the polls' stages (`Stats::prof_*`).
+    pub(crate) profile: bool,
+}
+
+/// The clock for `Tuning::profile` (0 when off: no clock read).
+pub(crate) fn prof_now(on: bool) -> u64 {
+    if on { crate::xen_sys::now_ns() } else { 0 }
 }
 
 /// A queue's connection to the backend. Field order is drop order: the event
@@ -507,18 +514,28 @@ impl Connection {
         // allocation from the NAPI cache, which GRO can take as a page
         // fragment); a longer one gets its headers there.
         let hdr = if total <= self.tuning.rx_copybreak { total } else { total.min(RX_COPY_HDR) };
+        let prof = self.tuning.profile;
+        let t0 = prof_now(prof);
         let Some(mut skb) = napi.alloc_skb(hdr) else {
             stats.rx_dropped += 1;
             return;
         };
+        let t1 = prof_now(prof);
         if self.copy_into(&mut skb, pkt, hdr).is_err() {
             stats.rx_dropped += 1;
             return;
         }
+        let t2 = prof_now(prof);
         let meta = RxMeta { flags: pkt.flags, gso: pkt.gso, hash: pkt.hash };
         if finish_rx(skb, meta, dev, batch, stats, (rss, queue)) {
             stats.rx_packets += 1;
             stats.rx_bytes += total as u64;
+        }
+        if prof {
+            let t3 = prof_now(prof);
+            stats.prof_alloc_ns += t1 - t0;
+            stats.prof_copy_ns += t2 - t1;
+            stats.prof_finish_ns += t3 - t2;
         }
     }
 

@@ -167,6 +167,12 @@ pub(crate) fn now_us() -> u64 {
     unsafe { bindings::xennet_shim_now_us() }
 }
 
+/// The monotonic clock in ns (netfront_opt's receive profile).
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: reads the monotonic clock; no preconditions.
+    unsafe { bindings::xennet_shim_now_ns() }
+}
+
 /// CPUs online now.
 pub(crate) fn num_online_cpus() -> usize {
     // SAFETY: returns a plain count.

@@ -90,6 +90,20 @@ pub(crate) struct Stats {
     pub(crate) xdp_aborted: u64,
     pub(crate) xdp_oversize: u64,
     pub(crate) xdp_xmit: u64,
+    /// netfront_opt's receive profile (`profile=1`): nanoseconds its polls
+    /// spent reaping TX completions, in the receive pass (reading the
+    /// ring, building skbs, reposting buffers), and in that the skb
+    /// allocations, the copies out of the granted pages and the offload
+    /// setup; then handing the skbs to the stack (GRO and up); the receive
+    /// passes; and in `ndo_start_xmit` (the copy into a TX page, the push).
+    pub(crate) prof_reap_ns: u64,
+    pub(crate) prof_rx_ns: u64,
+    pub(crate) prof_alloc_ns: u64,
+    pub(crate) prof_copy_ns: u64,
+    pub(crate) prof_finish_ns: u64,
+    pub(crate) prof_deliver_ns: u64,
+    pub(crate) prof_polls: u64,
+    pub(crate) prof_xmit_ns: u64,
 }
 
 impl Stats {
@@ -126,6 +140,14 @@ impl Stats {
         self.xdp_aborted += o.xdp_aborted;
         self.xdp_oversize += o.xdp_oversize;
         self.xdp_xmit += o.xdp_xmit;
+        self.prof_reap_ns += o.prof_reap_ns;
+        self.prof_rx_ns += o.prof_rx_ns;
+        self.prof_alloc_ns += o.prof_alloc_ns;
+        self.prof_copy_ns += o.prof_copy_ns;
+        self.prof_finish_ns += o.prof_finish_ns;
+        self.prof_deliver_ns += o.prof_deliver_ns;
+        self.prof_polls += o.prof_polls;
+        self.prof_xmit_ns += o.prof_xmit_ns;
     }
 
     /// Counts one grant-copy hypercall that carried `ops` (none when empty).

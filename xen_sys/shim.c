@@ -486,6 +486,11 @@ u64 xennet_shim_now_us(void)
 	return div_u64(ktime_get_ns(), NSEC_PER_USEC);
 }
 
+u64 xennet_shim_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
 unsigned long xennet_shim_sizeof_timer_list(void)
 {
 	return sizeof(struct timer_list);

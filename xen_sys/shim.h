@@ -167,6 +167,7 @@ void xennet_shim_timer_setup(struct timer_list *t, void (*fn)(struct timer_list 
 void xennet_shim_timer_arm_us(struct timer_list *t, u64 delay_us);
 void xennet_shim_timer_shutdown(struct timer_list *t);
 u64 xennet_shim_now_us(void);
+u64 xennet_shim_now_ns(void);
 unsigned long xennet_shim_sizeof_timer_list(void);
 
 /* linux/workqueue.h: a delayed work item calling `fn(owner)` every
