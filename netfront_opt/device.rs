@@ -400,8 +400,13 @@ impl Frontend {
         if mcast {
             self.refresh_mcast(ndev, false);
         }
-        *self.caps.lock_bh() = caps;
-        ndev.set_max_mtu(self.max_mtu(caps));
+        {
+            // Under the caps lock, as `xdp_install` sets it: the two never
+            // cross (this runs without RTNL).
+            let mut c = self.caps.lock_bh();
+            *c = caps;
+            ndev.set_max_mtu(self.max_mtu(caps));
+        }
         ndev.update_features();
         // Carrier comes with the backend's Connected (`backend_changed`): a
         // backend still in InitWait reads nothing we would send.
@@ -736,10 +741,13 @@ impl NetDriver for Frontend {
 
     fn xdp_install(&self, dev: &NetDevice, prog: Option<Prog>) {
         let attach = prog.is_some();
-        // The old program's reference goes here; a poll still running it
-        // finishes first (freed after an RCU grace period).
-        drop(self.xdp.replace(prog));
-        dev.set_max_mtu(self.max_mtu(*self.caps.lock_bh()));
+        let caps = self.caps.lock_bh();
+        let old = self.xdp.replace(prog);
+        dev.set_max_mtu(self.max_mtu(*caps));
+        drop(caps);
+        // The old program's reference goes here, outside the lock; a poll
+        // still running it finishes first (freed after an RCU grace period).
+        drop(old);
         if attach {
             pr_info!(
                 "{}: XDP program attached (native): it runs on a private copy of each frame with {} bytes of headroom; frames over one buffer are dropped unseen while it is (MTU up to {})\n",
@@ -754,7 +762,7 @@ impl NetDriver for Frontend {
 
     /// Frames another device's program redirected to us: copied onto the
     /// queue of this CPU, as the C netfront picks it.
-    fn xdp_xmit(&self, dev: &NetDevice, frames: &XdpFrames<'_>, flush: bool) -> usize {
+    fn xdp_xmit(&self, dev: &NetDevice, frames: &XdpFrames<'_>, _flush: bool) -> usize {
         let active = self.active_queues();
         if active.is_empty() {
             return 0;
@@ -774,9 +782,10 @@ impl NetDriver for Frontend {
             sent += 1;
         }
         stats.xdp_xmit += sent as u64;
-        if flush || sent < frames.len() {
-            c.flush_tx();
-        }
+        // Published at once, flush or not: the core may not call again
+        // (its last batch emptied by a devmap program), and the next call
+        // may pick another queue.
+        c.flush_tx();
         sent
     }
 }
@@ -805,6 +814,7 @@ impl QueueCtx {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
+        let mut more = false;
         let prog = self.xdp.get(napi);
         let mut inbox = XdpInbox::new();
         let mut redirected = false;
@@ -828,7 +838,11 @@ impl QueueCtx {
                     r
                 });
                 match r {
-                    Ok(rx) => work |= rx,
+                    Ok((taken, limited)) => {
+                        work |= taken > 0;
+                        done += taken;
+                        more = limited;
+                    }
                     Err(e) => {
                         c.broken = Some(e);
                         failed = Some(e);
@@ -836,7 +850,6 @@ impl QueueCtx {
                 }
                 (c.tx_has_room(), c.tuning.gro, prof)
             };
-            let received = batch.len() + inbox.len();
             if let Some(prog) = &prog {
                 redirected |= self.run_xdp(prog, dev, napi, &mut inbox, &mut batch);
             }
@@ -848,11 +861,10 @@ impl QueueCtx {
                 q.stats.prof_deliver_ns += spent;
                 q.stats.prof_polls += 1;
             }
-            done += received;
             if tx_room && dev.subqueue_stopped(self.index) {
                 dev.wake_subqueue(self.index);
             }
-            if failed.is_some() || done >= budget || received < SkbBatch::MAX {
+            if failed.is_some() || done >= budget || !more {
                 break;
             }
         }

@@ -426,7 +426,10 @@ impl Connection {
     /// Receives up to `max` packets into `batch` (copying each out of its
     /// buffer once) and reposts the buffers. With an XDP program attached
     /// (`xdp`), each frame is copied into a page of its own for the program
-    /// instead, run once the queue lock is released.
+    /// instead (up to `XdpInbox::CAP`), run once the queue lock is released.
+    /// Every packet the backend produced counts, dropped ones too (a
+    /// backend sending only bad ones cannot keep the poll going): returns
+    /// how many were taken, and whether the limit stopped it (more may wait).
     pub(crate) fn receive(
         &mut self,
         napi: &Polling<'_>,
@@ -435,14 +438,14 @@ impl Connection {
         (batch, mut xdp): (&mut SkbBatch, Option<&mut XdpInbox>),
         stats: &mut Stats,
         rss: (&crate::rss::RssLayout, u32),
-    ) -> core::result::Result<bool, NetifError> {
-        let mut any = false;
-        let taken = |batch: &SkbBatch, xdp: &Option<&mut XdpInbox>| batch.len() + xdp.as_ref().map_or(0, |x| x.len);
-        while taken(batch, &xdp) < max.min(SkbBatch::MAX) {
+    ) -> core::result::Result<(usize, bool), NetifError> {
+        let limit = max.min(if xdp.is_some() { XdpInbox::CAP } else { SkbBatch::MAX });
+        let mut taken = 0;
+        while taken < limit {
             let Some(event) = self.rx.poll()? else {
                 break;
             };
-            any = true;
+            taken += 1;
             let pkt = match event {
                 RxEvent::Packet(pkt) => {
                     match xdp.as_deref_mut() {
@@ -481,7 +484,7 @@ impl Connection {
         {
             self.publish_rx();
         }
-        Ok(any)
+        Ok((taken, taken == limit))
     }
 
     /// Publishes the receive buffers posted since the last call, with a
@@ -568,7 +571,15 @@ impl Connection {
             stats.rx_dropped += 1;
             return;
         }
-        inbox.push(XdpPending { page, len: total, meta: RxMeta { flags: pkt.flags, gso: None, hash: pkt.hash } });
+        // A checksum the sender left to fill is filled in our copy, so the
+        // program sees a valid one and a frame it redirects carries it.
+        let mut flags = pkt.flags;
+        if flags.contains(RxFlags::CSUM_BLANK)
+            && page.bytes_mut(xdp::HEADROOM, total).is_some_and(crate::netif::finish_partial_checksum)
+        {
+            flags = RxFlags(flags.0 & !RxFlags::CSUM_BLANK.0).with(RxFlags::DATA_VALIDATED);
+        }
+        inbox.push(XdpPending { page, len: total, meta: RxMeta { flags, gso: None, hash: pkt.hash } });
         // Received, whatever the program makes of it (its own counters).
         stats.rx_packets += 1;
         stats.rx_bytes += total as u64;
@@ -748,23 +759,23 @@ pub(crate) struct XdpPending {
 
 /// The frames one receive pass copied out for the XDP program, run after
 /// the queue lock is released (a program's redirect may transmit on this
-/// device, which takes the lock).
+/// device, which takes the lock). Small: it sits on the softirq stack,
+/// under the program's and the stack's own frames.
 pub(crate) struct XdpInbox {
-    frames: [Option<XdpPending>; SkbBatch::MAX],
+    frames: [Option<XdpPending>; XdpInbox::CAP],
     len: usize,
 }
 
 impl XdpInbox {
-    pub(crate) fn new() -> Self {
-        Self { frames: [const { None }; SkbBatch::MAX], len: 0 }
-    }
+    /// Frames per receive pass with a program.
+    pub(crate) const CAP: usize = 16;
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    pub(crate) fn new() -> Self {
+        Self { frames: [const { None }; XdpInbox::CAP], len: 0 }
     }
 
     fn push(&mut self, p: XdpPending) {
-        // `receive` stops at `SkbBatch::MAX` frames.
+        // `receive` stops at `CAP` frames.
         if let Some(slot) = self.frames.get_mut(self.len) {
             *slot = Some(p);
             self.len += 1;

@@ -628,6 +628,16 @@ impl FragPage {
         Ok(Self(kernel::page::Page::alloc_page(GFP_ATOMIC)?))
     }
 
+    /// `len` bytes of the page from `at`, to work on in place.
+    pub(crate) fn bytes_mut(&mut self, at: usize, len: usize) -> Option<&mut [u8]> {
+        if at.checked_add(len)? > PAGE_SIZE {
+            return None;
+        }
+        // SAFETY: the page is ours alone (type invariant) and `&mut self`
+        // keeps the slice the only access to it; the range lies within it.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.address().add(at), len) })
+    }
+
     /// The page itself (for the XDP glue, which keeps it ours or hands it on).
     pub(super) fn as_raw(&self) -> *mut b::page {
         self.0.as_ptr()

@@ -8,6 +8,7 @@
 pub mod barrier;
 pub mod copy;
 pub mod credit;
+pub mod csum;
 pub mod ctrl;
 pub mod error;
 pub mod mcast;
@@ -33,6 +34,7 @@ pub mod xen_if;
 pub use barrier::*;
 pub use copy::*;
 pub use credit::*;
+pub use csum::*;
 pub use ctrl::*;
 pub use error::*;
 pub use mcast::*;
