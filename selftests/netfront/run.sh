@@ -338,7 +338,8 @@ xdp_native() {
 		attach "${p%:*}" || { echo "${p%:*} not attached"; rc=1; continue; }
 		n0=$(xstat "${p#*:}")
 		ping -c 5 -i 0.2 -W 2 "$G" >/dev/null || { echo "${p%:*}: pings unanswered"; rc=1; }
-		echo=$(bash -c "exec 3<>/dev/udp/$G/7; echo xdp-echo >&3; read -t 3 r <&3 && echo \$r")
+		# (one read of the whole datagram: bash's read takes a byte at a time)
+		echo=$(bash -c "exec 3<>/dev/udp/$G/7; echo xdp-echo >&3; timeout 3 dd bs=64 count=1 <&3 2>/dev/null")
 		[ "$echo" = xdp-echo ] || { echo "${p%:*}: no valid UDP echo (dom0's stack dropped it, or none came)"; rc=1; }
 		n=$(($(xstat "${p#*:}") - n0))
 		echo "${p%:*}: $n pings and UDP echoes answered by the program (XDP_$(echo "${p#*:}" | tr a-z A-Z))"
