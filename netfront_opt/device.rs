@@ -419,7 +419,7 @@ impl Frontend {
         // honoured; the log says which the toolstack set.
         let trusted = Device::read_unsigned(dev.nodename(), c"trusted", 1) != 0;
         pr_info!(
-            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels; tx_batch={} tx_moderation={} rx_refill_batch={} rx_copybreak={} gro={}\n",
+            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels; tx_batch={} tx_moderation={} rx_refill_batch={} rx_copybreak={} gro={} profile={}\n",
             ndev.name(),
             domid,
             if trusted { "trusted" } else { "untrusted: bounce pages only" },
@@ -429,7 +429,8 @@ impl Frontend {
             u8::from(tuning.tx_moderation),
             tuning.rx_refill_batch,
             tuning.rx_copybreak,
-            u8::from(tuning.gro)
+            u8::from(tuning.gro),
+            u8::from(tuning.profile)
         );
         Ok(())
     }

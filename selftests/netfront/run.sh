@@ -239,9 +239,9 @@ check "trusted=0: connected as untrusted, traffic both ways, then trusted again"
 # every switch on; each carries TCP both ways and 8000-byte pings (IP
 # fragments, reassembled in the guest), and the connect line shows what
 # was set. The defaults, which every other check runs with, come back last.
-TUNING_PLAIN="tx_batch=0 tx_moderation=0 rx_refill_batch=1 rx_copybreak=0 gro=0"
-TUNING_ALL="tx_batch=1 tx_moderation=1 rx_refill_batch=32 rx_copybreak=1536 gro=1"
-TUNING_DEFAULT="tx_batch=0 tx_moderation=1 rx_refill_batch=0 rx_copybreak=0 gro=1"
+TUNING_PLAIN="tx_batch=0 tx_moderation=0 rx_refill_batch=1 rx_copybreak=0 gro=0 profile=0"
+TUNING_ALL="tx_batch=1 tx_moderation=1 rx_refill_batch=32 rx_copybreak=1536 gro=1 profile=1"
+TUNING_DEFAULT="tx_batch=0 tx_moderation=1 rx_refill_batch=0 rx_copybreak=0 gro=1 profile=0"
 tuning_switches() {
 	rc=0
 	for switches in "$TUNING_PLAIN" "$TUNING_ALL" ""; do
@@ -252,10 +252,17 @@ tuning_switches() {
 		[ -n "$switches" ] || break
 		iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R || rc=1
 		ping -c 3 -W 2 -s 8000 "$G" >/tmp/ping8000 || { cat /tmp/ping8000; rc=1; }
+		# profile=1 (all on): every stage's clock moved; off, none did.
+		prof=$(guest-exec 1 "ethtool -S eth0" | awk '/_prof_.*_ns:/ { k = $1; sub(/_[0-9]+_/, "_", k); s[k] += $2 } END { for (k in s) { n++; if (s[k] > 0) moved++ } print moved + 0, n + 0 }')
+		echo "stage clocks that moved: ${prof% *} of ${prof#* }"
+		case "$switches" in
+		*profile=1*) [ "${prof% *}" = "${prof#* }" ] || rc=1 ;;
+		*) [ "${prof% *}" = 0 ] || rc=1 ;;
+		esac
 	done
 	return $rc
 }
-check_extended "tuning switches: the plainest path, then every switch on, traffic both ways each time; then the defaults" tuning_switches
+check_extended "tuning switches: the plainest path, then every switch on (with the stage profile), traffic both ways each time; then the defaults" tuning_switches
 # The stack's interrupt deferral on the device (napi_defer_hard_irqs,
 # gro_flush_timeout): NAPI is then rescheduled by a 2 ms timer instead of
 # the event channel, which netfront_opt leaves masked until a poll
