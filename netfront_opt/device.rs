@@ -10,7 +10,7 @@ use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::netif::{Gso, GsoType, McastFilter, TxFlags, MAX_TX_SIZE, MCAST_MAX, RX_RING_SIZE, TX_RING_SIZE};
 use crate::xen_sys::grant_reuse;
-use crate::queue::{finish_rx, prof_now, Connection, SkbBatch, Stats, XdpInbox};
+use crate::queue::{self, finish_rx, prof_now, Lend, RxConn, SkbBatch, Stats, TxConn, XdpInbox};
 use crate::rss::{CtrlRing, RssLayout};
 use crate::xen_sys::evtchn::{queue_irq_name, Channel, EventHandler, EventIrq, QueueChannel};
 use crate::xen_sys::netdev::{csum, Kind, Napi, NapiQueue, NetDevice, NetDriver, Offloads, Polling, Registration, Skb, Xmit, ETH_HLEN};
@@ -29,10 +29,17 @@ struct BackendCaps {
     queues: usize,
 }
 
-/// Lock-protected state of one queue.
-pub(crate) struct Queue {
-    conn: Option<KBox<Connection>>,
+/// One half of a queue (transmit or receive) under its lock: the
+/// connection's half while connected, and the half's counters.
+pub(crate) struct Half<C> {
+    conn: Option<KBox<C>>,
     stats: Stats,
+}
+
+impl<C> Half<C> {
+    fn new() -> Self {
+        Half { conn: None, stats: Stats::default() }
+    }
 }
 
 /// One queue's xenstore keys.
@@ -70,15 +77,19 @@ impl QueueKeys {
 /// Most queues a device uses (more are never requested from the backend).
 const MAX_QUEUES: usize = 8;
 
-/// One queue: a NAPI context and its lock-protected rings. The event
-/// channel's target.
+/// One queue: a NAPI context and its rings, each half under its own lock
+/// (never both held at once). The event channels' target.
 #[pin_data]
 pub(crate) struct QueueCtx {
     index: usize,
     #[pin]
     napi: Napi,
+    /// Transmit: `ndo_start_xmit`, completions, XDP_TX, multicast updates.
     #[pin]
-    state: SpinLock<Queue>,
+    tx: SpinLock<Half<TxConn>>,
+    /// Receive: the NAPI poll's receive pass. Holds `static_mapped`.
+    #[pin]
+    rx: SpinLock<Half<RxConn>>,
     /// Where RSS sends hashed packets (checked on receive).
     rss: Arc<RssLayout>,
     /// The device's XDP program, and this queue's info for it.
@@ -217,10 +228,8 @@ impl Frontend {
                     try_pin_init!(QueueCtx {
                         index,
                         napi <- Napi::new(),
-                        state <- kernel::new_spinlock!(
-                            Queue { conn: None, stats: Stats::default() },
-                            "netfront_opt_queue"
-                        ),
+                        tx <- kernel::new_spinlock!(Half::new(), "netfront_opt_tx"),
+                        rx <- kernel::new_spinlock!(Half::new(), "netfront_opt_rx"),
                         rss,
                         xdp,
                         xdp_rxq <- RxqInfo::new(),
@@ -253,7 +262,10 @@ impl Frontend {
 
     /// Counters of queue `q` (< `nr_queues`).
     pub(crate) fn queue_stats(&self, q: usize) -> Stats {
-        self.queues[q].state.lock_bh().stats
+        let q = &self.queues[q];
+        let mut s = q.rx.lock_bh().stats;
+        s.add(&q.tx.lock_bh().stats);
+        s
     }
 
     /// The largest MTU: jumbo frames need multi-slot transmit; an XDP
@@ -347,6 +359,10 @@ impl Frontend {
         };
         let split = Device::read_unsigned(be, c"feature-split-event-channels", 0) == 1;
         let tuning = crate::tuning();
+        // The toolstack's `trusted` node (default 1, as the C driver reads
+        // it). An untrusted backend is given only our bounce pages, which
+        // never held anything it did not see: no zero-copy transmit.
+        let trusted = Device::read_unsigned(dev.nodename(), c"trusted", 1) != 0;
         let mut conns = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut keys = [QueueKeys::default(); MAX_QUEUES];
         for (q, key) in self.queues[..n].iter().zip(keys.iter_mut()) {
@@ -362,7 +378,7 @@ impl Frontend {
                 rx_port: rx.as_ref().map(|(_, p)| *p),
             };
             let rx_irq = rx.map(|(irq, _)| irq);
-            conns.push(Connection::new(tx_ring, rx_ring, irq, rx_irq, domid, tuning)?, GFP_KERNEL)?;
+            conns.push(queue::connect(tx_ring, rx_ring, irq, rx_irq, domid, tuning, trusted)?, GFP_KERNEL)?;
         }
         // The control ring, for RSS (only worth it with several queues) and
         // grant reuse.
@@ -382,18 +398,19 @@ impl Frontend {
         let old = core::mem::replace(&mut *self.ctrl.lock(), ctrl);
         drop(old);
         ndev.set_real_num_queues(n)?;
-        for (q, mut conn) in self.queues.iter().zip(conns.drain_all()) {
+        for (q, (mut tx, rx)) in self.queues.iter().zip(conns.drain_all()) {
             if mcast && q.index == 0 {
-                conn.enable_mcast_control();
+                tx.enable_mcast_control();
             }
-            let old = {
-                let mut s = q.state.lock_bh();
+            let old_tx = q.tx.lock_bh().conn.replace(tx);
+            let old_rx = {
+                let mut s = q.rx.lock_bh();
                 s.stats.static_mapped = 0;
-                s.conn.replace(conn)
+                s.conn.replace(rx)
             };
             // Unbinding an old connection's event channels sleeps: outside
-            // the lock.
-            drop(old);
+            // the locks.
+            drop((old_tx, old_rx));
         }
         self.mcast_control.store(mcast, Ordering::Release);
         self.statics_tried.store(false, Ordering::Release);
@@ -412,14 +429,8 @@ impl Frontend {
         // backend still in InitWait reads nothing we would send.
         self.carrier_armed.store(true, Ordering::Release);
         dev.switch_state(state::CONNECTED)?;
-        // The toolstack's `trusted` node (default 1, as the C driver reads
-        // it) asks an untrusted backend be given only bounce pages. Ours
-        // always are: transmit copies into pages dedicated to this backend
-        // (they never held anything it did not see), so both values are
-        // honoured; the log says which the toolstack set.
-        let trusted = Device::read_unsigned(dev.nodename(), c"trusted", 1) != 0;
         pr_info!(
-            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels; tx_batch={} tx_moderation={} rx_refill_batch={} rx_copybreak={} gro={} profile={}\n",
+            "{}: connected to backend domain {} ({}): {} queue(s), {} event channels; tx_batch={} tx_moderation={} rx_refill_batch={} rx_copybreak={} gro={} profile={} tx_zerocopy={}\n",
             ndev.name(),
             domid,
             if trusted { "trusted" } else { "untrusted: bounce pages only" },
@@ -430,7 +441,8 @@ impl Frontend {
             tuning.rx_refill_batch,
             tuning.rx_copybreak,
             u8::from(tuning.gro),
-            u8::from(tuning.profile)
+            u8::from(tuning.profile),
+            u8::from(tuning.tx_zerocopy && trusted)
         );
         Ok(())
     }
@@ -458,7 +470,7 @@ impl Frontend {
             );
         }
         if let Some(q) = self.queues.first() {
-            if let Some(c) = q.state.lock_bh().conn.as_mut() {
+            if let Some(c) = q.tx.lock_bh().conn.as_mut() {
                 c.set_mcast_wanted(wanted);
             }
         }
@@ -487,7 +499,7 @@ impl Frontend {
 
     /// Whether any queue's pages are registered as static grants.
     fn static_grants_held(&self) -> bool {
-        self.queues.iter().any(|q| q.state.lock_bh().stats.static_mapped > 0)
+        self.queues.iter().any(|q| q.rx.lock_bh().stats.static_mapped > 0)
     }
 
     /// Grant reuse: registers each queue's buffer pages (granted for the
@@ -511,21 +523,27 @@ impl Frontend {
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
         let Some((mut rx, mut tx)) = buffer_gref_arrays() else { return };
         let mut total = 0;
+        let mut stopped_lending = false;
         for q in self.active_queues() {
-            let s = q.state.lock_bh();
+            let s = q.rx.lock_bh();
             if s.stats.static_mapped > 0 {
                 return;
             }
-            let Some(conn) = s.conn.as_ref() else { return };
-            let (nrx, ntx) = conn.buffer_grefs(&mut rx, &mut tx);
+            let Some(nrx) = s.conn.as_ref().map(|c| c.buffer_grefs(&mut rx)) else { return };
             drop(s);
+            let Some(ntx) = q.tx.lock_bh().conn.as_ref().map(|c| c.buffer_grefs(&mut tx)) else { return };
             match c.register_static(q.index as u32, &rx[..nrx], &tx[..ntx]) {
                 Ok((0, 0)) => {
                     pr_info!("{}: the backend offers no static grants: buffers go by grant copy\n", ndev.name());
                     return;
                 }
                 Ok((r, t)) => {
-                    q.state.lock_bh().stats.static_mapped = (r + t) as u64;
+                    q.rx.lock_bh().stats.static_mapped = (r + t) as u64;
+                    if t > 0 {
+                        if let Some(c) = q.tx.lock_bh().conn.as_mut() {
+                            stopped_lending |= c.set_static_grants();
+                        }
+                    }
                     total += r + t;
                     #[cfg(xennet_hostile)]
                     if q.index == 0 && crate::hostile::mode() == crate::hostile::BAD_STATIC {
@@ -540,7 +558,12 @@ impl Frontend {
         }
         #[cfg(xennet_hostile)]
         crate::hostile::statics_registered();
-        pr_info!("{}: grant reuse: {} buffer pages registered as static grants\n", ndev.name(), total);
+        pr_info!(
+            "{}: grant reuse: {} buffer pages registered as static grants{}\n",
+            ndev.name(),
+            total,
+            if stopped_lending { "; tx_zerocopy off: the backend maps our TX pages, copying into them costs it less" } else { "" }
+        );
     }
 
     /// Grant reuse: takes every registered page back from the backend
@@ -551,12 +574,12 @@ impl Frontend {
         let Some(c) = Option::as_mut(&mut *ctrl) else { return };
         let Some((mut rx, mut tx)) = buffer_gref_arrays() else { return };
         for q in self.active_queues() {
-            let mut s = q.state.lock_bh();
+            let mut s = q.rx.lock_bh();
             let held = s.stats.static_mapped as usize;
-            let Some(conn) = s.conn.as_ref().filter(|_| held > 0) else { continue };
-            let (nrx, ntx) = conn.buffer_grefs(&mut rx, &mut tx);
+            let Some(nrx) = s.conn.as_ref().filter(|_| held > 0).map(|c| c.buffer_grefs(&mut rx)) else { continue };
             s.stats.static_mapped = 0;
             drop(s);
+            let ntx = q.tx.lock_bh().conn.as_ref().map_or(0, |c| c.buffer_grefs(&mut tx));
             // What was registered: receive pages first, then transmit.
             let (r, t) = grant_reuse::plan(held as u32, nrx, ntx);
             match c.unregister_static(q.index as u32, &rx[..r], &tx[..t]) {
@@ -676,8 +699,9 @@ impl Frontend {
         let ctrl = self.ctrl.lock().take();
         drop(ctrl);
         for q in self.queues.iter() {
-            let conn = q.state.lock_bh().conn.take();
-            drop(conn);
+            let tx = q.tx.lock_bh().conn.take();
+            let rx = q.rx.lock_bh().conn.take();
+            drop((tx, rx));
         }
     }
 
@@ -770,8 +794,8 @@ impl NetDriver for Frontend {
         }
         let q = &active[crate::xen_sys::xdp::this_cpu() % active.len()];
         let mut sent = 0;
-        let mut s = q.state.lock_bh();
-        let Queue { conn, stats, .. } = &mut *s;
+        let mut s = q.tx.lock_bh();
+        let Half { conn, stats } = &mut *s;
         let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else { return 0 };
         if let Err(e) = c.reap_tx(stats) {
             c.broken = Some(e);
@@ -815,55 +839,74 @@ impl QueueCtx {
         let mut done = 0;
         let mut work = false;
         let mut failed = None;
-        let mut more = false;
         let prog = self.xdp.get(napi);
-        let mut inbox = XdpInbox::new();
+        // Slots for the program's frames, only while one is attached.
+        let mut inbox = prog.as_ref().map(|_| XdpInbox::new());
         let mut redirected = false;
         loop {
+            // Completions first, under the TX lock: the stack's replies to
+            // what this pass delivers find the buffers free.
+            let tx_room = {
+                let mut h = self.tx.lock_bh();
+                let Half { conn, stats } = &mut *h;
+                let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
+                    break;
+                };
+                let t0 = prof_now(c.tuning.profile);
+                match c.reap_tx(stats) {
+                    Ok(any) => work |= any,
+                    Err(e) => {
+                        c.broken = Some(e);
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if c.tuning.profile {
+                    stats.prof_reap_ns += prof_now(true) - t0;
+                }
+                c.tx_has_room()
+            };
+            if tx_room && dev.subqueue_stopped(self.index) {
+                dev.wake_subqueue(self.index);
+            }
+            // The receive pass, under the RX lock.
             let mut batch = SkbBatch::new();
-            let (tx_room, gro, prof) = {
-                let mut q = self.state.lock_bh();
-                let Queue { conn, stats, .. } = &mut *q;
+            let (more, gro, prof) = {
+                let mut h = self.rx.lock_bh();
+                let Half { conn, stats } = &mut *h;
                 let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) else {
                     break;
                 };
                 let prof = c.tuning.profile;
                 let t0 = prof_now(prof);
-                let r = c.reap_tx(stats).and_then(|tx| {
-                    work |= tx;
-                    let t1 = prof_now(prof);
-                    stats.prof_reap_ns += t1 - t0;
-                    let xdp = prog.is_some().then_some(&mut inbox);
-                    let r = c.receive(napi, dev, budget - done, (&mut batch, xdp), stats, (&self.rss, self.index as u32));
-                    stats.prof_rx_ns += prof_now(prof) - t1;
-                    r
-                });
-                match r {
+                let r = c.receive(napi, dev, budget - done, (&mut batch, inbox.as_mut()), stats, (&self.rss, self.index as u32));
+                if prof {
+                    stats.prof_rx_ns += prof_now(prof) - t0;
+                }
+                let more = match r {
                     Ok((taken, limited)) => {
                         work |= taken > 0;
                         done += taken;
-                        more = limited;
+                        limited
                     }
                     Err(e) => {
                         c.broken = Some(e);
                         failed = Some(e);
+                        false
                     }
-                }
-                (c.tx_has_room(), c.tuning.gro, prof)
+                };
+                (more, c.tuning.gro, prof)
             };
-            if let Some(prog) = &prog {
-                redirected |= self.run_xdp(prog, dev, napi, &mut inbox, &mut batch);
+            if let (Some(prog), Some(inbox)) = (&prog, inbox.as_mut()) {
+                redirected |= self.run_xdp(prog, dev, napi, inbox, &mut batch);
             }
             let t = prof_now(prof);
             batch.deliver(napi, gro);
             if prof {
                 let spent = prof_now(prof) - t;
-                let mut q = self.state.lock_bh();
-                q.stats.prof_deliver_ns += spent;
-                q.stats.prof_polls += 1;
-            }
-            if tx_room && dev.subqueue_stopped(self.index) {
-                dev.wake_subqueue(self.index);
+                let mut h = self.rx.lock_bh();
+                h.stats.prof_deliver_ns += spent;
+                h.stats.prof_polls += 1;
             }
             if failed.is_some() || done >= budget || !more {
                 break;
@@ -879,27 +922,46 @@ impl QueueCtx {
             return budget;
         }
         if napi.complete_done(done) {
-            let mut q = self.state.lock_bh();
-            let mut failed = None;
-            if let Some(c) = q.conn.as_mut().filter(|c| c.broken.is_none()) {
-                match c.final_check() {
-                    Ok(true) => self.napi.schedule(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        c.broken = Some(e);
-                        failed = Some(e);
-                    }
+            self.rearm(dev, work);
+        }
+        done
+    }
+
+    /// After a poll that finished its work: `RING_FINAL_CHECK_FOR_RESPONSES`
+    /// on both rings (poll again if anything arrived meanwhile), then late
+    /// EOI (`work` false: the event brought nothing, which throttles a
+    /// storm). A half found broken gets no EOI: its queue stays quiet.
+    fn rearm(&self, dev: &NetDevice, work: bool) {
+        let mut failed = None;
+        let mut check = |r: core::result::Result<bool, crate::netif::Error>, broken: &mut Option<crate::netif::Error>| {
+            r.unwrap_or_else(|e| {
+                *broken = Some(e);
+                failed = Some(e);
+                false
+            })
+        };
+        let tx_more = {
+            let mut h = self.tx.lock_bh();
+            match h.conn.as_mut().filter(|c| c.broken.is_none()) {
+                Some(c) => Some(check(c.final_check(), &mut c.broken)),
+                None => None,
+            }
+        };
+        {
+            let mut h = self.rx.lock_bh();
+            if let (Some(c), Some(tx_more)) = (h.conn.as_mut().filter(|c| c.broken.is_none()), tx_more) {
+                // The final check reads the backend's producer index again:
+                // a protocol error found there is as fatal as one found in
+                // the poll.
+                if check(c.final_check(), &mut c.broken) || tx_more {
+                    self.napi.schedule();
                 }
                 c.lateeoi(!work);
             }
-            drop(q);
-            // The final check reads the backend's producer index again: a
-            // protocol error found there is as fatal as one found above.
-            if let Some(e) = failed {
-                self.disable(dev, e);
-            }
         }
-        done
+        if let Some(e) = failed {
+            self.disable(dev, e);
+        }
     }
 
     /// Runs the XDP program on the frames `receive` copied out (the queue
@@ -922,8 +984,8 @@ impl QueueCtx {
                     }
                 }
                 Verdict::Tx(frame) => {
-                    let mut q = self.state.lock_bh();
-                    let Queue { conn, stats, .. } = &mut *q;
+                    let mut q = self.tx.lock_bh();
+                    let Half { conn, stats } = &mut *q;
                     let sent = conn
                         .as_mut()
                         .filter(|c| c.broken.is_none())
@@ -948,11 +1010,9 @@ impl QueueCtx {
                 }
             }
         }
-        let mut q = self.state.lock_bh();
-        let Queue { conn, stats, .. } = &mut *q;
-        stats.add(&st);
+        self.rx.lock_bh().stats.add(&st);
         if sent_back {
-            if let Some(c) = conn.as_mut().filter(|c| c.broken.is_none()) {
+            if let Some(c) = self.tx.lock_bh().conn.as_mut().filter(|c| c.broken.is_none()) {
                 c.flush_tx();
             }
         }
@@ -975,8 +1035,8 @@ impl QueueCtx {
         let len = skb.len();
         // More packets follow right away: publish them all with the last.
         let more = xmit_more();
-        let mut q = self.state.lock_bh();
-        let Queue { conn, stats, .. } = &mut *q;
+        let mut q = self.tx.lock_bh();
+        let Half { conn, stats } = &mut *q;
         let conn = conn.as_mut().filter(|c| c.broken.is_none());
         let mut failed = None;
         match conn {
@@ -996,12 +1056,19 @@ impl QueueCtx {
                     }
                     let (flags, gso) = tx_offloads(&skb);
                     let defer = more && c.tuning.tx_batch;
+                    let skb = if c.lends() {
+                        match c.transmit_lent(skb, flags, gso, stats, defer) {
+                            Lend::Sent => break 'sent,
+                            Lend::Busy(skb) => return self.busy(dev, c, skb),
+                            Lend::Copy(skb) => skb,
+                        }
+                    } else {
+                        skb
+                    };
                     if !c.transmit(&skb, len, flags, gso, stats, defer) {
-                        // Stopped: what was deferred goes out now.
-                        c.flush_tx();
-                        dev.stop_subqueue(self.index);
-                        return Xmit::Busy(skb);
+                        return self.busy(dev, c, skb);
                     }
+                    // Copied (or dropped): `skb` is freed here.
                 }
                 // The burst ends here (or the queue stops): publish it.
                 let room = c.tx_has_room();
@@ -1021,8 +1088,15 @@ impl QueueCtx {
         if let Some(e) = failed {
             self.disable(dev, e);
         }
-        // Copied (or dropped): `skb` is freed here.
         Xmit::Done
+    }
+
+    /// No room for `skb`: what was deferred goes out now, the queue stops
+    /// and the stack keeps the skb (the TX lock held).
+    fn busy(&self, dev: &NetDevice, c: &mut TxConn, skb: Skb) -> Xmit {
+        c.flush_tx();
+        dev.stop_subqueue(self.index);
+        Xmit::Busy(skb)
     }
 }
 

@@ -27,6 +27,8 @@ impl PerQueueStats for Frontend {
         ("rx_queue_{}_xdp_aborted", |s| s.xdp_aborted),
         ("rx_queue_{}_xdp_oversize", |s| s.xdp_oversize),
         ("tx_queue_{}_xdp_xmit", |s| s.xdp_xmit),
+        ("tx_queue_{}_lent", |s| s.tx_lent),
+        ("tx_queue_{}_lent_pieces", |s| s.tx_lent_pieces),
         ("queue_{}_prof_polls", |s| s.prof_polls),
         ("queue_{}_prof_reap_ns", |s| s.prof_reap_ns),
         ("rx_queue_{}_prof_pass_ns", |s| s.prof_rx_ns),

@@ -79,6 +79,10 @@ xen_sys::xennet_module! {
             default: 1,
             description: "Receive: hand packets to GRO (1) or straight to the stack (0)",
         },
+        tx_zerocopy: u32 {
+            default: 0,
+            description: "Transmit to a trusted backend without static grants: grant the pages of a packet's fragments as they are (1) or copy them into the queue's own pages (0)",
+        },
         profile: u32 {
             default: 0,
             description: "Time each poll's stages (ethtool -S: *_prof_*_ns, with the polls) to find the per-packet costs (1), or not (0)",
@@ -95,6 +99,8 @@ pub(crate) fn tuning() -> queue::Tuning {
         rx_copybreak: module_parameters::rx_copybreak.value().min(MAX_COPYBREAK) as usize,
         gro: module_parameters::gro.value() != 0,
         profile: module_parameters::profile.value() != 0,
+        // The hostile builds rewrite copied packets' layout: they copy.
+        tx_zerocopy: module_parameters::tx_zerocopy.value() != 0 && !cfg!(xennet_hostile),
     }
 }
 

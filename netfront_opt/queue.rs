@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One connected queue: its TX and RX rings, the granted buffer pages they
-//! carry, and the event channel.
+//! carry, and the event channel(s). The two rings are separate halves
+//! (`TxConn`, `RxConn`) under separate locks: a transmit (an ACK from
+//! another CPU) never waits for a receive pass, which holds its lock while
+//! it copies a whole batch out.
 //!
 //! Buffers: every ring slot has a page of ours granted to the backend for
 //! the life of the connection (read-only for TX, writable for RX). Transmit
@@ -11,6 +14,7 @@
 //! (XSA-403), and nothing the backend shares is read twice (XSA-155).
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 use crate::netif::{
     Error as NetifError, HashExtra, McastFilter, Gso, GsoType, RxEvent, RxFlags, RxPacket, RxFront, TxFlags, TxFrag,
@@ -18,8 +22,9 @@ use crate::netif::{
 };
 use crate::device::QueueCtx;
 use crate::xen_sys::barrier::XenBarriers;
+use crate::xen_sys::batch::Batch;
 use crate::xen_sys::evtchn::EventIrq;
-use crate::xen_sys::grant::GrantedPage;
+use crate::xen_sys::grant::{GrantedPage, LentSkb};
 use crate::xen_sys::netdev::{csum, FragPage, NetDevice, NewSkb, Polling, Skb, ETH_HLEN};
 pub(crate) use crate::xen_sys::netdev::{SkbBatch, Stats};
 use crate::xen_sys::ring::OnRing;
@@ -56,6 +61,10 @@ pub(crate) struct Tuning {
     pub(crate) gro: bool,
     /// Time the polls' stages (`Stats::prof_*`).
     pub(crate) profile: bool,
+    /// Transmit to a trusted backend without static grants: grant the
+    /// pages of an skb's fragments as they are instead of copying them
+    /// (its headers are still copied into a TX page, the first slot).
+    pub(crate) tx_zerocopy: bool,
 }
 
 /// The clock for `Tuning::profile` (0 when off: no clock read).
@@ -63,24 +72,129 @@ pub(crate) fn prof_now(on: bool) -> u64 {
     if on { crate::xen_sys::now_ns() } else { 0 }
 }
 
-/// A queue's connection to the backend. Field order is drop order: the event
-/// channel is unbound first, then the rings and their pages go.
-pub(crate) struct Connection {
+/// A queue's event channels: one for both rings, or one each when the
+/// backend offers split channels. Both halves of the connection hold them
+/// (the last to go unbinds them, in process context: see `connect`).
+pub(crate) struct Channels {
     /// The event channel (the TX one when split).
-    pub(crate) irq: EventIrq<QueueCtx>,
-    /// The RX event channel, when the backend offers split channels.
-    pub(crate) rx_irq: Option<EventIrq<QueueCtx>>,
+    irq: EventIrq<QueueCtx>,
+    /// The RX event channel, when split.
+    rx_irq: Option<EventIrq<QueueCtx>>,
+}
+
+impl Channels {
+    fn tx(&self) -> &EventIrq<QueueCtx> {
+        &self.irq
+    }
+
+    fn rx(&self) -> &EventIrq<QueueCtx> {
+        self.rx_irq.as_ref().unwrap_or(&self.irq)
+    }
+
+    /// Re-enables event delivery after a poll; `spurious` when the poll
+    /// found no work (throttles an event storm).
+    fn lateeoi(&self, spurious: bool) {
+        self.irq.lateeoi(spurious);
+        if let Some(rx) = &self.rx_irq {
+            rx.lateeoi(spurious);
+        }
+    }
+}
+
+/// Builds a queue's connection: ring pages, buffer pages granted to
+/// `domid`, all RX buffers posted, and the event channel(s) bound. Its two
+/// halves go under their own locks, so transmit never waits for a receive
+/// pass (as the C netfront's `tx_lock` and `rx_lock`). Both are dropped in
+/// process context only (unbinding the channels sleeps).
+pub(crate) fn connect(
+    tx_ring: RingPage,
+    rx_ring: RingPage,
+    irq: EventIrq<QueueCtx>,
+    rx_irq: Option<EventIrq<QueueCtx>>,
+    domid: u16,
+    tuning: Tuning,
+    trusted: bool,
+) -> Result<(KBox<TxConn>, KBox<RxConn>)> {
+    let chans = Arc::new(Channels { irq, rx_irq }, GFP_KERNEL)?;
+    let tx = OnRing::new(tx_ring, ())?;
+    // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
+    let rx = OnRing::new(rx_ring, NR_SLOTS_MIN)?;
+
+    let mut tx_bufs = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
+    let mut tx_free = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
+    for i in 0..TX_SLOTS {
+        tx_bufs.push(GrantedPage::new(domid, true)?, GFP_KERNEL)?;
+        tx_free.push(i as u16, GFP_KERNEL)?;
+    }
+    let mut rx_bufs = KVec::with_capacity(RX_SLOTS, GFP_KERNEL)?;
+    for _ in 0..RX_SLOTS {
+        rx_bufs.push(GrantedPage::new(domid, false)?, GFP_KERNEL)?;
+    }
+    // Lending (zero-copy transmit): each packet takes at least two slots
+    // (its headers, a fragment), so half the ring's worth at most.
+    let lend = tuning.tx_zerocopy && trusted;
+    let nlent = if lend { TX_SLOTS / 2 } else { 0 };
+    let mut lent = KVVec::with_capacity(nlent, GFP_KERNEL)?;
+    let mut lent_free = KVec::with_capacity(nlent, GFP_KERNEL)?;
+    for i in 0..nlent {
+        lent.push(None, GFP_KERNEL)?;
+        lent_free.push(i as u16, GFP_KERNEL)?;
+    }
+
+    let txc = KBox::new(
+        TxConn {
+            chans: chans.clone(),
+            tx,
+            tx_buf_of_id: [0; TX_SLOTS],
+            tx_free,
+            tx_bufs,
+            domid,
+            lend,
+            lent,
+            lent_free,
+            lent_of_id: [0; TX_SLOTS],
+            broken: None,
+            tuning,
+            mcast_control: false,
+            mcast_sent: McastFilter::new(),
+            mcast_wanted: McastFilter::new(),
+            mcast_pending: false,
+        },
+        GFP_KERNEL,
+    )?;
+    let mut rxc = KBox::new(
+        RxConn { chans, rx, rx_buf_of_slot: [0; RX_SLOTS], rx_bufs, broken: None, tuning },
+        GFP_KERNEL,
+    )?;
+    for buf in 0..RX_SLOTS {
+        rxc.post_rx(buf as u16)?;
+    }
+    rxc.rx.push();
+    Ok((txc, rxc))
+}
+
+/// A queue's transmit half: the TX ring and its granted pages. Field order
+/// is drop order: the channels' reference first, then the ring and pages.
+pub(crate) struct TxConn {
+    chans: Arc<Channels>,
     tx: OnRing<TxFront<XenBarriers>, RingPage>,
-    rx: OnRing<RxFront<XenBarriers>, RingPage>,
     /// Buffer index of each outstanding TX request id.
     tx_buf_of_id: [u16; TX_SLOTS],
     /// Free TX buffers (a stack of indices into `tx_bufs`).
     tx_free: KVec<u16>,
-    /// Buffer index posted in each RX ring slot.
-    rx_buf_of_slot: [u16; RX_SLOTS],
     tx_bufs: KVec<GrantedPage>,
-    rx_bufs: KVec<GrantedPage>,
-    /// Set on a fatal protocol error: the queue carries nothing more.
+    /// The backend's domain (lent pages are granted to it).
+    domid: u16,
+    /// Zero-copy transmit is on: `tx_zerocopy`, a trusted backend, and no
+    /// static grants registered (the backend maps our TX pages then, so
+    /// copying into them saves it a grant copy per slot).
+    lend: bool,
+    /// Packets whose fragments are lent, in flight, and the free entries.
+    lent: KVVec<Option<InFlight>>,
+    lent_free: KVec<u16>,
+    /// The `lent` entry of each outstanding request id marked `LENT_BUF`.
+    lent_of_id: [u16; TX_SLOTS],
+    /// Set on a fatal protocol error: the half carries nothing more.
     pub(crate) broken: Option<NetifError>,
     /// The switches this connection runs with.
     pub(crate) tuning: Tuning,
@@ -93,84 +207,50 @@ pub(crate) struct Connection {
     mcast_pending: bool,
 }
 
+/// A queue's receive half: the RX ring and its granted pages.
+pub(crate) struct RxConn {
+    chans: Arc<Channels>,
+    rx: OnRing<RxFront<XenBarriers>, RingPage>,
+    /// Buffer index posted in each RX ring slot.
+    rx_buf_of_slot: [u16; RX_SLOTS],
+    rx_bufs: KVec<GrantedPage>,
+    /// Set on a fatal protocol error: the half carries nothing more.
+    pub(crate) broken: Option<NetifError>,
+    pub(crate) tuning: Tuning,
+}
+
 /// `tx_buf_of_id` of a request that carries no buffer (a multicast update).
 const NO_BUF: u16 = u16::MAX;
+/// `tx_buf_of_id` of a request over a lent page (see `lent_of_id`).
+const LENT_BUF: u16 = u16::MAX - 2;
+
+/// What `transmit_lent` made of a packet.
+pub(crate) enum Lend {
+    Sent,
+    /// No room on the ring: stop the queue.
+    Busy(Skb),
+    /// Not a packet to lend: copy it.
+    Copy(Skb),
+}
+
+/// A packet whose fragments' pages are lent: held until the backend has
+/// completed each of its lent slots.
+struct InFlight {
+    lent: LentSkb,
+    left: u16,
+}
 /// `tx_buf_of_id` of a test-only malformed request (hostile build).
 #[cfg(xennet_hostile)]
 const HOSTILE_BUF: u16 = u16::MAX - 1;
 
-impl Connection {
-    /// Builds a connection: ring pages, buffer pages granted to `domid`, all
-    /// RX buffers posted, and the event channel(s) bound.
-    pub(crate) fn new(
-        tx_ring: RingPage,
-        rx_ring: RingPage,
-        irq: EventIrq<QueueCtx>,
-        rx_irq: Option<EventIrq<QueueCtx>>,
-        domid: u16,
-        tuning: Tuning,
-    ) -> Result<KBox<Self>> {
-        let tx = OnRing::new(tx_ring, ())?;
-        // Chains of up to NR_SLOTS_MIN data slots (SG and GSO receive).
-        let rx = OnRing::new(rx_ring, NR_SLOTS_MIN)?;
-
-        let mut tx_bufs = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
-        let mut tx_free = KVec::with_capacity(TX_SLOTS, GFP_KERNEL)?;
-        for i in 0..TX_SLOTS {
-            tx_bufs.push(GrantedPage::new(domid, true)?, GFP_KERNEL)?;
-            tx_free.push(i as u16, GFP_KERNEL)?;
-        }
-        let mut rx_bufs = KVec::with_capacity(RX_SLOTS, GFP_KERNEL)?;
-        for _ in 0..RX_SLOTS {
-            rx_bufs.push(GrantedPage::new(domid, false)?, GFP_KERNEL)?;
-        }
-
-        let mut conn = KBox::new(
-            Connection {
-                irq,
-                rx_irq,
-                tx,
-                rx,
-                tx_buf_of_id: [0; TX_SLOTS],
-                tx_free,
-                rx_buf_of_slot: [0; RX_SLOTS],
-                tx_bufs,
-                rx_bufs,
-                broken: None,
-                tuning,
-                mcast_control: false,
-                mcast_sent: McastFilter::new(),
-                mcast_wanted: McastFilter::new(),
-                mcast_pending: false,
-            },
-            GFP_KERNEL,
-        )?;
-        for buf in 0..RX_SLOTS {
-            conn.post_rx(buf as u16)?;
-        }
-        conn.rx.push();
-        Ok(conn)
-    }
-
-    /// Grants of the receive buffers, then of the transmit pages, into
-    /// `rx` and `tx` (grant reuse registers them); how many of each.
-    pub(crate) fn buffer_grefs(&self, rx: &mut [u32], tx: &mut [u32]) -> (usize, usize) {
-        for (r, p) in rx.iter_mut().zip(self.rx_bufs.iter()) {
-            *r = p.gref();
-        }
-        for (t, p) in tx.iter_mut().zip(self.tx_bufs.iter()) {
+impl TxConn {
+    /// Grants of the transmit pages, into `out` (grant reuse registers
+    /// them); how many.
+    pub(crate) fn buffer_grefs(&self, out: &mut [u32]) -> usize {
+        for (t, p) in out.iter_mut().zip(self.tx_bufs.iter()) {
             *t = p.gref();
         }
-        (self.rx_bufs.len().min(rx.len()), self.tx_bufs.len().min(tx.len()))
-    }
-
-    fn post_rx(&mut self, buf: u16) -> core::result::Result<(), NetifError> {
-        let gref = self.rx_bufs[usize::from(buf)].gref();
-        #[cfg(xennet_hostile)]
-        let gref = crate::hostile::rx_gref(gref);
-        let idx = self.rx.post(gref)?;
-        self.rx_buf_of_slot[idx as usize % RX_SLOTS] = buf;
-        Ok(())
+        self.tx_bufs.len().min(out.len())
     }
 
     /// Copies `skb` (`len` bytes, at most `NR_SLOTS_MIN` pages) into free
@@ -264,22 +344,109 @@ impl Connection {
         #[cfg(xennet_hostile)]
         let slots = nreqs + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::BeforePush);
+        crate::hostile::inject(&mut self.tx, self.chans.tx().channel(), slots, crate::hostile::Phase::BeforePush);
         if !defer && self.tx.push() {
-            self.irq.notify();
+            self.chans.tx().notify();
         }
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, self.irq.channel(), slots, crate::hostile::Phase::AfterPush);
+        crate::hostile::inject(&mut self.tx, self.chans.tx().channel(), slots, crate::hostile::Phase::AfterPush);
         stats.tx_packets += 1;
         stats.tx_bytes += len as u64;
         true
+    }
+
+    /// Zero-copy transmit (`lend`): the skb's headers (its linear area) are
+    /// copied into a TX page for the first slot; its fragments' pages are
+    /// granted to the backend as they are, the skb held until it has
+    /// completed them. The skb comes back when it cannot go this way
+    /// (`Lend::Copy`: no fragments, more pieces than slots, headers over a
+    /// page) or the ring is full (`Lend::Busy`).
+    pub(crate) fn transmit_lent(&mut self, skb: Skb, flags: TxFlags, gso: Option<Gso>, stats: &mut Stats, defer: bool) -> Lend {
+        let (len, headlen) = (skb.len(), skb.headlen());
+        if !self.lend || headlen == len || !(ETH_HLEN..=PAGE_SIZE).contains(&headlen) || self.lent_free.is_empty() {
+            return Lend::Copy(skb);
+        }
+        let gso_slot = usize::from(gso.is_some());
+        let room = self.tx.ring.free_requests() as usize;
+        if self.tx_free.is_empty() || room < 2 + gso_slot {
+            return Lend::Busy(skb);
+        }
+        let lent = match LentSkb::lend(skb, self.domid, (room - 1 - gso_slot).min(NR_SLOTS_MIN - 1)) {
+            Ok(lent) => lent,
+            Err(skb) => return Lend::Copy(skb),
+        };
+        // Cannot fail: both checked above.
+        let (buf, entry) = (self.tx_free.pop().unwrap_or(0), self.lent_free.pop().unwrap_or(0));
+        let page = &self.tx_bufs[usize::from(buf)];
+        let mut frags = [TxFrag { gref: 0, offset: 0, len: 0 }; NR_SLOTS_MIN];
+        frags[0] = TxFrag { gref: page.gref(), offset: 0, len: headlen as u16 };
+        for (f, (gref, offset, len)) in frags[1..].iter_mut().zip(lent.pieces()) {
+            *f = TxFrag { gref, offset, len };
+        }
+        let n = lent.len();
+        let mut ids = [0u16; NR_SLOTS_MIN];
+        // The backend only reads the page (read-only grant).
+        if page.copy_from_skb(lent.skb(), 0, headlen).is_err()
+            || self.tx.queue_packet(&frags[..=n], flags, gso, &mut ids).is_err()
+        {
+            self.return_tx_bufs(&[buf]);
+            let _ = self.lent_free.push(entry, GFP_ATOMIC);
+            return Lend::Busy(lent.into_skb());
+        }
+        self.tx_buf_of_id[usize::from(ids[0])] = buf;
+        for &id in &ids[1..=n] {
+            self.tx_buf_of_id[usize::from(id)] = LENT_BUF;
+            self.lent_of_id[usize::from(id)] = entry;
+        }
+        self.lent[usize::from(entry)] = Some(InFlight { lent, left: n as u16 });
+        if !defer && self.tx.push() {
+            self.chans.tx().notify();
+        }
+        stats.tx_packets += 1;
+        stats.tx_bytes += len as u64;
+        stats.tx_lent += 1;
+        stats.tx_lent_pieces += n as u64;
+        Lend::Sent
+    }
+
+    /// Whether packets may go by `transmit_lent`.
+    pub(crate) fn lends(&self) -> bool {
+        self.lend
+    }
+
+    /// Our TX pages are registered as static grants (the backend maps
+    /// them): copying into them is cheaper for it than a grant copy from a
+    /// lent page, so lending stops.
+    /// True if it was lending.
+    pub(crate) fn set_static_grants(&mut self) -> bool {
+        core::mem::replace(&mut self.lend, false)
+    }
+
+    /// A lent slot completed: the packet is released once all have.
+    fn complete_lent(&mut self, id: u16, stats: &mut Stats) {
+        let entry = usize::from(self.lent_of_id[usize::from(id)]);
+        let Some(Some(f)) = self.lent.get_mut(entry) else { return };
+        f.left = f.left.saturating_sub(1);
+        if f.left > 0 {
+            return;
+        }
+        if let Some(f) = self.lent[entry].take() {
+            if !f.lent.end() {
+                stats.tx_errors += 1;
+                crate::xen_sys::warn_ratelimited!(
+                    "the backend completed a packet whose pages it still maps: they stay allocated until it lets go\n"
+                );
+            }
+            // Cannot fail: capacity for every entry was reserved.
+            let _ = self.lent_free.push(entry as u16, GFP_ATOMIC);
+        }
     }
 
     /// Publishes the requests `transmit` deferred, with one notification
     /// if the backend asked for one.
     pub(crate) fn flush_tx(&mut self) {
         if self.broken.is_none() && self.tx.ring.unpublished() > 0 && self.tx.push() {
-            self.irq.notify();
+            self.chans.tx().notify();
         }
     }
 
@@ -304,6 +471,13 @@ impl Connection {
             let buf = self.tx_buf_of_id[usize::from(c.id)];
             #[cfg(xennet_hostile)]
             if buf == HOSTILE_BUF {
+                continue;
+            }
+            if buf == LENT_BUF {
+                self.complete_lent(c.id, stats);
+                if c.status != crate::netif::RspStatus::OKAY {
+                    stats.tx_errors += 1;
+                }
                 continue;
             }
             if buf == NO_BUF {
@@ -419,14 +593,66 @@ impl Connection {
             sent_any = true;
         }
         if sent_any && self.tx.push() {
-            self.irq.notify();
+            self.chans.tx().notify();
         }
+    }
+
+    /// Queues a frame an XDP program sent (`XDP_TX`, or another device's
+    /// redirect): copied into a free TX buffer; published by `flush_tx`.
+    /// `flags`: its checksum state (a frame received with its checksum
+    /// left to fill goes back the same way). False: no room.
+    pub(crate) fn transmit_frame(&mut self, data: &[u8], flags: TxFlags, stats: &mut Stats) -> bool {
+        if !(ETH_HLEN..=PAGE_SIZE).contains(&data.len()) {
+            stats.tx_dropped += 1;
+            return true;
+        }
+        if self.tx_free.is_empty() || self.tx.ring.free_requests() == 0 {
+            return false;
+        }
+        // Cannot fail: checked above.
+        let buf = self.tx_free.pop().unwrap_or(0);
+        let page = &self.tx_bufs[usize::from(buf)];
+        let frag = TxFrag { gref: page.gref(), offset: 0, len: data.len() as u16 };
+        let mut ids = [0u16; 1];
+        if page.write(0, data).is_err() || self.tx.queue_packet(&[frag], flags, None, &mut ids).is_err() {
+            self.return_tx_bufs(&[buf]);
+            return false;
+        }
+        self.tx_buf_of_id[usize::from(ids[0])] = buf;
+        stats.tx_packets += 1;
+        stats.tx_bytes += data.len() as u64;
+        true
+    }
+
+    /// `RING_FINAL_CHECK_FOR_RESPONSES` on the TX ring (the event armed
+    /// ahead with `tx_moderation`): true if completions arrived meanwhile.
+    pub(crate) fn final_check(&mut self) -> core::result::Result<bool, NetifError> {
+        self.tx.final_check(self.tuning.tx_moderation)
+    }
+}
+
+impl RxConn {
+    /// Grants of the receive buffers, into `out`; how many.
+    pub(crate) fn buffer_grefs(&self, out: &mut [u32]) -> usize {
+        for (r, p) in out.iter_mut().zip(self.rx_bufs.iter()) {
+            *r = p.gref();
+        }
+        self.rx_bufs.len().min(out.len())
+    }
+
+    fn post_rx(&mut self, buf: u16) -> core::result::Result<(), NetifError> {
+        let gref = self.rx_bufs[usize::from(buf)].gref();
+        #[cfg(xennet_hostile)]
+        let gref = crate::hostile::rx_gref(gref);
+        let idx = self.rx.post(gref)?;
+        self.rx_buf_of_slot[idx as usize % RX_SLOTS] = buf;
+        Ok(())
     }
 
     /// Receives up to `max` packets into `batch` (copying each out of its
     /// buffer once) and reposts the buffers. With an XDP program attached
     /// (`xdp`), each frame is copied into a page of its own for the program
-    /// instead (up to `XdpInbox::CAP`), run once the queue lock is released.
+    /// instead (up to `XdpInbox::CAP`), run once the RX lock is released.
     /// Every packet the backend produced counts, dropped ones too (a
     /// backend sending only bad ones cannot keep the poll going): returns
     /// how many were taken, and whether the limit stopped it (more may wait).
@@ -439,7 +665,7 @@ impl Connection {
         stats: &mut Stats,
         rss: (&crate::rss::RssLayout, u32),
     ) -> core::result::Result<(usize, bool), NetifError> {
-        let limit = max.min(if xdp.is_some() { XdpInbox::CAP } else { SkbBatch::MAX });
+        let limit = max.min(if xdp.is_some() { XdpInbox::CAP } else { SkbBatch::CAP });
         let mut taken = 0;
         while taken < limit {
             let Some(event) = self.rx.poll()? else {
@@ -491,7 +717,7 @@ impl Connection {
     /// notification if the backend waits for them.
     fn publish_rx(&mut self) {
         if self.rx.push() {
-            self.rx_irq.as_ref().unwrap_or(&self.irq).notify();
+            self.chans.rx().notify();
         }
     }
 
@@ -599,33 +825,6 @@ impl Connection {
         }
     }
 
-    /// Queues a frame an XDP program sent (`XDP_TX`, or another device's
-    /// redirect): copied into a free TX buffer; published by `flush_tx`.
-    /// `flags`: its checksum state (a frame received with its checksum
-    /// left to fill goes back the same way). False: no room.
-    pub(crate) fn transmit_frame(&mut self, data: &[u8], flags: TxFlags, stats: &mut Stats) -> bool {
-        if !(ETH_HLEN..=PAGE_SIZE).contains(&data.len()) {
-            stats.tx_dropped += 1;
-            return true;
-        }
-        if self.tx_free.is_empty() || self.tx.ring.free_requests() == 0 {
-            return false;
-        }
-        // Cannot fail: checked above.
-        let buf = self.tx_free.pop().unwrap_or(0);
-        let page = &self.tx_bufs[usize::from(buf)];
-        let frag = TxFrag { gref: page.gref(), offset: 0, len: data.len() as u16 };
-        let mut ids = [0u16; 1];
-        if page.write(0, data).is_err() || self.tx.queue_packet(&[frag], flags, None, &mut ids).is_err() {
-            self.return_tx_bufs(&[buf]);
-            return false;
-        }
-        self.tx_buf_of_id[usize::from(ids[0])] = buf;
-        stats.tx_packets += 1;
-        stats.tx_bytes += data.len() as u64;
-        true
-    }
-
     /// Copies the packet's fragments into `skb`: `hdr` bytes into the linear
     /// area, the rest into freshly allocated pages attached as fragments.
     fn copy_into(&self, skb: &mut NewSkb, pkt: &RxPacket, hdr: usize) -> Result {
@@ -670,21 +869,15 @@ impl Connection {
         Ok(())
     }
 
-    /// Re-enables event delivery after a poll; `spurious` when the poll
-    /// found no work (throttles an event storm).
+    /// Re-enables event delivery after a poll (see `Channels::lateeoi`).
     pub(crate) fn lateeoi(&self, spurious: bool) {
-        self.irq.lateeoi(spurious);
-        if let Some(rx) = &self.rx_irq {
-            rx.lateeoi(spurious);
-        }
+        self.chans.lateeoi(spurious);
     }
 
-    /// `RING_FINAL_CHECK_FOR_RESPONSES` on both rings: true if responses
+    /// `RING_FINAL_CHECK_FOR_RESPONSES` on the RX ring: true if responses
     /// arrived meanwhile; otherwise the backend will notify on the next one.
     pub(crate) fn final_check(&mut self) -> core::result::Result<bool, NetifError> {
-        let rx = self.rx.ring.final_check_for_responses()?;
-        let tx = self.tx.final_check(self.tuning.tx_moderation)?;
-        Ok(rx || tx)
+        self.rx.ring.final_check_for_responses()
     }
 }
 
@@ -758,33 +951,7 @@ pub(crate) struct XdpPending {
 }
 
 /// The frames one receive pass copied out for the XDP program, run after
-/// the queue lock is released (a program's redirect may transmit on this
-/// device, which takes the lock). Small: it sits on the softirq stack,
-/// under the program's and the stack's own frames.
-pub(crate) struct XdpInbox {
-    frames: [Option<XdpPending>; XdpInbox::CAP],
-    len: usize,
-}
-
-impl XdpInbox {
-    /// Frames per receive pass with a program.
-    pub(crate) const CAP: usize = 16;
-
-    pub(crate) fn new() -> Self {
-        Self { frames: [const { None }; XdpInbox::CAP], len: 0 }
-    }
-
-    fn push(&mut self, p: XdpPending) {
-        // `receive` stops at `CAP` frames.
-        if let Some(slot) = self.frames.get_mut(self.len) {
-            *slot = Some(p);
-            self.len += 1;
-        }
-    }
-
-    /// The frames, in arrival order; the inbox is empty after.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = XdpPending> + '_ {
-        let n = core::mem::replace(&mut self.len, 0);
-        self.frames[..n].iter_mut().filter_map(Option::take)
-    }
-}
+/// the RX lock is released (a program's `XDP_TX` or redirect may transmit
+/// on this device, which takes the TX lock). Small: it sits on the softirq
+/// stack, under the program's and the stack's own frames.
+pub(crate) type XdpInbox = Batch<XdpPending, 16>;

@@ -113,3 +113,39 @@ guest_mem_back() {
 	echo "guest MemAvailable: $1 kB before $2, $now kB after"
 	[ $(($1 - now)) -lt 8192 ]
 }
+
+# guest1's retransmitted TCP segments (/proc/net/snmp).
+guest_retrans() { guest-exec 1 "awk '/^Tcp: [0-9]/ { print \$13 }' /proc/net/snmp"; }
+
+# tcp_intact [KIB]: KIB (default 256) KiB over TCP from guest1 to a
+# listener in dom0; the same bytes arrive. Guest1's retransmissions are
+# shown, not checked: on a loaded rig its tail loss probes count as
+# retransmissions. The listener's stdin never ends (a FIFO it holds open):
+# busybox nc shuts its sending side at stdin's end, and the guest's nc
+# stops at that.
+tcp_intact() {
+	local sent r0 r1
+	sent=$(guest-exec 1 "dd if=/dev/urandom of=/tmp/tcp.tx bs=1k count=${1:-256} 2>/dev/null; md5sum < /tmp/tcp.tx")
+	rm -f /tmp/tcp.in /tmp/tcp.rx && mkfifo /tmp/tcp.in
+	(timeout 30 nc -l -p 5001 0<>/tmp/tcp.in | md5sum >/tmp/tcp.rx) &
+	sleep 1
+	r0=$(guest_retrans)
+	guest-exec 1 "timeout 20 nc $DOM0_IP 5001 < /tmp/tcp.tx" || { echo "the transfer failed"; wait; return 1; }
+	wait
+	r1=$(guest_retrans)
+	echo "md5 sent ${sent%% *}, received $(cut -d' ' -f1 /tmp/tcp.rx); segments guest1 retransmitted: $((r1 - r0))"
+	[ "$sent" = "$(cat /tmp/tcp.rx)" ]
+}
+
+# reload_netfront [PARAM=V...]: guest1's netfront_opt unbound, unloaded and
+# loaded again with the parameters; eth0 addressed and reachable again.
+reload_netfront() {
+	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind && rmmod netfront_opt && insmod /rig/modules/netfront_opt.ko $*" ||
+		return 1
+	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $GUEST1_IP/24 dev eth0 && ip link set eth0 up" ||
+		{ echo "eth0 did not come back"; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP"
+}
+
+# lent_packets: packets guest1's netfront_opt sent with their pages lent.
+lent_packets() { guest-exec 1 "ethtool -S eth0 | awk '/tx_queue_[0-9]+_lent:/ { s += \$2 } END { print s + 0 }'"; }

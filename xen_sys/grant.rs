@@ -217,3 +217,178 @@ pub(crate) fn batch_copy(ops: &mut [b::gnttab_copy]) {
 pub(crate) fn copy_ok(op: &b::gnttab_copy) -> bool {
     i32::from(op.status) == b::GNTST_okay as i32
 }
+
+/// One page of an outgoing skb's fragments, granted read-only to the peer
+/// (zero-copy transmit): `len` bytes at `offset`.
+///
+/// # Invariants
+///
+/// `gref` is our live read-only grant of `page`, a page the skb of the
+/// [`LentSkb`] holding this value references (so it lives while the grant
+/// does; past that, `drop` takes a reference of its own).
+struct LentPage {
+    page: core::ptr::NonNull<b::page>,
+    gref: u32,
+    offset: u16,
+    len: u16,
+}
+
+// SAFETY: the page is plain memory the owning skb holds; the grant is ours.
+unsafe impl Send for LentPage {}
+
+impl LentPage {
+    /// Ends the grant; false if the peer still maps the page, which is then
+    /// handed to the grant layer with a reference of ours, freed once the
+    /// peer lets go.
+    fn end(self) -> bool {
+        let this = core::mem::ManuallyDrop::new(self);
+        this.release()
+    }
+
+    fn release(&self) -> bool {
+        // SAFETY: `gref` is our live grant, ended once (by `end` or `drop`).
+        if unsafe { b::gnttab_try_end_foreign_access(self.gref) } != 0 {
+            return true;
+        }
+        // SAFETY: the page is live (held by the skb, freed only after this);
+        // the reference taken here passes, with the grant, to the grant
+        // layer, which drops it once the peer unmaps the page.
+        unsafe {
+            b::xennet_shim_get_page(self.page.as_ptr());
+            b::gnttab_end_foreign_access(self.gref, self.page.as_ptr());
+        }
+        false
+    }
+}
+
+impl Drop for LentPage {
+    fn drop(&mut self) {
+        if !self.release() {
+            super::warn_ratelimited!("grant {} of a sent page still in use by the backend: the page is kept until it lets go\n", self.gref);
+        }
+    }
+}
+
+/// Most pieces an skb's fragments are lent as.
+pub(crate) const LENT_MAX: usize = 17;
+
+/// The pages an skb lends, in order.
+struct LentPages {
+    pages: [Option<LentPage>; LENT_MAX],
+    n: usize,
+}
+
+impl LentPages {
+    /// Ends every grant; false if the peer still mapped a page.
+    fn end_all(&mut self) -> bool {
+        let mut all = true;
+        for p in self.pages[..self.n].iter_mut().filter_map(Option::take) {
+            all &= p.end();
+        }
+        all
+    }
+}
+
+/// An outgoing skb whose fragments' pages are granted read-only to the
+/// peer as they are (zero-copy transmit to a trusted backend), held until
+/// the peer is done with them. Its linear area (the headers) is not lent:
+/// the caller copies it. The grants end before the skb is freed (field
+/// order), and a page the peer still maps outlives both (`LentPage`).
+pub(crate) struct LentSkb {
+    pages: LentPages,
+    skb: super::netdev::Skb,
+}
+
+impl LentSkb {
+    /// Grants `skb`'s fragments to `domid`, each page piece as one, up to
+    /// `max` (at most `LENT_MAX`). Gives the skb back when it has no
+    /// fragments, one is not in host memory (device memory has no page), it
+    /// needs more pieces, or a grant fails: the caller copies it instead.
+    pub(crate) fn lend(skb: super::netdev::Skb, domid: u16, max: usize) -> core::result::Result<Self, super::netdev::Skb> {
+        let mut lent = LentSkb { pages: LentPages { pages: [const { None }; LENT_MAX], n: 0 }, skb };
+        let max = max.min(LENT_MAX);
+        let raw = lent.skb.as_raw();
+        // SAFETY: the skb is live and ours; its layout does not change while
+        // we hold it.
+        let nr_frags = unsafe { b::xennet_shim_skb_nr_frags(raw) } as usize;
+        if nr_frags == 0 {
+            return Err(lent.into_skb());
+        }
+        for i in 0..nr_frags {
+            // SAFETY: `i` is below the skb's fragment count.
+            let (page, off, size) = unsafe {
+                (
+                    b::xennet_shim_skb_frag_page(raw, i as u32),
+                    b::xennet_shim_skb_frag_off(raw, i as u32) as usize,
+                    b::xennet_shim_skb_frag_size(raw, i as u32) as usize,
+                )
+            };
+            let Some(page) = core::ptr::NonNull::new(page) else {
+                return Err(lent.into_skb());
+            };
+            let mut pos = off;
+            let end = off + size;
+            while pos < end {
+                if lent.pages.n == max {
+                    return Err(lent.into_skb());
+                }
+                let in_page = pos % super::netif::PAGE_SIZE;
+                let chunk = (super::netif::PAGE_SIZE - in_page).min(end - pos);
+                // SAFETY: a fragment lies within its (possibly compound)
+                // page, so the page `pos` falls in exists.
+                let sub = unsafe { b::xennet_shim_page_nth(page.as_ptr(), (pos / super::netif::PAGE_SIZE) as kernel::ffi::c_ulong) };
+                // SAFETY: as above; a live page.
+                let gfn = unsafe { b::xennet_shim_page_to_gfn(sub) };
+                // SAFETY: granting read-only a page the skb holds; the grant
+                // layer validates `domid`.
+                let rc = unsafe { b::gnttab_grant_foreign_access(domid, gfn, 1) };
+                let Some(sub) = core::ptr::NonNull::new(sub).filter(|_| rc >= 0) else {
+                    return Err(lent.into_skb());
+                };
+                let n = lent.pages.n;
+                lent.pages.pages[n] = Some(LentPage { page: sub, gref: rc as u32, offset: in_page as u16, len: chunk as u16 });
+                lent.pages.n += 1;
+                pos += chunk;
+            }
+        }
+        // Held until the backend completes it, the skb no longer counts
+        // against its socket's send budget (TCP small queues would
+        // otherwise throttle the socket on our completion events, which
+        // `tx_moderation` spaces out): its pages stay referenced by it.
+        // SAFETY: the skb is ours; its destructor runs now instead of at
+        // free.
+        unsafe { b::xennet_shim_skb_orphan(raw) };
+        Ok(lent)
+    }
+
+    /// The skb.
+    pub(crate) fn skb(&self) -> &super::netdev::Skb {
+        &self.skb
+    }
+
+    /// The lent pieces in order: grant reference, offset in the page, length.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = (u32, u16, u16)> + '_ {
+        self.pages.pages[..self.pages.n].iter().flatten().map(|p| (p.gref, p.offset, p.len))
+    }
+
+    /// Pieces lent.
+    pub(crate) fn len(&self) -> usize {
+        self.pages.n
+    }
+
+    /// Ends the grants, then frees the skb; false if the peer still mapped
+    /// a page (kept until it lets go).
+    pub(crate) fn end(self) -> bool {
+        let LentSkb { mut pages, skb } = self;
+        let all = pages.end_all();
+        drop(skb);
+        all
+    }
+
+    /// Ends the grants (never published) and gives the skb back.
+    pub(crate) fn into_skb(self) -> super::netdev::Skb {
+        let LentSkb { mut pages, skb } = self;
+        pages.end_all();
+        skb
+    }
+}

@@ -50,6 +50,7 @@ pub(crate) mod grant_reuse;
 pub(crate) mod nic_queue;
 
 pub(crate) mod barrier;
+pub(crate) mod batch;
 pub(crate) mod ethtool;
 pub(crate) mod evtchn;
 pub(crate) mod grant;

@@ -14,6 +14,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::Opaque;
 
+use super::batch::Batch;
 use super::bindings as b;
 use super::netif::{split_contiguous, FlowKeys, Frame, Seg, PAGE_SIZE};
 
@@ -90,6 +91,10 @@ pub(crate) struct Stats {
     pub(crate) xdp_aborted: u64,
     pub(crate) xdp_oversize: u64,
     pub(crate) xdp_xmit: u64,
+    /// Packets sent with their fragments' pages lent to the backend
+    /// (netfront_opt's zero-copy transmit), and the pieces lent.
+    pub(crate) tx_lent: u64,
+    pub(crate) tx_lent_pieces: u64,
     /// netfront_opt's receive profile (`profile=1`): nanoseconds its polls
     /// spent reaping TX completions, in the receive pass (reading the
     /// ring, building skbs, reposting buffers), and in that the skb
@@ -140,6 +145,8 @@ impl Stats {
         self.xdp_aborted += o.xdp_aborted;
         self.xdp_oversize += o.xdp_oversize;
         self.xdp_xmit += o.xdp_xmit;
+        self.tx_lent += o.tx_lent;
+        self.tx_lent_pieces += o.tx_lent_pieces;
         self.prof_reap_ns += o.prof_reap_ns;
         self.prof_rx_ns += o.prof_rx_ns;
         self.prof_alloc_ns += o.prof_alloc_ns;
@@ -1356,46 +1363,18 @@ impl<T: NetDriver> Drop for Registration<T> {
 /// Skbs built under a queue lock, handed to the stack after it is released
 /// (the stack may transmit in reply, which takes the lock). Any left are
 /// freed with the batch.
-pub(crate) struct SkbBatch {
-    skbs: [Option<NewSkb>; SkbBatch::MAX],
-    len: usize,
-}
+pub(crate) type SkbBatch = Batch<NewSkb, 64>;
 
 impl SkbBatch {
-    pub(crate) const MAX: usize = 64;
-
-    pub(crate) fn new() -> Self {
-        Self { skbs: [const { None }; Self::MAX], len: 0 }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_full(&self) -> bool {
-        self.len == Self::MAX
-    }
-
-    /// Adds an skb; one past `MAX` is dropped (callers check `is_full`).
-    pub(crate) fn push(&mut self, skb: NewSkb) {
-        if let Some(slot) = self.skbs.get_mut(self.len) {
-            *slot = Some(skb);
-            self.len += 1;
-        }
-    }
-
     /// Hands every skb to the stack through the context being polled:
     /// to GRO, or (`gro` false) straight up the stack.
     pub(crate) fn deliver(&mut self, napi: &Polling<'_>, gro: bool) {
-        for slot in self.skbs[..self.len].iter_mut() {
-            if let Some(skb) = slot.take() {
-                if gro {
-                    napi.gro_receive(skb);
-                } else {
-                    napi.receive(skb);
-                }
+        for skb in self.drain() {
+            if gro {
+                napi.gro_receive(skb);
+            } else {
+                napi.receive(skb);
             }
         }
-        self.len = 0;
     }
 }

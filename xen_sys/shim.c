@@ -62,6 +62,16 @@ unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n)
 	return xen_page_to_gfn(page + n);
 }
 
+struct page *xennet_shim_page_nth(struct page *page, unsigned long n)
+{
+	return page + n;
+}
+
+void xennet_shim_get_page(struct page *page)
+{
+	get_page(page);
+}
+
 unsigned long xennet_shim_virt_to_gfn(const void *addr)
 {
 	return virt_to_gfn(addr);
@@ -277,6 +287,11 @@ void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol)
 void xennet_shim_kfree_skb_any(struct sk_buff *skb)
 {
 	dev_kfree_skb_any(skb);
+}
+
+void xennet_shim_skb_orphan(struct sk_buff *skb)
+{
+	skb_orphan(skb);
 }
 
 void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb)

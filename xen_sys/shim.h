@@ -27,6 +27,9 @@ unsigned long xennet_shim_xen_page_size(void);
 unsigned long xennet_shim_page_to_gfn(struct page *page);
 unsigned long xennet_shim_page_nth_gfn(struct page *page, unsigned long n);
 unsigned long xennet_shim_virt_to_gfn(const void *addr);
+/* The n-th page after page (a compound page's); get_page. */
+struct page *xennet_shim_page_nth(struct page *page, unsigned long n);
+void xennet_shim_get_page(struct page *page);
 
 /* xen/grant_table.h: map/unmap operations on a page's kernel address */
 struct gnttab_map_grant_ref;
@@ -96,6 +99,7 @@ unsigned int xennet_shim_skb_len(struct sk_buff *skb);
 void xennet_shim_skb_put_data(struct sk_buff *skb, const void *data, unsigned int len);
 void xennet_shim_skb_set_protocol(struct sk_buff *skb, __be16 protocol);
 void xennet_shim_kfree_skb_any(struct sk_buff *skb);
+void xennet_shim_skb_orphan(struct sk_buff *skb);
 void xennet_shim_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb);
 u8 xennet_shim_skb_ip_summed(struct sk_buff *skb);
 void xennet_shim_skb_set_gso(struct sk_buff *skb, u16 gso_size, bool tcpv6);

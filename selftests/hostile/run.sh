@@ -94,27 +94,6 @@ pings_answered() {
 	echo "$out"
 	case $out in *" 15 packets received"*) ;; *) return 1 ;; esac
 }
-# guest1's retransmitted TCP segments (/proc/net/snmp).
-guest_retrans() { guest-exec 1 "awk '/^Tcp: [0-9]/ { print \$13 }' /proc/net/snmp"; }
-# tcp_intact: 256 KiB over TCP from guest1 to a listener in dom0; the same
-# bytes arrive (layout_case then checks that dom0 dropped nothing). Guest1's
-# retransmissions are shown, not checked: on a loaded rig its tail loss
-# probes count as retransmissions. The listener's stdin never ends (a FIFO
-# it holds open): busybox nc shuts its sending side at stdin's end, and the
-# guest's nc stops at that.
-tcp_intact() {
-	sent=$(guest-exec 1 "dd if=/dev/urandom of=/tmp/tcp.tx bs=1k count=256 2>/dev/null; md5sum < /tmp/tcp.tx")
-	rm -f /tmp/tcp.in && mkfifo /tmp/tcp.in
-	(timeout 30 nc -l -p 5001 0<>/tmp/tcp.in | md5sum >/tmp/tcp.rx) &
-	sleep 1
-	r0=$(guest_retrans)
-	guest-exec 1 "timeout 20 nc $DOM0_IP 5001 < /tmp/tcp.tx" || { echo "the transfer failed"; wait; return 1; }
-	wait
-	r1=$(guest_retrans)
-	echo "md5 sent ${sent%% *}, received $(cut -d' ' -f1 /tmp/tcp.rx); segments guest1 retransmitted: $((r1 - r0))"
-	[ "$sent" = "$(cat /tmp/tcp.rx)" ]
-}
-
 check_extended "bad grant reference in a TX request: packet dropped" hostile_case 1 "grant copy from the guest failed" survives
 check_extended "zero-length TX packet (XSA-448): packet dropped" hostile_case 2 "tx chain of zero-length slots" survives
 # XSA-448's shape: data in the first slot, then slots of length 0 (the C

@@ -5,7 +5,7 @@
 . /rig/selftests/lib.sh
 G=$GUEST1_IP
 CYCLES=${RIG_netfront_cycles:-20}
-ktap_plan 22
+ktap_plan 23
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 guest_log_start=$(($(guest-exec 1 'dmesg | wc -l') + 1))
@@ -61,8 +61,9 @@ queues() {
 }
 check "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
 
-# ethtool -S: 10 counters per queue, every queue received and sent packets,
-# and the per-queue counters add up to the device's.
+# ethtool -S: 11 one-word counters per queue (packets, bytes, errors and
+# dropped each way, hashed, misrouted, lent), every queue received and
+# sent packets, and the per-queue counters add up to the device's.
 ethtool_stats() {
 	out=$(guest-exec 1 'ethtool -S eth0; cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets')
 	echo "$out" | grep -E 'queue_[0-9]+_packets'
@@ -74,7 +75,7 @@ ethtool_stats() {
 		/^[0-9]+$/ { tot[++t] = $1 }
 		END {
 			printf "counters %d, sum rx %d tx %d, device rx %d tx %d, idle %d\n", n, rx, tx, tot[1], tot[2], idle
-			exit !(n == 10 * (ncpu < 8 ? ncpu : 8) && rx == tot[1] && tx == tot[2] && idle == 0)
+			exit !(n == 11 * (ncpu < 8 ? ncpu : 8) && rx == tot[1] && tx == tot[2] && idle == 0)
 		}'
 }
 check "ethtool -S: per-queue counters, all moving, summing to the device's" ethtool_stats
@@ -172,15 +173,7 @@ cycles() {
 check "$CYCLES detach/attach cycles with traffic" cycles
 check "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
 
-# reload_netfront [PARAM=VALUE...]: netfront_opt unloaded and loaded again
-# with those parameters, eth0 up with its address.
-reload_netfront() {
-	guest-exec 1 "echo vif-0 > /sys/bus/xen/drivers/netfront_opt/unbind && rmmod netfront_opt && insmod /rig/modules/netfront_opt.ko $*" ||
-		return 1
-	wait_for 20 guest-exec 1 "test -e /sys/class/net/eth0 && ip addr add $G/24 dev eth0 && ip link set eth0 up" ||
-		{ echo "eth0 did not come back"; return 1; }
-	wait_for 10 ping -c 1 -W 1 "$G"
-}
+# reload_netfront (selftests/lib.sh) under traffic.
 unload_reload() {
 	iperf3 -c "$G" -t 30 >/dev/null 2>&1 &
 	usleep 500000
@@ -234,6 +227,43 @@ untrusted() {
 	return $rc
 }
 check "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
+# Zero-copy transmit (tx_zerocopy=1): with a trusted backend and no static
+# grants, TCP from the guest goes with its fragments' pages lent as they
+# are (the lent counters move) and arrives intact; with static grants
+# registered (netback_mq), or with trusted=0, nothing is lent and the
+# connect line says tx_zerocopy=0. Then the defaults.
+zerocopy_case() {
+	local want=$1 l0 l1 log
+	shift
+	reload_netfront "$@" || return 1
+	log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
+	echo "$*: ${log#*; }"
+	l0=$(lent_packets)
+	tcp_intact 4096 && iperf_mbits -c "$G" -t 2 -R && iperf_mbits -c "$G" -t 2 || return 1
+	l1=$(lent_packets)
+	echo "$*: packets lent: $((l1 - l0))"
+	if [ "$want" = lent ]; then
+		echo "$log" | grep -q "tx_zerocopy=1" && [ $((l1 - l0)) -gt 0 ]
+	else
+		[ $((l1 - l0)) = 0 ]
+	fi
+}
+tx_zerocopy() {
+	local fe orig rc=0
+	zerocopy_case lent tx_zerocopy=1 static_grants=0 || rc=1
+	if [ "$RIG_backend" = rust ]; then
+		zerocopy_case none tx_zerocopy=1 || rc=1
+		guest-exec 1 "dmesg | grep 'registered as static grants' | tail -n 1" | grep "tx_zerocopy off" || rc=1
+	fi
+	fe=/local/domain/$(xl domid guest1)/device/vif/0
+	orig=$(xenstore-read "$fe/trusted" 2>/dev/null)
+	xenstore-write "$fe/trusted" 0 || return 1
+	zerocopy_case none tx_zerocopy=1 static_grants=0 || rc=1
+	if [ -n "$orig" ]; then xenstore-write "$fe/trusted" "$orig"; else xenstore-rm "$fe/trusted"; fi
+	reload_netfront || rc=1
+	return $rc
+}
+check "tx_zerocopy=1: TCP from the guest with its pages lent, intact; nothing lent with static grants or trusted=0" tx_zerocopy
 # The data path's switches (Documentation/netfront_opt.md, "Tuning"): the
 # plainest path (a publish per received packet, no GRO, no batching), then
 # every switch on; each carries TCP both ways and 8000-byte pings (IP
