@@ -223,6 +223,9 @@ pub(crate) struct RxConn {
 const NO_BUF: u16 = u16::MAX;
 /// `tx_buf_of_id` of a request over a lent page (see `lent_of_id`).
 const LENT_BUF: u16 = u16::MAX - 2;
+/// `tx_buf_of_id` of a test-only malformed request (hostile build).
+#[cfg(xennet_hostile)]
+const HOSTILE_BUF: u16 = u16::MAX - 1;
 
 /// What `transmit_lent` made of a packet.
 pub(crate) enum Lend {
@@ -239,9 +242,6 @@ struct InFlight {
     lent: LentSkb,
     left: u16,
 }
-/// `tx_buf_of_id` of a test-only malformed request (hostile build).
-#[cfg(xennet_hostile)]
-const HOSTILE_BUF: u16 = u16::MAX - 1;
 
 impl TxConn {
     /// Grants of the transmit pages, into `out` (grant reuse registers
@@ -416,8 +416,7 @@ impl TxConn {
 
     /// Our TX pages are registered as static grants (the backend maps
     /// them): copying into them is cheaper for it than a grant copy from a
-    /// lent page, so lending stops.
-    /// True if it was lending.
+    /// lent page, so lending stops. True if it was lending.
     pub(crate) fn set_static_grants(&mut self) -> bool {
         core::mem::replace(&mut self.lend, false)
     }

@@ -303,7 +303,8 @@ impl LentSkb {
     /// Grants `skb`'s fragments to `domid`, each page piece as one, up to
     /// `max` (at most `LENT_MAX`). Gives the skb back when it has no
     /// fragments, one is not in host memory (device memory has no page), it
-    /// needs more pieces, or a grant fails: the caller copies it instead.
+    /// needs more pieces, its linear area and fragments are not the whole
+    /// packet, or a grant fails: the caller copies it instead.
     pub(crate) fn lend(skb: super::netdev::Skb, domid: u16, max: usize) -> core::result::Result<Self, super::netdev::Skb> {
         let mut lent = LentSkb { pages: LentPages { pages: [const { None }; LENT_MAX], n: 0 }, skb };
         let max = max.min(LENT_MAX);
@@ -350,6 +351,13 @@ impl LentSkb {
                 lent.pages.n += 1;
                 pos += chunk;
             }
+        }
+        // Lent pieces and the linear area must be the whole packet (an
+        // skb with a fragment list is not: the stack linearizes those for
+        // us, lacking NETIF_F_FRAGLIST, but the copy path takes any).
+        let lent_bytes: usize = lent.pages.pages[..lent.pages.n].iter().flatten().map(|p| usize::from(p.len)).sum();
+        if lent_bytes + lent.skb.headlen() != lent.skb.len() {
+            return Err(lent.into_skb());
         }
         // Held until the backend completes it, the skb no longer counts
         // against its socket's send budget (TCP small queues would
