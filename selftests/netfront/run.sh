@@ -239,7 +239,11 @@ zerocopy_case() {
 	log=$(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1")
 	echo "$*: ${log#*; }"
 	l0=$(lent_packets)
-	tcp_intact 4096 && iperf_mbits -c "$G" -t 2 -R && iperf_mbits -c "$G" -t 2 || return 1
+	if [ "${RIG_extended:-1}" = 0 ]; then
+		tcp_intact 1024 || return 1
+	else
+		tcp_intact 4096 && iperf_mbits -c "$G" -t 2 -R && iperf_mbits -c "$G" -t 2 || return 1
+	fi
 	l1=$(lent_packets)
 	echo "$*: packets lent: $((l1 - l0))"
 	if [ "$want" = lent ]; then
@@ -251,6 +255,13 @@ zerocopy_case() {
 tx_zerocopy() {
 	local fe orig rc=0
 	zerocopy_case lent tx_zerocopy=1 static_grants=0 || rc=1
+	# The debug kernel's run (extended=0, where lending is slow) keeps the
+	# lending case alone: its memory and leak reports cover the release.
+	if [ "${RIG_extended:-1}" = 0 ]; then
+		echo "extended=0: the lending case only"
+		reload_netfront || rc=1
+		return $rc
+	fi
 	if [ "$RIG_backend" = rust ]; then
 		zerocopy_case none tx_zerocopy=1 || rc=1
 		guest-exec 1 "dmesg | grep 'registered as static grants' | tail -n 1" | grep "tx_zerocopy off" || rc=1
