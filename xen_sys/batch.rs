@@ -35,6 +35,11 @@ impl<T, const N: usize> Batch<T, N> {
         }
     }
 
+    /// The items, in the order pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.items[..self.len].iter().flatten()
+    }
+
     /// The items, in the order pushed; the batch is empty after (items the
     /// iterator does not reach are dropped with the batch).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {

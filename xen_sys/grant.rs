@@ -273,20 +273,11 @@ impl Drop for LentPage {
 pub(crate) const LENT_MAX: usize = 17;
 
 /// The pages an skb lends, in order.
-struct LentPages {
-    pages: [Option<LentPage>; LENT_MAX],
-    n: usize,
-}
+type LentPages = super::batch::Batch<LentPage, LENT_MAX>;
 
-impl LentPages {
-    /// Ends every grant; false if the peer still mapped a page.
-    fn end_all(&mut self) -> bool {
-        let mut all = true;
-        for p in self.pages[..self.n].iter_mut().filter_map(Option::take) {
-            all &= p.end();
-        }
-        all
-    }
+/// Ends every grant; false if the peer still mapped a page.
+fn end_all(pages: &mut LentPages) -> bool {
+    pages.drain().fold(true, |all, p| p.end() & all)
 }
 
 /// An outgoing skb whose fragments' pages are granted read-only to the
@@ -306,7 +297,8 @@ impl LentSkb {
     /// needs more pieces, its linear area and fragments are not the whole
     /// packet, or a grant fails: the caller copies it instead.
     pub(crate) fn lend(skb: super::netdev::Skb, domid: u16, max: usize) -> core::result::Result<Self, super::netdev::Skb> {
-        let mut lent = LentSkb { pages: LentPages { pages: [const { None }; LENT_MAX], n: 0 }, skb };
+        let mut lent = LentSkb { pages: LentPages::new(), skb };
+        let mut lent_bytes = 0;
         let max = max.min(LENT_MAX);
         let raw = lent.skb.as_raw();
         // SAFETY: the skb is live and ours; its layout does not change while
@@ -330,7 +322,7 @@ impl LentSkb {
             let mut pos = off;
             let end = off + size;
             while pos < end {
-                if lent.pages.n == max {
+                if lent.pages.len() == max {
                     return Err(lent.into_skb());
                 }
                 let in_page = pos % super::netif::PAGE_SIZE;
@@ -346,16 +338,14 @@ impl LentSkb {
                 let Some(sub) = core::ptr::NonNull::new(sub).filter(|_| rc >= 0) else {
                     return Err(lent.into_skb());
                 };
-                let n = lent.pages.n;
-                lent.pages.pages[n] = Some(LentPage { page: sub, gref: rc as u32, offset: in_page as u16, len: chunk as u16 });
-                lent.pages.n += 1;
+                lent.pages.push(LentPage { page: sub, gref: rc as u32, offset: in_page as u16, len: chunk as u16 });
+                lent_bytes += chunk;
                 pos += chunk;
             }
         }
         // Lent pieces and the linear area must be the whole packet (an
         // skb with a fragment list is not: the stack linearizes those for
         // us, lacking NETIF_F_FRAGLIST, but the copy path takes any).
-        let lent_bytes: usize = lent.pages.pages[..lent.pages.n].iter().flatten().map(|p| usize::from(p.len)).sum();
         if lent_bytes + lent.skb.headlen() != lent.skb.len() {
             return Err(lent.into_skb());
         }
@@ -376,19 +366,19 @@ impl LentSkb {
 
     /// The lent pieces in order: grant reference, offset in the page, length.
     pub(crate) fn pieces(&self) -> impl Iterator<Item = (u32, u16, u16)> + '_ {
-        self.pages.pages[..self.pages.n].iter().flatten().map(|p| (p.gref, p.offset, p.len))
+        self.pages.iter().map(|p| (p.gref, p.offset, p.len))
     }
 
     /// Pieces lent.
     pub(crate) fn len(&self) -> usize {
-        self.pages.n
+        self.pages.len()
     }
 
     /// Ends the grants, then frees the skb; false if the peer still mapped
     /// a page (kept until it lets go).
     pub(crate) fn end(self) -> bool {
         let LentSkb { mut pages, skb } = self;
-        let all = pages.end_all();
+        let all = end_all(&mut pages);
         drop(skb);
         all
     }
@@ -396,7 +386,7 @@ impl LentSkb {
     /// Ends the grants (never published) and gives the skb back.
     pub(crate) fn into_skb(self) -> super::netdev::Skb {
         let LentSkb { mut pages, skb } = self;
-        pages.end_all();
+        end_all(&mut pages);
         skb
     }
 }
