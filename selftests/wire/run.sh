@@ -109,8 +109,8 @@ bench_row() {
 	[ $rc = 0 ] || return 1
 	echo "$out" | grep '^BENCH test=wire_tcp_rx ' | awk '{
 		for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
-		ok = v["wire_frames"] > 1000 && v["peer_frames"] >= v["wire_frames"] * 0.9 && v["qemu_io_s"] > 0 && v["qemu_vcpu_s"] > 0 && v["cframes"] > 0
-		exit !ok }'
+		ok = v["wire_frames"] > 1000 && v["peer_frames"] >= v["wire_frames"] * 0.9 && v["qemu_io_s"] > 0 && v["qemu_vcpu_s"] > 0 && v["cframes"] > 0 }
+		END { exit !ok }'
 }
 check "bench-dom0's wire row: wire frames, the peer's count, QEMU's threads" bench_row
 
