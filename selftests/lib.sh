@@ -37,7 +37,12 @@ check() {
 # refused, static grants refused or left to the grant layer); the other
 # cases of each class are extended. With --set extended=0 they are listed as
 # skipped: CI runs them on the normal kernel and leaves them out on the
-# debug kernel, whose run would not fit CI's time otherwise.
+# debug kernel, whose run would not fit CI's time otherwise. In the netfront
+# and netback suites the extended checks are the features (ethtool, RSS,
+# IPv6 ND, event channel layout, MTU 9000, XDP, multicast, rate limit),
+# which the normal kernel's rigs run in full; the debug kernel's run keeps
+# their lifecycle checks (bind, connect, cycles, reload, save/restore,
+# destroy, memory back, clean logs).
 check_extended() {
 	if [ "${RIG_extended:-1}" = 0 ]; then ktap_skip "$1" "extended case, left out of this run (extended=0)"; return 0; fi
 	check "$@"

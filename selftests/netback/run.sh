@@ -187,7 +187,7 @@ headroom_clamp() {
 		wait_for 10 sh -c "[ \"\$(xenstore-read $be1/state)\" = 4 ]" &&
 		wait_for 10 ping -c 1 -W 1 "$G"
 }
-check "hostile xdp-headroom: clamped and logged, traffic flows" headroom_clamp
+check_extended "hostile xdp-headroom: clamped and logged, traffic flows" headroom_clamp
 
 # Multicast control (netfront_opt asks for it by default; the C netfront
 # does not): frames to a group guest1 did not join are dropped in dom0 and
@@ -212,7 +212,7 @@ mcast() {
 }
 tname="multicast control: unjoined groups dropped in dom0, joined ones delivered"
 if [ "$RIG_frontend" = rust ] || mcast_requested; then
-	check "$tname" mcast
+	check_extended "$tname" mcast
 else
 	ktap_skip "$tname" "frontend $RIG_frontend did not ask for multicast control"
 fi
@@ -243,7 +243,7 @@ rate_limit() {
 	l=${limited% Mbit/s}
 	awk -v l="$l" -v f="$f" -v r="$rate" 'BEGIN { exit !(l > r / 4 && l < r * 1.5 && f > 2 * l) }'
 }
-check "rate limit: rate= at a quarter of the free speed holds guest transmit near it" rate_limit
+check_extended "rate limit: rate= at a quarter of the free speed holds guest transmit near it" rate_limit
 
 # Detach/attach cycles with traffic in flight, whichever frontend: each
 # time the vif, its backend directory and its queues go and come back.

@@ -78,7 +78,7 @@ ethtool_stats() {
 			exit !(n == 11 * (ncpu < 8 ? ncpu : 8) && rx == tot[1] && tx == tot[2] && idle == 0)
 		}'
 }
-check "ethtool -S: per-queue counters, all moving, summing to the device's" ethtool_stats
+check_extended "ethtool -S: per-queue counters, all moving, summing to the device's" ethtool_stats
 
 # RSS over the control ring: with several queues and a backend offering
 # the control ring (both netbacks do), the guest sets a Toeplitz key and an
@@ -101,7 +101,7 @@ rss() {
 # one queue is right is the queues check's verdict.
 tname="RSS over the control ring: hashed packets on the queue the guest's table names"
 nq=$(xenstore-read "/local/domain/$(xl domid guest1)/device/vif/0/multi-queue-num-queues" 2>/dev/null || echo 1)
-if [ "$nq" -gt 1 ]; then check "$tname" rss; else ktap_skip "$tname" "single queue (run with --guest-vcpus 2)"; fi
+if [ "$nq" -gt 1 ]; then check_extended "$tname" rss; else ktap_skip "$tname" "single queue (run with --guest-vcpus 2)"; fi
 
 # IPv6 neighbour discovery needs the guest's solicited-node groups: with
 # multicast control (both netbacks filter) it works only if netfront_opt
@@ -115,7 +115,7 @@ ipv6_nd() {
 	wait_for 15 ping6 -c 1 -W 1 -I xenbr0 "$ll" || { echo "no IPv6 reply"; return 1; }
 	ping6 -c 3 -W 2 -I xenbr0 "$ll" | tail -n 2
 }
-check "IPv6 neighbour discovery through the backend's multicast filter" ipv6_nd
+check_extended "IPv6 neighbour discovery through the backend's multicast filter" ipv6_nd
 
 # Split event channels when the backend offers them (the C netback does by
 # default), one shared channel otherwise.
@@ -134,7 +134,7 @@ split_channels() {
 		xenstore-read $dir/event-channel >/dev/null
 	fi
 }
-check "event channels: split when offered, shared otherwise" split_channels
+check_extended "event channels: split when offered, shared otherwise" split_channels
 
 counters_move() {
 	before=$(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' ')
@@ -171,7 +171,7 @@ cycles() {
 	echo "$CYCLES cycles"
 }
 check "$CYCLES detach/attach cycles with traffic" cycles
-check "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
+check_extended "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
 
 # reload_netfront (selftests/lib.sh) under traffic.
 unload_reload() {
@@ -183,7 +183,7 @@ unload_reload() {
 	return $rc
 }
 check "unbind + rmmod under traffic, insmod, traffic again" unload_reload
-check "iperf3 after the reload" iperf_mbits -c "$G" -t 2
+check_extended "iperf3 after the reload" iperf_mbits -c "$G" -t 2
 
 # static_grants=0: the guest registers nothing, says so, and its buffers go
 # by grant copy both ways (netback_mq holds no static grant for it).
@@ -343,7 +343,7 @@ jumbo() {
 	guest-exec 1 'ip link set eth0 mtu 1500'; ip link set "$vif" mtu 1500; ip link set xenbr0 mtu 1500
 	return $rc
 }
-check "MTU 9000: ping with 8000-byte payloads and iperf3 both ways" jumbo
+check_extended "MTU 9000: ping with 8000-byte payloads and iperf3 both ways" jumbo
 # Native XDP: the program runs on netfront_opt's private copy of each frame,
 # with 256 bytes of headroom, whichever the backend. xdp-filter drops
 # 628-byte pings (XDP_DROP) and passes the rest (XDP_PASS: the skb is built
@@ -408,7 +408,7 @@ xdp_native() {
 	ping -c 2 -W 2 "$G" >/dev/null && iperf_mbits -c "$G" -t 2 && iperf_mbits -c "$G" -t 2 -R || rc=1
 	return $rc
 }
-check "native XDP: drop, pass, TX and redirect, 192 bytes of headroom used; GSO frames dropped unseen; MTU held" xdp_native
+check_extended "native XDP: drop, pass, TX and redirect, 192 bytes of headroom used; GSO frames dropped unseen; MTU held" xdp_native
 # Save and restore the guest (what migration does): the frontend reconnects
 # to the new backend and traffic flows without touching the guest's setup.
 # Counted: the saved domain must go entirely (a grant dom0 still mapped
