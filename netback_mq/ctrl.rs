@@ -371,7 +371,7 @@ impl VifCtrl {
 
     /// Runs the frontend's control requests (the ring's thread). Returns
     /// true if there was any.
-    pub(crate) fn process(&self, ch: Channel) -> bool {
+    pub(crate) fn process(&self, ch: &Channel<'_>) -> bool {
         let mut work = false;
         let mut conn = self.conn.lock();
         let Some(c) = Option::as_mut(&mut *conn) else {

@@ -43,7 +43,7 @@ use xen_sys::nic_queue::{
     RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
 };
 use xen_sys::nicreg;
-use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, DmaDev, IrqHandler, MsixIrq};
+use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, BusMaster, DmaDev, IrqHandler, IrqNext, MsixIrq};
 use xen_sys::periodic::{Periodic, Tick};
 use crate::vif::QueueCtx;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -105,8 +105,12 @@ const RX_VECTOR_BIT: u32 = 1 << RX_VECTOR;
 /// Descriptors in the receive ring, and bytes per buffer.
 const RING: usize = 128;
 const BUF: usize = 2048;
-/// Frames reaped per interrupt at most.
+/// Frames the pool's interrupt thread reaps per pass.
 const BUDGET: usize = 32;
+/// Polls of the enable bit after a queue is disabled, 10 us apart: a
+/// frame in flight may take up to 100 us to finish (ixgbevf's bound);
+/// this waits ten times that.
+const DISABLE_POLLS: u32 = 100;
 /// The largest frame the pool takes: MTU 1500, Ethernet header, VLAN tag, FCS.
 const MAX_FRAME: u32 = 1522;
 /// How often the watchdog looks for a reset by the PF (igbvf's period).
@@ -157,6 +161,9 @@ struct RxState {
     ring: KBox<RxRing<Token, IgbAdv>>,
     descs: Descs,
     bytes: u64,
+    /// The ring holds a guest's pages (between attach and detach), not
+    /// the pool's buffers: the pool's reaping leaves it alone.
+    guest: bool,
 }
 
 /// One VF's receive side: the interrupt's target. Its ring holds either
@@ -176,6 +183,8 @@ pub(crate) struct VfRx {
     pf_ifindex: Option<i32>,
     /// What guest pages are DMA-mapped for.
     dma: DmaDev,
+    /// Cut when the queue does not stop as asked, and at unbind.
+    master: BusMaster,
     /// The vif queue whose guest's pages the ring holds (none: the pool).
     #[pin]
     user: SpinLockIrq<Option<Arc<QueueCtx>>>,
@@ -183,8 +192,8 @@ pub(crate) struct VfRx {
     gone: AtomicBool,
     /// `health::RUNNING` or `health::RESET`.
     health: AtomicU8,
-    /// The guest queue the PF's reset took off the VF, moved back once the
-    /// queue is up again.
+    /// The guest queue the PF's reset took off the VF, or one waiting for
+    /// the PF to join its vif's bridge: moved (back) by the watchdog.
     #[pin]
     displaced: SpinLockIrq<Option<Arc<QueueCtx>>>,
     /// The pool's frame counter when the queue was last programmed.
@@ -241,17 +250,20 @@ impl VfRx {
 
     /// Hands the ring to `user`'s guest: the pool's buffers are taken back
     /// and the ring starts empty, with page-sized buffers. The guest's
-    /// queue posts into it from now on, and the interrupt wakes it.
+    /// queue posts into it from now on, its NAPI poll reaps it, and
+    /// re-arms the interrupt when it completes ([`VfRx::rearm`]).
     pub(crate) fn attach(&self, user: Arc<QueueCtx>) -> Result {
-        // Under the user lock: an unbind (which sets `gone` under it) comes
-        // wholly before or after.
+        // Under the user lock: an unbind (which sets `gone` under it) and
+        // a reset by the PF (which sets `health` under it) come wholly
+        // before or after, so a queue they stopped is never started here.
         let mut u = self.user.lock();
-        if self.is_gone() || self.in_reset() || u.is_some() {
+        if self.is_gone() || self.in_reset() || self.master.is_cut() || u.is_some() {
             return Err(EBUSY);
         }
         self.with_queue(|q| {
             q.stop_and_reclaim(&mut |_| {});
             q.st.ring.configure(RING, GUEST_BUF as u32).map_err(|_| EINVAL)?;
+            q.st.guest = true;
             q.restart();
             Ok::<(), Error>(())
         })
@@ -261,24 +273,58 @@ impl VfRx {
     }
 
     /// Takes the guest's buffers back (each token to `f`, in order) once
-    /// the queue is stopped, and gives the ring back to the pool.
-    pub(crate) fn detach(&self, f: &mut dyn FnMut(Token)) -> usize {
-        let n = match self.with_queue(|q| q.stop_and_reclaim(f)) {
+    /// the queue is stopped, and gives the ring back to the pool. One
+    /// section under both locks: neither an unbind nor the watchdog sees
+    /// the queue between its stop and its restart. With `wait`, the
+    /// guest's queue is kept to be moved back (`VfRx::wait_for`).
+    pub(crate) fn detach(&self, wait: bool, f: &mut dyn FnMut(Token)) -> usize {
+        let mut u = self.user.lock();
+        let n = self.with_queue(|q| {
+            let n = q.stop_and_reclaim(f);
+            q.st.guest = false;
+            // After an unbind nothing starts again; after a reset by the
+            // PF the watchdog programs the queue once the PF answers.
+            if !self.is_gone() && !self.in_reset() && q.st.ring.configure(RING, BUF as u32).is_ok() {
+                q.restart();
+                self.fill_pool(q);
+                q.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+            }
+            n
+        });
+        let n = match n {
             Some(n) => n,
-            // Unbound: the queue was stopped then; only the bookkeeping is left.
-            None => self.state.lock().ring.reclaim(f),
+            // Unbound: unbind stopped the queue (waiting for it) before the
+            // registers went; only the bookkeeping is left.
+            None => {
+                let mut st = self.state.lock();
+                st.guest = false;
+                st.ring.reclaim(f)
+            }
         };
-        *self.user.lock() = None;
-        // After a reset by the PF the watchdog programs the queue again.
-        if !self.is_gone() && !self.in_reset() {
-            let _ = self.with_queue(|q| {
-                if q.st.ring.configure(RING, BUF as u32).is_ok() {
-                    q.restart();
-                    self.fill_pool(q);
-                }
-            });
+        let user = u.take();
+        if wait && !self.is_gone() {
+            *self.displaced.lock() = user;
         }
         n
+    }
+
+    /// Keeps `q` to be moved onto this VF by the watchdog once it can be
+    /// (`QueueCtx::retry_nic`, which checks again and waits again if not).
+    pub(crate) fn wait_for(&self, q: Arc<QueueCtx>) {
+        if !self.is_gone() {
+            *self.displaced.lock() = Some(q);
+        }
+    }
+
+    /// The guest queue's NAPI poll completed: the receive interrupt may
+    /// fire again (the NIC masked it when it fired: EIAM).
+    pub(crate) fn rearm(&self) {
+        if self.is_gone() || self.in_reset() {
+            return;
+        }
+        if let Some(bar) = self.bar.try_access() {
+            bar.write32(RX_VECTOR_BIT, reg::EIMS);
+        }
     }
 
     /// Posts every buffer of the pool into the (empty) ring.
@@ -298,13 +344,17 @@ impl VfRx {
     fn with_queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
         let bar = self.bar.try_access()?;
         let mut st = self.state.lock();
-        Some(f(&mut VfQueue { st: &mut st, bar: &bar }))
+        Some(f(&mut VfQueue { st: &mut st, bar: &bar, master: &self.master }))
     }
 
-    /// Reaps completed frames, posts their buffers again, kicks.
+    /// Reaps up to `BUDGET` completed frames of the pool, posts their
+    /// buffers again, kicks. Nothing while a guest's pages are in the ring.
     fn poll(&self) -> usize {
         self.with_queue(|q| {
-            // Hard-IRQ context: no allocation; the reaped buffers wait here.
+            if q.st.guest {
+                return 0;
+            }
+            // Under a spinlock: no allocation; the reaped buffers wait here.
             let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
             let mut count = 0;
             let mut bytes = 0;
@@ -331,20 +381,34 @@ impl VfRx {
 }
 
 impl IrqHandler for VfRx {
-    fn irq(&self) {
-        if self.in_reset() {
-            return;
+    /// The receive vector fired; the NIC masked it (EIAM). A guest's queue
+    /// reaps in its NAPI poll and re-arms it; the pool is reaped in the
+    /// interrupt thread. Nothing is reaped in hard-IRQ context.
+    fn irq(&self) -> IrqNext {
+        if self.is_gone() || self.in_reset() {
+            return IrqNext::Handled;
         }
         let user = self.user.lock().clone();
         match user {
-            // The guest's queue reaps in its NAPI poll.
-            Some(q) => q.nic_event(),
-            None => {
-                self.poll();
+            Some(q) => {
+                q.nic_event();
+                IrqNext::Handled
+            }
+            None => IrqNext::WakeThread,
+        }
+    }
+
+    /// The pool's frames, `BUDGET` at a time, then the vector re-armed.
+    fn thread(&self) {
+        for _ in 0..RING / BUDGET + 1 {
+            if self.poll() < BUDGET {
+                break;
             }
         }
-        if let Some(bar) = self.bar.try_access() {
-            bar.write32(RX_VECTOR_BIT, reg::EIMS);
+        // A guest attached meanwhile re-arms from its own poll.
+        let u = self.user.lock();
+        if u.is_none() {
+            self.rearm();
         }
     }
 }
@@ -353,6 +417,27 @@ impl IrqHandler for VfRx {
 pub(crate) struct VfQueue<'a, 'b> {
     st: &'a mut RxState,
     bar: &'a pci::Bar<'b, BAR_SIZE>,
+    master: &'a BusMaster,
+}
+
+impl VfQueue<'_, '_> {
+    /// Clears the queue's enable bit and waits until the NIC reports it
+    /// clear: the frame in flight has landed and no other will. A queue
+    /// that does not stop loses the VF's bus mastering, so that no DMA
+    /// of any kind follows. Atomic context (busy-waits 1 ms at most).
+    fn disable(&mut self) {
+        self.bar.write32(0, reg::RXDCTL);
+        for _ in 0..DISABLE_POLLS {
+            if self.bar.read32(reg::RXDCTL) & reg::RXDCTL_ENABLE == 0 {
+                return;
+            }
+            kernel::time::delay::udelay(kernel::time::Delta::from_micros(10));
+        }
+        if !self.master.is_cut() {
+            pr_err!("igb VF: receive queue still enabled 1 ms after it was disabled: bus mastering cut, the VF does no DMA until it is bound again\n");
+        }
+        self.master.cut();
+    }
 }
 
 impl RxQueue for VfQueue<'_, '_> {
@@ -375,12 +460,15 @@ impl RxQueue for VfQueue<'_, '_> {
         ring.reap(descs, budget, f)
     }
     fn stop_and_reclaim(&mut self, f: &mut dyn FnMut(Token)) -> usize {
-        // The enable bit reads back clear at once on QEMU's model; a real
-        // 82576 finishes the frame in flight first (igbvf waits 10 ms).
-        self.bar.write32(0, reg::RXDCTL);
+        // Reclaimed only once the NIC has stopped (or cannot DMA at all).
+        self.disable();
         self.st.ring.reclaim(f)
     }
     fn restart(&mut self) {
+        if self.master.is_cut() {
+            // A queue that would not stop is never started again.
+            return;
+        }
         let base = self.st.descs.0.dma_address();
         let bar = self.bar;
         bar.write32(base as u32, reg::RDBAL);
@@ -580,27 +668,32 @@ impl VfRx {
     /// The PF reset the VF: stop the queue and hand a guest on it back to
     /// grant copy (its NAPI poll takes the buffers back).
     fn begin_reset(&self) {
-        self.health.store(health::RESET, Ordering::Release);
+        // Under the user lock (attach and detach are excluded) and the
+        // queue's (the stop and the new health are seen together).
+        let u = self.user.lock();
+        let user = u.clone();
         self.retries.store(0, Ordering::Relaxed);
-        if let Some(bar) = self.bar.try_access() {
-            bar.write32(!0, reg::EIMC);
-            bar.write32(0, reg::RXDCTL);
-        }
-        let user = self.user.lock().clone();
+        self.with_queue(|q| {
+            self.health.store(health::RESET, Ordering::Release);
+            q.bar.write32(!0, reg::EIMC);
+            if user.is_some() {
+                // The guest's pages stay posted until its poll takes them
+                // back (detach); the NIC writes into none of them now.
+                q.disable();
+            } else {
+                // The pool's own buffers: nothing but bookkeeping.
+                q.stop_and_reclaim(&mut |_| {});
+            }
+        });
+        drop(u);
         pr_warn!(
             "igb VF {}: reset by its PF (the PF's interface went down or was reconfigured): receive queue stopped{}\n",
             MacFmt(self.mac()),
             if user.is_some() { ", its guest goes back to grant copy" } else { "" }
         );
-        match user {
-            Some(q) => {
-                q.nic_event();
-                *self.displaced.lock() = Some(q);
-            }
-            // The pool's own buffers: nothing but bookkeeping to take back.
-            None => {
-                self.with_queue(|q| q.stop_and_reclaim(&mut |_| {}));
-            }
+        if let Some(q) = user {
+            q.nic_event();
+            *self.displaced.lock() = Some(q);
         }
     }
 
@@ -637,8 +730,13 @@ impl VfRx {
             // Any guest with the old MAC no longer gets its frames here.
             this.displaced.lock().take();
         }
+        // Whatever the pool had posted (a detach may have restarted it
+        // before the reset was seen) comes back first.
         let ok = this
-            .with_queue(|q| q.st.ring.configure(RING, BUF as u32).is_ok())
+            .with_queue(|q| {
+                q.stop_and_reclaim(&mut |_| {});
+                q.st.ring.configure(RING, BUF as u32).is_ok()
+            })
             .unwrap_or(false);
         if !ok || start_rx(this).is_err() {
             pr_err!("igb VF {}: receive queue not restarted after the PF's reset\n", MacFmt(mac));
@@ -659,12 +757,27 @@ impl VfRx {
 impl Tick for VfRx {
     /// The watchdog: a reset by the PF noticed, or recovered from.
     fn tick(this: &Arc<Self>) {
-        if this.is_gone() {
+        // A VF whose queue would not stop stays off until bound again.
+        if this.is_gone() || this.master.is_cut() {
             return;
         }
         if !this.in_reset() {
             if this.reset_by_pf() {
                 this.begin_reset();
+                return;
+            }
+            let user = this.user.lock().clone();
+            match user {
+                // The guest's poll looks at the vif's bridge again, even
+                // with no traffic (it ends the path if the PF left it).
+                Some(q) => q.nic_event(),
+                None => {
+                    // A guest's queue waiting for this VF asks again.
+                    let waiting = this.displaced.lock().take();
+                    if let Some(q) = waiting {
+                        q.retry_nic();
+                    }
+                }
             }
             return;
         }
@@ -744,10 +857,11 @@ impl pci::Driver for IgbVf {
             pin_init!(VfRx {
                 bar,
                 bufs,
-                state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0 }, "igbvf_rx"),
+                state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0, guest: false }, "igbvf_rx"),
                 mac: AtomicU64::new(mac_bits(mac)),
                 pf_ifindex: pci_pf_ifindex(pdev),
                 dma: DmaDev::of(pdev),
+                master: BusMaster::of(pdev),
                 user <- new_spinlock_irq!(None, "igbvf_user"),
                 gone: AtomicBool::new(false),
                 health: AtomicU8::new(health::RUNNING),
@@ -788,19 +902,25 @@ impl pci::Driver for IgbVf {
         this.watchdog.stop();
         rx.displaced.lock().take();
         nicreg::unregister(rx);
-        // Stop the NIC first: no interrupt, no DMA into any posted buffer.
-        let pool_frames = {
-            let Some(bar) = rx.bar.try_access() else { return };
-            bar.write32(!0, reg::EIMC);
-            bar.write32(0, reg::RXDCTL);
-            bar.read32(reg::VFGPRC).wrapping_sub(rx.pool_base.load(Ordering::Relaxed))
-        };
-        this.irq.synchronize();
+        // First `gone`, under the user lock: from here no attach, detach or
+        // recovery starts the queue again (they look under that lock).
         let user = {
             let u = rx.user.lock();
             rx.gone.store(true, Ordering::Release);
             u.clone()
         };
+        // Then the NIC stopped, waiting for it: no interrupt, no DMA into
+        // any posted buffer, before the registers go.
+        let pool_frames = rx
+            .with_queue(|q| {
+                q.bar.write32(!0, reg::EIMC);
+                q.disable();
+                q.bar.read32(reg::VFGPRC).wrapping_sub(rx.pool_base.load(Ordering::Relaxed))
+            })
+            .unwrap_or(0);
+        this.irq.synchronize();
+        // And bus mastering off: the function does no DMA while unbound.
+        rx.master.cut();
         if let Some(q) = user {
             // A guest's pages are in the ring: its queue takes them back
             // (answering their requests) and goes on by grant copy.
@@ -812,12 +932,11 @@ impl pci::Driver for IgbVf {
             return;
         }
         // What completed before the stop, then every buffer still posted.
-        rx.poll();
-        let (reclaimed, s) = {
+        while rx.poll() == BUDGET {}
+        let (reclaimed, s, bytes) = {
             let mut st = rx.state.lock();
-            (st.ring.reclaim(&mut |_| {}), st.ring.stats())
+            (st.ring.reclaim(&mut |_| {}), st.ring.stats(), st.bytes)
         };
-        let bytes = rx.state.lock().bytes;
         pr_info!(
             "igb VF {}: {} frames ({} bytes) received, {} dropped, {} checksums verified; {} buffers reclaimed; the pool counted {} frames since probe\n",
             MacFmt(rx.mac()),

@@ -35,8 +35,8 @@ pub(crate) const BUDGET: usize = 64;
 
 type Rx = OnRing<RxBack<XenBarriers>, MappedRing>;
 
-/// A guest buffer the NIC holds.
-#[derive(Clone, Copy)]
+/// A guest buffer the NIC holds (its DMA mapping with it: moved, never
+/// copied, so it is released once).
 struct Posted {
     req: RxRequest,
     buf: DmaBuf,
@@ -61,6 +61,9 @@ pub(crate) enum NicEnd {
     Disconnect,
     /// The frontend's receive ring is corrupt (the connection is broken).
     Ring(crate::netif::Error),
+    /// The vif and the PF are no longer ports of one plain bridge (the
+    /// path comes back once they are).
+    Bridge(crate::xen_sys::netdev::NicBridge),
 }
 
 impl kernel::fmt::Display for NicEnd {
@@ -78,6 +81,7 @@ impl kernel::fmt::Display for NicEnd {
             NicEnd::MapFailed(g) => write!(f, "a request names grant {g}, which could not be mapped"),
             NicEnd::Disconnect => f.write_str("disconnected"),
             NicEnd::Ring(e) => write!(f, "receive ring: {}", e.as_str()),
+            NicEnd::Bridge(b) => f.write_str(b.as_str()),
         }
     }
 }
@@ -93,6 +97,9 @@ pub(crate) struct NicRx {
     unposted: KVec<RxRequest>,
     /// The VF's ring is ours (between `attached` and `end`).
     live: bool,
+    /// At `end`, the guest's queue waits for the VF to be usable again
+    /// (the PF back on the vif's bridge).
+    wait_after_end: bool,
     /// Per-buffer mode, for a frontend without static grants (the stock C
     /// netfront): each request's grant is mapped when posted and unmapped
     /// when its frame completes, through a table of our own.
@@ -132,10 +139,17 @@ impl NicRx {
         };
         Ok(Self {
             vf,
-            posted: KVec::from_elem(None, n, GFP_KERNEL)?,
+            posted: {
+                let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+                for _ in 0..n {
+                    v.push(None, GFP_KERNEL)?;
+                }
+                v
+            },
             free,
             unposted: KVec::with_capacity(n, GFP_KERNEL)?,
             live: false,
+            wait_after_end: false,
             own,
             batch: KVec::with_capacity(n, GFP_KERNEL)?,
             ready: KVec::with_capacity(n, GFP_KERNEL)?,
@@ -157,6 +171,12 @@ impl NicRx {
 
     pub(crate) fn vf(&self) -> &Arc<VfRx> {
         &self.vf
+    }
+
+    /// At `end`, leave the guest's queue waiting on the VF: the watchdog
+    /// moves it back once the reason the path ended is gone.
+    pub(crate) fn wait_after_end(&mut self) {
+        self.wait_after_end = true;
     }
 
     /// Reaps completed frames into responses, then posts the guest's new
@@ -289,8 +309,8 @@ impl NicRx {
         let posted_n = vf
             .queue(|q| {
                 let mut n = 0;
-                for &(token, p) in ready.iter() {
-                    if q.post(p.buf.addr, token).is_err() {
+                for (token, p) in ready.iter() {
+                    if q.post(p.buf.addr, *token).is_err() {
                         break;
                     }
                     n += 1;
@@ -300,17 +320,19 @@ impl NicRx {
             })
             .unwrap_or((0, false));
         let (n, room_left) = posted_n;
-        for &(token, p) in &ready[..n] {
-            posted[usize::from(token)] = Some(p);
-            stats.nic_posted += 1;
-            stats.nic_bounces += u64::from(p.buf.bounced);
-        }
-        if n < ready.len() {
-            // The NIC refused one (or the VF went): those not posted go back.
-            for &(token, p) in &ready[n..] {
+        let total = ready.len();
+        for (i, (token, p)) in ready.drain_all().enumerate() {
+            if i < n {
+                stats.nic_posted += 1;
+                stats.nic_bounces += u64::from(p.buf.bounced);
+                posted[usize::from(token)] = Some(p);
+            } else {
+                // The NIC refused one (or the VF went): those not posted go back.
                 statics.dma_release(p.buf, dev);
                 let _ = free.push_within_capacity(token);
             }
+        }
+        if n < total {
             let why = if vf.is_gone() { NicEnd::VfGone } else { NicEnd::PostFailed };
             end = Some((why, n));
         }
@@ -339,12 +361,12 @@ impl NicRx {
             return;
         }
         self.complete(rx, statics.as_deref_mut(), stats);
-        let Self { vf, posted, free, unposted, live, own, done, done_grefs, .. } = self;
+        let Self { vf, posted, free, unposted, live, own, done, done_grefs, wait_after_end, .. } = self;
         let per_buffer = own.is_some();
         done.clear();
         // The queue stopped, every buffer comes back (under the VF's lock);
         // their DMA and mappings are let go after it.
-        vf.detach(&mut |token| {
+        vf.detach(*wait_after_end, &mut |token| {
             if let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) {
                 let _ = rx.respond_error(&p.req, RspStatus::ERROR);
                 let _ = done.push_within_capacity(p);
@@ -375,7 +397,7 @@ impl Drop for NicRx {
             // Never left to this (`Connection` ends the path first): the
             // NIC at least stops before the static grants' pages go.
             pr_err!("NIC receive path dropped without ending: queue stopped, buffers abandoned\n");
-            self.vf.detach(&mut |_| {});
+            self.vf.detach(false, &mut |_| {});
         }
     }
 }

@@ -836,9 +836,13 @@ impl Connection {
     /// requests posted, the guest notified once. Returns the frames
     /// delivered, whether to poll again at once, and why the path ended
     /// (grant copy from then on), if it did.
-    pub(crate) fn nic_poll(&mut self, stats: &mut Stats) -> (usize, bool, Option<NicEnd>) {
+    /// `policy`: a reason to end the path now (the vif's bridge changed).
+    pub(crate) fn nic_poll(&mut self, stats: &mut Stats, policy: Option<NicEnd>) -> (usize, bool, Option<NicEnd>) {
         let Some(nic) = self.nic.as_mut() else { return (0, false, None) };
-        let foreign = self.nic_foreign_src.take().map(NicEnd::ForeignMac);
+        let foreign = self.nic_foreign_src.take().map(NicEnd::ForeignMac).or(policy);
+        if matches!(foreign, Some(NicEnd::Bridge(_))) {
+            nic.wait_after_end();
+        }
         let (frames, room, end) = match foreign.map_or_else(|| nic.poll(&mut self.rx, self.statics.as_deref_mut(), stats), Err) {
             Ok((n, room)) => (n, room, None),
             Err(why) => {
@@ -865,6 +869,18 @@ impl Connection {
             }
         }
         (frames, again, end)
+    }
+
+    /// The PF the NIC path sends the guest's frames out of, while live.
+    pub(crate) fn nic_pf(&self) -> Option<i32> {
+        self.nic.as_ref().and_then(|n| n.vf().pf_ifindex())
+    }
+
+    /// The poll is done: the NIC's receive interrupt may fire again.
+    pub(crate) fn nic_rearm(&self) {
+        if let Some(n) = self.nic.as_ref() {
+            n.vf().rearm();
+        }
     }
 
     /// The guest sent from a MAC its NIC queue is not steered by: the

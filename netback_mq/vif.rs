@@ -11,11 +11,11 @@ use kernel::sync::{Arc, SpinLock};
 
 use crate::ctrl::VifCtrl;
 use crate::igbvf::{MacFmt, VfRx};
-use crate::nicrx::NicRx;
+use crate::nicrx::{NicEnd, NicRx};
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
 use crate::xen_sys::evtchn::{Channel, EventHandler};
-use crate::xen_sys::netdev::{xmit_more, NapiQueue, NetDevice, NetDriver, Offloads, Napi, Polling, Skb, Timer, Xmit};
+use crate::xen_sys::netdev::{xmit_more, NapiQueue, NetDevice, NetDriver, NicBridge, Offloads, Napi, Polling, Skb, Timer, Xmit};
 use crate::xen_sys::now_us;
 use crate::xen_sys::sync::LockBh;
 use crate::xen_sys::xenbus::Device;
@@ -56,6 +56,9 @@ pub(crate) struct VifShared {
     /// A frame for another MAC reached the vif while on the NIC (logged
     /// once per NIC path).
     unsteered_seen: AtomicBool,
+    /// The vif's own ifindex (set when connected): its bridge decides
+    /// whether the NIC path may stand in for it.
+    vif_ifindex: AtomicI32,
 }
 
 impl VifShared {
@@ -70,8 +73,8 @@ impl VifShared {
 
 impl EventHandler for VifShared {
     /// The control ring's thread.
-    fn event(&self, ch: Channel, _tag: u32) {
-        let work = self.ctrl.process(ch);
+    fn event(&self, ch: Channel<'_>, _tag: u32) {
+        let work = self.ctrl.process(&ch);
         ch.lateeoi(!work);
     }
 }
@@ -92,9 +95,13 @@ pub(crate) struct QueueCtx {
     #[pin]
     timer: Timer,
     shared: Arc<VifShared>,
-    /// How guest receive last moved onto a NIC queue (`NicMode`), so a
-    /// VF's recovery can move it back the same way.
+    /// How guest receive last moved (or wanted to move) onto a NIC queue
+    /// (`NicMode`), so a VF's recovery, or the PF joining the vif's
+    /// bridge, can move it there the same way. 0 once disconnected.
     nic_mode: AtomicU32,
+    /// The last reason the NIC path was refused for (a `NicBridge` as
+    /// u32 + 1; 0 none), logged once per change.
+    nic_refused: AtomicU32,
 }
 
 /// `try_nic`'s frontend mode as one word: 0 never on a NIC, 1 static
@@ -118,7 +125,7 @@ impl NicMode {
 }
 
 impl EventHandler for QueueCtx {
-    fn event(&self, _ch: Channel, tag: u32) {
+    fn event(&self, _ch: Channel<'_>, tag: u32) {
         self.eoi_pending.fetch_or(tag, Ordering::AcqRel);
         self.napi.schedule();
     }
@@ -141,6 +148,7 @@ impl Vif {
                 guest_mac: AtomicU64::new(0),
                 nic_ifindex: AtomicI32::new(0),
                 unsteered_seen: AtomicBool::new(false),
+                vif_ifindex: AtomicI32::new(0),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -160,6 +168,7 @@ impl Vif {
                         timer <- Timer::new(),
                         shared,
                         nic_mode: AtomicU32::new(0),
+                        nic_refused: AtomicU32::new(0),
                     }? Error),
                     GFP_KERNEL,
                 )?,
@@ -194,6 +203,7 @@ impl Vif {
     /// Installs the queues' connections and starts traffic. Process context.
     pub(crate) fn attach(&self, ndev: &NetDevice, conns: KVec<KBox<Connection>>, caps: FrontCaps) -> Result {
         ndev.set_real_num_queues(conns.len())?;
+        self.shared.vif_ifindex.store(ndev.ifindex(), Ordering::Release);
         let n = conns.len();
         for (q, conn) in self.queues.iter().zip(conns) {
             let old = {
@@ -222,6 +232,7 @@ impl Vif {
         ndev.carrier_off();
         for q in self.queues.iter() {
             q.nic_mode.store(0, Ordering::Release);
+            q.nic_refused.store(0, Ordering::Release);
             let conn = {
                 let mut s = q.state.lock_bh();
                 if let Some(c) = s.conn.as_mut() {
@@ -321,6 +332,24 @@ impl QueueCtx {
             pr_info!("{}: the frontend wants an XDP headroom, which the NIC cannot leave: grant copy\n", name);
             return;
         }
+        // The NIC path stands in for the vif's bridge only where the PF is
+        // a port of the same plain Linux bridge; otherwise the VF waits for
+        // that (its watchdog asks again every second).
+        self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
+        let bridge = NicBridge::of(self.shared.vif_ifindex.load(Ordering::Acquire), ifindex);
+        if bridge != NicBridge::Shared {
+            let code = bridge as u32 + 1;
+            if self.nic_refused.swap(code, Ordering::AcqRel) != code {
+                pr_info!(
+                    "{}: igb VF {} not used: {}: grant copy (the NIC path starts once the PF joins the vif's bridge)\n",
+                    name,
+                    MacFmt(mac),
+                    bridge.as_str()
+                );
+            }
+            vf.wait_for(self.clone());
+            return;
+        }
         // Allocated before the lock (and, declared first, freed after it on
         // a return: freeing per-buffer mapping pages sleeps), as is a path
         // that ended before.
@@ -335,7 +364,7 @@ impl QueueCtx {
         c.nic_start(nic, stats);
         self.shared.nic_ifindex.store(ifindex, Ordering::Release);
         self.shared.unsteered_seen.store(false, Ordering::Release);
-        self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
+        self.nic_refused.store(0, Ordering::Release);
         drop(q);
         drop(retired);
         pr_info!(
@@ -347,8 +376,9 @@ impl QueueCtx {
         self.napi.schedule();
     }
 
-    /// Moves guest receive back onto the NIC after its VF's reset by the
-    /// PF, as it was before (same frontend mode). Process context.
+    /// Moves guest receive (back) onto the NIC after its VF's reset by the
+    /// PF, or once the PF joined the vif's bridge, in the frontend mode it
+    /// had. Nothing once disconnected. Process context.
     pub(crate) fn retry_nic(self: &Arc<Self>) {
         if let Some(per_buffer) = NicMode::decode(self.nic_mode.load(Ordering::Acquire)) {
             self.try_nic(self.shared.ctrl.name(), per_buffer);
@@ -405,8 +435,13 @@ impl QueueCtx {
                     break;
                 };
                 // Guest receive through the NIC: completions answered, the
-                // guest's new buffers posted.
-                let (frames, again, ended) = c.nic_poll(stats);
+                // guest's new buffers posted; ended at once if the vif and
+                // the PF are no longer ports of one bridge.
+                let policy = c.nic_pf().and_then(|pf| {
+                    let b = NicBridge::of(self.shared.vif_ifindex.load(Ordering::Acquire), pf);
+                    (b != NicBridge::Shared).then_some(NicEnd::Bridge(b))
+                });
+                let (frames, again, ended) = c.nic_poll(stats, policy);
                 work |= frames > 0;
                 nic_again |= again;
                 if let Some(why) = ended {
@@ -477,6 +512,8 @@ impl QueueCtx {
         if napi.complete_done(done) {
             let mut q = self.state.lock_bh();
             if let Some(c) = q.conn.as_mut() {
+                // The NIC's receive interrupt, masked since it fired.
+                c.nic_rearm();
                 if let Some(wait) = c.rate_wait_us() {
                     // Over the rate limit: the timer polls again when credit
                     // is due (new requests would not help).
@@ -502,45 +539,52 @@ impl QueueCtx {
         done
     }
 
+    /// Guest receive while the guest receives through its VF: everything
+    /// for it goes in there (out of the PF, which is a port of the vif's
+    /// bridge; the NIC's loopback brings it into the guest's pool), in the
+    /// NIC's order.
+    fn xmit_nic(&self, dev: &NetDevice, skb: Skb, pf: i32) {
+        // Unicast for another MAC (flooded by the bridge, or meant for a
+        // promiscuous guest) the pool would not take: dropped here, not
+        // sent out of the PF.
+        if let Some(dest) = skb.dest_mac().filter(|d| d[0] & 1 == 0 && Some(*d) != self.shared.guest_mac()) {
+            let first = !self.shared.unsteered_seen.swap(true, Ordering::AcqRel);
+            self.state.lock_bh().stats.nic_unsteered += 1;
+            if first {
+                pr_info!(
+                    "{}: a frame for {} reached the vif: while the guest receives through its VF only its own MAC's frames, broadcast and its multicast reach it (a promiscuous guest sees no more); counted in queue_N_nic_unsteered\n",
+                    dev.name(),
+                    MacFmt(dest)
+                );
+            }
+            return;
+        }
+        if skb.dest_mac().is_some_and(|d| d[0] & 1 == 1) {
+            // Broadcast or multicast: the bridge flooded it to the PF too,
+            // and the NIC replicates it into every pool that takes it. Were
+            // the PF no longer a port of the vif's bridge, the frame must
+            // not go out of it: the next poll ends the NIC path.
+            if !dev.same_master_as(pf) {
+                self.napi.schedule();
+            }
+            self.state.lock_bh().stats.nic_group_dups += 1;
+            return;
+        }
+        let sent = skb.xmit_on(pf).is_ok();
+        let mut q = self.state.lock_bh();
+        if sent {
+            q.stats.nic_redirected += 1;
+        } else {
+            q.stats.tx_dropped += 1;
+        }
+    }
+
     /// Guest receive: copy `skb` into the guest's buffers, or hold it (and
     /// stop the queue) until the guest posts enough.
     fn xmit(&self, dev: &NetDevice, skb: Skb) {
         let nic = self.shared.nic_ifindex.load(Ordering::Acquire);
         if nic != 0 {
-            // The guest receives through the NIC: everything for it goes in
-            // there (the PF's loopback into its pool), in the NIC's order.
-            // Unicast for another MAC (flooded by the bridge, or meant for
-            // a promiscuous guest) the pool would not take: dropped here,
-            // not sent out of the PF.
-            if let Some(dest) = skb.dest_mac().filter(|d| d[0] & 1 == 0 && Some(*d) != self.shared.guest_mac()) {
-                let first = !self.shared.unsteered_seen.swap(true, Ordering::AcqRel);
-                self.state.lock_bh().stats.nic_unsteered += 1;
-                if first {
-                    pr_info!(
-                        "{}: a frame for {} reached the vif: while the guest receives through its VF only its own MAC's frames, broadcast and its multicast reach it (a promiscuous guest sees no more); counted in queue_N_nic_unsteered\n",
-                        dev.name(),
-                        MacFmt(dest)
-                    );
-                }
-                return;
-            }
-            if skb.dest_mac().is_some_and(|d| d[0] & 1 == 1) {
-                // Broadcast or multicast: the NIC replicates it into every
-                // pool that takes it, so it goes through the PF once. If the
-                // PF is a port of the vif's bridge, the bridge sent it there
-                // already; otherwise the first vif it reaches sends it.
-                if dev.same_master_as(nic) || !crate::xen_sys::nicreg::group_frame_first(&skb) {
-                    self.state.lock_bh().stats.nic_group_dups += 1;
-                    return;
-                }
-            }
-            let sent = skb.xmit_on(nic).is_ok();
-            let mut q = self.state.lock_bh();
-            if sent {
-                q.stats.nic_redirected += 1;
-            } else {
-                q.stats.tx_dropped += 1;
-            }
+            self.xmit_nic(dev, skb, nic);
             return;
         }
         let ctrl = &self.shared.ctrl;
@@ -567,6 +611,14 @@ impl QueueCtx {
             }
             return;
         };
+        if let Some(pf) = c.nic_pf() {
+            // The NIC path started after `nic_ifindex` was read: this ring's
+            // requests are the NIC's now, and a grant copy into them would
+            // answer out of order. The frame goes the NIC's way.
+            drop(q);
+            self.xmit_nic(dev, skb, pf);
+            return;
+        }
         if c.has_held() {
             // The queue was restarted (device down and up) while a packet
             // waited: it goes first, and while it still waits this one is

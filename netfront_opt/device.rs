@@ -100,7 +100,7 @@ pub(crate) struct QueueCtx {
 
 impl EventHandler for QueueCtx {
     /// The backend signalled: poll (the poll acknowledges the event).
-    fn event(&self, _ch: Channel, _tag: u32) {
+    fn event(&self, _ch: Channel<'_>, _tag: u32) {
         self.napi.schedule();
     }
 }

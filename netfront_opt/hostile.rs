@@ -252,7 +252,7 @@ pub(crate) enum Phase {
 
 /// Called for each transmitted packet whose `slots` requests were just
 /// written (`BeforePush`) and then published (`AfterPush`).
-pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: Channel, slots: usize, phase: Phase) {
+pub(crate) fn inject(tx: &mut TxFront<XenBarriers>, irq: &Channel<'_>, slots: usize, phase: Phase) {
     let m = mode();
     if !matches!(
         m,

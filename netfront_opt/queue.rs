@@ -344,12 +344,12 @@ impl TxConn {
         #[cfg(xennet_hostile)]
         let slots = nreqs + usize::from(gso.is_some());
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, self.chans.tx().channel(), slots, crate::hostile::Phase::BeforePush);
+        crate::hostile::inject(&mut self.tx, &self.chans.tx().channel(), slots, crate::hostile::Phase::BeforePush);
         if !defer && self.tx.push() {
             self.chans.tx().notify();
         }
         #[cfg(xennet_hostile)]
-        crate::hostile::inject(&mut self.tx, self.chans.tx().channel(), slots, crate::hostile::Phase::AfterPush);
+        crate::hostile::inject(&mut self.tx, &self.chans.tx().channel(), slots, crate::hostile::Phase::AfterPush);
         stats.tx_packets += 1;
         stats.tx_bytes += len as u64;
         true

@@ -33,15 +33,17 @@ pub(crate) fn queue_irq_name(prefix: &str, queue: usize, ch: QueueChannel) -> Re
 }
 
 /// The bound channel, as a handler sees it: signal the other end, or
-/// acknowledge the event (late EOI).
-#[derive(Clone, Copy)]
-pub(crate) struct Channel {
+/// acknowledge the event (late EOI). It borrows its binding (or lives for
+/// one handler call), so it cannot outlive the IRQ it names: an IRQ number
+/// kept past the unbind could be another guest's channel by then.
+pub(crate) struct Channel<'a> {
     irq: u32,
+    _binding: core::marker::PhantomData<&'a ()>,
 }
 
-impl Channel {
+impl Channel<'_> {
     /// Signals the other end.
-    pub(crate) fn notify(self) {
+    pub(crate) fn notify(&self) {
         // SAFETY: `irq` is bound to an event channel while a binding (and so
         // any `Channel` handed out for it) exists.
         unsafe { b::notify_remote_via_irq(self.irq as i32) };
@@ -49,7 +51,7 @@ impl Channel {
 
     /// Re-enables delivery after an event. `spurious`: the event brought no
     /// work, which makes Xen delay the next one (event-storm throttling).
-    pub(crate) fn lateeoi(self, spurious: bool) {
+    pub(crate) fn lateeoi(&self, spurious: bool) {
         let flags = if spurious { b::XEN_EOI_FLAG_SPURIOUS } else { 0 };
         // SAFETY: `irq` was bound in late-EOI mode.
         unsafe { b::xen_irq_lateeoi(self.irq, flags) };
@@ -63,7 +65,7 @@ pub(crate) trait EventHandler: Send + Sync + 'static {
     /// [`EventIrq::bind_interdomain_threaded`]. `tag` is the binding's
     /// `TAG` (which of a target's channels fired). The handler (or work it
     /// schedules) must call [`Channel::lateeoi`] once done.
-    fn event(&self, ch: Channel, tag: u32);
+    fn event(&self, ch: Channel<'_>, tag: u32);
 }
 
 /// A handler that only acknowledges: for a channel whose events carry
@@ -71,7 +73,7 @@ pub(crate) trait EventHandler: Send + Sync + 'static {
 pub(crate) struct AckOnly;
 
 impl EventHandler for AckOnly {
-    fn event(&self, ch: Channel, _tag: u32) {
+    fn event(&self, ch: Channel<'_>, _tag: u32) {
         ch.lateeoi(false);
     }
 }
@@ -98,7 +100,8 @@ unsafe extern "C" fn handler<H: EventHandler, const TAG: u32>(irq: kernel::ffi::
     // SAFETY: `dev_id` is the target of a live binding, which holds a
     // reference to it (type invariant of `EventIrq`).
     let target = unsafe { &*dev_id.cast::<H>() };
-    target.event(Channel { irq: irq as u32 }, TAG);
+    // The channel lives for this call only (the binding outlives it).
+    target.event(Channel { irq: irq as u32, _binding: core::marker::PhantomData }, TAG);
     b::irqreturn::IRQ_HANDLED
 }
 
@@ -173,8 +176,8 @@ impl<H: EventHandler, const TAG: u32> EventIrq<H, TAG> {
     }
 
     /// The channel, to signal or acknowledge.
-    pub(crate) fn channel(&self) -> Channel {
-        Channel { irq: self.irq }
+    pub(crate) fn channel(&self) -> Channel<'_> {
+        Channel { irq: self.irq, _binding: core::marker::PhantomData }
     }
 
     /// Signals the other end.

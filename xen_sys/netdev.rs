@@ -225,6 +225,12 @@ impl NetDevice {
         unsafe { b::xennet_shim_same_master(self.as_raw(), ifindex) }
     }
 
+    /// The device's index (fixed once registered).
+    pub(crate) fn ifindex(&self) -> i32 {
+        // SAFETY: live (type invariant); a plain read of a field.
+        unsafe { b::xennet_shim_netdev_ifindex(self.as_raw()) }
+    }
+
     pub(super) fn as_raw(&self) -> *mut b::net_device {
         self.0.get()
     }
@@ -370,23 +376,6 @@ impl Skb {
             Ok(())
         }
     }
-
-    /// An identity of the skb's data buffer, the same for its clones (a
-    /// bridge floods a frame to its ports as clones of one skb). Unique
-    /// while any skb holding the buffer lives.
-    pub(crate) fn data_id(&self) -> usize {
-        // SAFETY: live (type invariant).
-        unsafe { b::xennet_shim_skb_head_id(self.as_raw()) as usize }
-    }
-
-    /// A clone sharing the data (atomic allocation).
-    pub(crate) fn clone_atomic(&self) -> Option<Skb> {
-        // SAFETY: live (type invariant); the clone is a new skb we own.
-        let raw = unsafe { b::xennet_shim_skb_clone_atomic(self.as_raw()) };
-        // SAFETY: null, or a live skb whose ownership is ours.
-        unsafe { Skb::from_raw(raw) }
-    }
-
     /// Bytes of data (linear area and fragments).
     pub(crate) fn len(&self) -> usize {
         // SAFETY: live (type invariant).
@@ -1375,6 +1364,46 @@ impl SkbBatch {
             } else {
                 napi.receive(skb);
             }
+        }
+    }
+}
+
+/// How a vif and a NIC's PF are bridged: the NIC path (frames the NIC
+/// writes into the guest, frames for the guest sent out of the PF) may
+/// only stand in for a Linux bridge that both are ports of and that
+/// filters no VLANs; anything else (another bridge, Open vSwitch's flows,
+/// per-port VLANs) is a policy the NIC would bypass.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum NicBridge {
+    /// Ports of one Linux bridge without VLAN filtering.
+    Shared,
+    /// Not ports of one master (or one of them is gone).
+    Apart,
+    /// Ports of one master that is not a Linux bridge.
+    NotLinuxBridge,
+    /// Ports of a bridge with VLAN filtering on.
+    VlanFiltering,
+}
+
+impl NicBridge {
+    /// Looks the devices up by index (under RCU). Any context.
+    pub(crate) fn of(vif_ifindex: i32, pf_ifindex: i32) -> Self {
+        // SAFETY: the shim takes indexes, looked up under RCU.
+        let rc = unsafe { b::xennet_shim_nic_bridge(vif_ifindex, pf_ifindex) };
+        match rc as u32 {
+            b::XENNET_NIC_BRIDGE_OK => Self::Shared,
+            b::XENNET_NIC_BRIDGE_NOT_LINUX_BRIDGE => Self::NotLinuxBridge,
+            b::XENNET_NIC_BRIDGE_VLAN_FILTERING => Self::VlanFiltering,
+            _ => Self::Apart,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "the vif and the PF are ports of one bridge",
+            Self::Apart => "the PF is not a port of the vif's bridge",
+            Self::NotLinuxBridge => "the vif's switch is not a Linux bridge (its rules would be bypassed)",
+            Self::VlanFiltering => "the vif's bridge filters VLANs (the NIC would bypass them)",
         }
     }
 }

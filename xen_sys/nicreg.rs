@@ -10,8 +10,6 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use super::netdev::Skb;
-
 struct Entry {
     mac: [u8; 6],
     port: Arc<dyn Any + Send + Sync>,
@@ -23,30 +21,17 @@ kernel::sync::global_lock! {
     unsafe(uninit) static PORTS: Mutex<KVec<Entry>> = KVec::new();
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: as `PORTS`.
-    unsafe(uninit) static LAST_GROUP: SpinLock<Option<Skb>> = None;
-}
-
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// The registry's lifetime in the module: dropped at unload, after every
-/// vif and VF went, it frees what the registry still holds.
+/// The registry's lifetime in the module (held by the module, dropped at
+/// unload after every vif and VF went).
 pub(crate) struct Registry;
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        forget_group_frame();
-    }
-}
 
 /// Sets the registry up; module init calls it before anything registers.
 pub(crate) fn init() -> Registry {
     if !READY.swap(true, Ordering::AcqRel) {
         // SAFETY: the first and only call (the swap above), before any use.
         unsafe { PORTS.init() };
-        // SAFETY: as above.
-        unsafe { LAST_GROUP.init() };
     }
     Registry
 }
@@ -90,37 +75,4 @@ pub(crate) fn count() -> usize {
         return 0;
     }
     PORTS.lock().len()
-}
-
-/// Whether a group-addressed frame (broadcast, multicast) that reached a
-/// vif whose guest receives through a NIC queue is to be sent through the
-/// PF: the NIC replicates it into every pool that takes it, so it must go
-/// once per frame, not once per vif the bridge flooded it to. A bridge
-/// hands its ports clones of one skb; the last one sent is kept (a clone,
-/// so its data buffer cannot be reused by another frame meanwhile) and a
-/// frame sharing its data is a copy of one already sent. Called from
-/// `ndo_start_xmit` (bottom halves off).
-pub(crate) fn group_frame_first(skb: &Skb) -> bool {
-    if !READY.load(Ordering::Acquire) {
-        return true;
-    }
-    let id = skb.data_id();
-    let old = {
-        let mut last = LAST_GROUP.lock();
-        if last.as_ref().is_some_and(|l| l.data_id() == id) {
-            return false;
-        }
-        core::mem::replace(&mut *last, skb.clone_atomic())
-    };
-    // Freed outside the lock.
-    drop(old);
-    true
-}
-
-/// Drops the frame kept by [`group_frame_first`].
-fn forget_group_frame() {
-    if READY.load(Ordering::Acquire) {
-        let old = LAST_GROUP.lock().take();
-        drop(old);
-    }
 }

@@ -15,10 +15,21 @@ use kernel::sync::Arc;
 
 use super::bindings as b;
 
-/// The target of a PCI function's interrupt (hard-IRQ context).
+/// What a hard-IRQ handler leaves to its thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IrqNext {
+    /// All done.
+    Handled,
+    /// Run [`IrqHandler::thread`] (process context, may sleep).
+    WakeThread,
+}
+
+/// The target of a PCI function's interrupt.
 pub(crate) trait IrqHandler: Send + Sync + 'static {
-    /// The vector fired.
-    fn irq(&self);
+    /// The vector fired (hard-IRQ context).
+    fn irq(&self) -> IrqNext;
+    /// The work `irq` left to the thread.
+    fn thread(&self) {}
 }
 
 /// `count` MSI-X vectors of a bound PCI function, with `target` handling
@@ -51,7 +62,19 @@ unsafe extern "C" fn handler<H: IrqHandler>(_irq: kernel::ffi::c_int, dev_id: *m
     // SAFETY: `dev_id` is the target of a live request, which holds a
     // reference to it (type invariant of `MsixIrq`).
     let target = unsafe { &*dev_id.cast::<H>() };
-    target.irq();
+    match target.irq() {
+        IrqNext::Handled => b::irqreturn::IRQ_HANDLED,
+        IrqNext::WakeThread => b::irqreturn::IRQ_WAKE_THREAD,
+    }
+}
+
+/// # Safety
+///
+/// As [`handler`].
+unsafe extern "C" fn thread_fn<H: IrqHandler>(_irq: kernel::ffi::c_int, dev_id: *mut kernel::ffi::c_void) -> b::irqreturn_t {
+    // SAFETY: as in `handler`.
+    let target = unsafe { &*dev_id.cast::<H>() };
+    target.thread();
     b::irqreturn::IRQ_HANDLED
 }
 
@@ -77,7 +100,9 @@ impl<H: IrqHandler> MsixIrq<H> {
         let cookie = Arc::as_ptr(&target).cast_mut().cast();
         // SAFETY: the name and the cookie stay valid while requested (this
         // holds both); the handler matches the cookie's type.
-        let rc = unsafe { b::request_threaded_irq(irq as u32, Some(handler::<H>), None, 0, name.as_char_ptr(), cookie) };
+        let rc = unsafe {
+            b::request_threaded_irq(irq as u32, Some(handler::<H>), Some(thread_fn::<H>), 0, name.as_char_ptr(), cookie)
+        };
         if rc < 0 {
             // SAFETY: as above.
             unsafe { b::pci_free_irq_vectors(raw) };
@@ -101,6 +126,34 @@ impl<H: IrqHandler> Drop for MsixIrq<H> {
         // SAFETY: allocated for `pdev`, which is still bound (invariant).
         unsafe { b::pci_free_irq_vectors(self.pdev) };
         let _ = &self.name;
+    }
+}
+
+/// A PCI function's bus mastering, kept to be cut when the function does
+/// not stop as asked: after [`BusMaster::cut`] it starts no DMA at all.
+pub(crate) struct BusMaster {
+    dev: kernel::sync::aref::ARef<pci::Device>,
+    cut: core::sync::atomic::AtomicBool,
+}
+
+impl BusMaster {
+    pub(crate) fn of(pdev: &pci::Device<Bound>) -> Self {
+        let dev: &pci::Device = pdev;
+        Self { dev: dev.into(), cut: core::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Clears the function's bus-master bit. Any context.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, core::sync::atomic::Ordering::Release);
+        let raw = core::ptr::from_ref::<pci::Device>(&self.dev).cast_mut().cast::<b::pci_dev>();
+        // SAFETY: a live PCI function (reference counted); clearing the bit
+        // is a config-space write under the PCI core's raw spinlock.
+        unsafe { b::pci_clear_master(raw) };
+    }
+
+    /// Whether [`BusMaster::cut`] was called.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut.load(core::sync::atomic::Ordering::Acquire)
     }
 }
 

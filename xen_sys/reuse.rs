@@ -330,8 +330,8 @@ impl StaticGrants {
 }
 
 /// A static grant's page lent to a device for DMA: the slot is in use (a
-/// `DEL` of it waits) until [`StaticGrants::dma_release`].
-#[derive(Clone, Copy)]
+/// `DEL` of it waits) until [`StaticGrants::dma_release`], which takes it:
+/// neither `Copy` nor `Clone`, so it is released once.
 pub(crate) struct DmaBuf {
     slot: u16,
     /// The bus address the device writes to.
@@ -364,7 +364,8 @@ impl StaticGrants {
     /// page (its DMA completed, or its queue stopped): unmaps it for the
     /// device, and unmaps the grant if a `DEL` came meanwhile.
     pub(crate) fn dma_release(&mut self, buf: DmaBuf, dev: &super::pci::DmaDev) {
-        // SAFETY: mapped for `dev` by `dma_acquire`, released once.
+        // SAFETY: mapped for `dev` by `dma_acquire`; released once (this
+        // takes the only `DmaBuf` for the mapping).
         unsafe { b::xennet_shim_dma_unmap_from_device(dev.as_raw(), buf.addr) };
         self.grants.release(buf.slot, &mut self.pages);
     }

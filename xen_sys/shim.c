@@ -6,6 +6,7 @@
  */
 #include <linux/etherdevice.h>
 #include <linux/if_vlan.h>
+#include <linux/if_bridge.h>
 #include <linux/ethtool.h>
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
@@ -688,19 +689,6 @@ int xennet_shim_pf_ifindex(struct pci_dev *vf)
 	return ifindex;
 }
 
-/* Sends skb (Ethernet header at data) on the device with that ifindex, if
- * it exists and is up; frees it otherwise. Consumes skb. */
-/* The address of the skb's data buffer, shared by its clones. */
-unsigned long xennet_shim_skb_head_id(struct sk_buff *skb)
-{
-	return (unsigned long)skb->head;
-}
-
-struct sk_buff *xennet_shim_skb_clone_atomic(struct sk_buff *skb)
-{
-	return skb_clone(skb, GFP_ATOMIC);
-}
-
 /* Whether device `ifindex` has the same master (a bridge) as `dev`. */
 bool xennet_shim_same_master(struct net_device *dev, int ifindex)
 {
@@ -715,6 +703,34 @@ bool xennet_shim_same_master(struct net_device *dev, int ifindex)
 	return same;
 }
 
+int xennet_shim_netdev_ifindex(struct net_device *dev)
+{
+	return dev->ifindex;
+}
+
+int xennet_shim_nic_bridge(int vif_ifindex, int pf_ifindex)
+{
+	struct net_device *vif, *pf, *master;
+	int rc = XENNET_NIC_BRIDGE_APART;
+
+	rcu_read_lock();
+	vif = dev_get_by_index_rcu(&init_net, vif_ifindex);
+	pf = dev_get_by_index_rcu(&init_net, pf_ifindex);
+	master = vif ? netdev_master_upper_dev_get_rcu(vif) : NULL;
+	if (vif && pf && master && netdev_master_upper_dev_get_rcu(pf) == master) {
+		if (!netif_is_bridge_master(master))
+			rc = XENNET_NIC_BRIDGE_NOT_LINUX_BRIDGE;
+		else if (br_vlan_enabled(master))
+			rc = XENNET_NIC_BRIDGE_VLAN_FILTERING;
+		else
+			rc = XENNET_NIC_BRIDGE_OK;
+	}
+	rcu_read_unlock();
+	return rc;
+}
+
+/* Sends skb (Ethernet header at data) on the device with that ifindex, if
+ * it exists and is up; frees it otherwise. Consumes skb. */
 int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex)
 {
 	struct net_device *dev;

@@ -45,9 +45,15 @@ struct pci_dev;
 struct device;
 int xennet_shim_pf_ifindex(struct pci_dev *vf);
 int xennet_shim_xmit_on(struct sk_buff *skb, int ifindex);
-unsigned long xennet_shim_skb_head_id(struct sk_buff *skb);
-struct sk_buff *xennet_shim_skb_clone_atomic(struct sk_buff *skb);
 bool xennet_shim_same_master(struct net_device *dev, int ifindex);
+int xennet_shim_netdev_ifindex(struct net_device *dev);
+/* Whether the device vif_ifindex and the PF pf_ifindex are ports of one
+ * Linux bridge that filters no VLANs: XENNET_NIC_BRIDGE_*. */
+#define XENNET_NIC_BRIDGE_OK 0
+#define XENNET_NIC_BRIDGE_APART 1
+#define XENNET_NIC_BRIDGE_NOT_LINUX_BRIDGE 2
+#define XENNET_NIC_BRIDGE_VLAN_FILTERING 3
+int xennet_shim_nic_bridge(int vif_ifindex, int pf_ifindex);
 u64 xennet_shim_page_bus_addr(struct page *page);
 u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page);
 void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr);

@@ -7,7 +7,7 @@
 # switched by the NIC's VMDq loopback into the VF's pool and DMAed by the
 # VF into memory dom0 posted (through xen-swiotlb).
 . /rig/selftests/lib.sh
-ktap_plan 23
+ktap_plan 25
 # VF 0 goes to the stock igbvf, under a MAC of its own.
 VF0_MAC=00:16:3e:99:00:10
 
@@ -139,8 +139,10 @@ no_mac() {
 }
 check "a VF with no MAC assigned is refused, logged" no_mac
 
-# Guest receive through the NIC (netback_mq): VF 1 takes guest1's MAC and
-# goes to netback_mq; when guest1's frontend reconnects, its queue moves
+# Guest receive through the NIC (netback_mq): the PF joins the guests'
+# bridge (the NIC path stands in only for a bridge the PF is a port of), VF
+# 1 takes guest1's MAC and goes to netback_mq; when guest1's frontend
+# reconnects, its queue moves
 # onto the VF: netfront_opt's pages once it registers them as static
 # grants, the stock xen-netfront's each mapped when posted. Frames for the
 # guest (from dom0 through the bridge, sent out through the PF) come back
@@ -166,6 +168,7 @@ rx_diag() { # N VIF MAC IP
 if [ "$RIG_frontend" = rust ]; then fe_drv=netfront_opt mode="static grants"; else fe_drv=vif mode="each buffer's grant mapped when posted"; fi
 guest_on_nic() {
 	mark=$(($(dmesg | wc -l) + 1))
+	ip addr flush dev "$pfdev" && ip link set "$pfdev" master xenbr0 || return 1
 	/usr/bin/ip link set "$pfdev" vf 1 mac "$G1_MAC" || return 1
 	echo "$vf1" >/sys/bus/pci/drivers_probe
 	[ "$(basename "$(readlink "/sys/bus/pci/devices/$vf1/driver")")" = netback_mq ] || { echo "VF 1 not bound"; return 1; }
@@ -299,6 +302,65 @@ if rust_pair; then
 	check "the PF resets its VFs under the guests: grant copy meanwhile, then back on the NIC" pf_reset
 else
 	ktap_skip "PF reset" "needs netback_mq"
+fi
+
+# The NIC path stands in for the vif's bridge only while the PF is a port
+# of it. guest1's vif moved to a bridge of its own (an administrator
+# isolating the guest): the path ends at once and stays ended while apart
+# (the VF's watchdog asks again every second); back on xenbr0, it resumes.
+ISO_BR=xnr-iso
+on_nic_since() { # MARK: guest1's last NIC-path line since MARK says it is on the NIC
+	dmesg | tail -n +"$1" | grep -E "$vif1: queue 0: guest receive (through|leaves) the NIC" | tail -n 1 | grep -q "through the NIC"
+}
+bridge_rule() {
+	mark=$(($(dmesg | wc -l) + 1))
+	{ ip link show "$ISO_BR" >/dev/null 2>&1 || ip link add "$ISO_BR" type bridge; } && ip link set "$ISO_BR" up || return 1
+	ip link set "$vif1" master "$ISO_BR" || return 1
+	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q \"$vif1: queue 0: guest receive leaves the NIC (the PF is not a port of the vif's bridge)\"" ||
+		{ echo "no end of the NIC path logged"; dmesg | tail -n +"$mark" | tail; return 1; }
+	frames=$(stat1 queue_0_nic_frames)
+	sleep 4
+	dmesg | tail -n +"$mark" | grep -E "$vif1|igb VF"
+	if on_nic_since "$mark"; then echo "back on the NIC while the PF is not a port of its bridge"; return 1; fi
+	[ "$(stat1 queue_0_nic_frames)" = "$frames" ] || { echo "frames through the VF while apart"; return 1; }
+	mark=$(($(dmesg | wc -l) + 1))
+	ip link set "$vif1" master xenbr0 || return 1
+	wait_for 10 on_nic_since "$mark" || { echo "not back on the NIC once on the PF's bridge"; dmesg | tail -n +"$mark" | tail; return 1; }
+	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "guest1 unreachable"; rx_diag 1 "$vif1" "$G1_MAC" "$GUEST1_IP"; return 1; }
+	frames=$(stat1 queue_0_nic_frames)
+	ping -q -c 50 -i 0.01 -W 2 "$GUEST1_IP" >/dev/null || { echo "pings lost"; return 1; }
+	echo "back on xenbr0: $(($(stat1 queue_0_nic_frames) - frames)) frames through the VF for 50 pings"
+	[ $(($(stat1 queue_0_nic_frames) - frames)) -ge 50 ]
+}
+# The same moves in quick succession (the NIC path ending and starting,
+# each a detach and an attach of the VF's ring, at spacings around the
+# watchdog's second): no false reset, no queue left stopped, and in the
+# end guest1 on its VF, every frame through it.
+bridge_flaps() {
+	mark=$(($(dmesg | wc -l) + 1))
+	for i in 1 2 3 4 5 6 7 8; do
+		ip link set "$vif1" master "$ISO_BR" || return 1
+		usleep $(((i % 4) * 400000 + 200000))
+		ip link set "$vif1" master xenbr0 || return 1
+		usleep $(((i % 3) * 500000 + 300000))
+	done
+	ends=$(dmesg | tail -n +"$mark" | grep -c "$vif1: queue 0: guest receive leaves the NIC")
+	wait_for 10 on_nic_since "$mark" || { echo "not on the NIC after the moves"; dmesg | tail -n +"$mark" | tail; return 1; }
+	echo "8 moves off the PF's bridge and back: the NIC path ended $ends times and started again each time"
+	if dmesg | tail -n +"$mark" | grep -E "igb VF.*(reset by its PF|not restarted|still enabled)"; then return 1; fi
+	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "guest1 unreachable"; rx_diag 1 "$vif1" "$G1_MAC" "$GUEST1_IP"; return 1; }
+	frames=$(stat1 queue_0_nic_frames)
+	ping -q -c 50 -i 0.01 -W 2 "$GUEST1_IP" >/dev/null || { echo "pings lost"; return 1; }
+	echo "then $(($(stat1 queue_0_nic_frames) - frames)) frames through the VF for 50 pings"
+	[ "$ends" -ge 1 ] && [ $(($(stat1 queue_0_nic_frames) - frames)) -ge 50 ]
+}
+if rust_pair; then
+	check "guest1's vif moved off the PF's bridge: off the NIC at once and while apart; back on the NIC on its return" bridge_rule
+	check "8 quick moves off the PF's bridge and back: no false reset, guest1 ends on its VF" bridge_flaps
+	ip link del "$ISO_BR" 2>/dev/null
+else
+	ktap_skip "vif off the PF's bridge" "needs netback_mq"
+	ktap_skip "quick moves off the PF's bridge" "needs netback_mq"
 fi
 
 # IPv6 neighbour discovery through the NIC: the VF joined the guest's

@@ -8,7 +8,7 @@
 # netback_mq only); the guests' frames leave through the PF.
 . /rig/selftests/lib.sh
 . /rig/nic-setup
-ktap_plan 7
+ktap_plan 8
 
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 ifstat() { cat "/sys/class/net/$1/statistics/$2"; }
@@ -95,6 +95,41 @@ if rust_backend && [ "${RIG_GUESTS:-1}" -ge 2 ]; then
 	check "64-byte UDP from the wire at 5000 frames/s: counted by the receiver, none in guest2's pool" udp_fixed
 else
 	ktap_skip "64-byte UDP from the wire" "needs netback_mq and two guests (--guests 2)"
+fi
+
+# An administrator cuts guest1 off the wire: its vif moves to a bridge of
+# its own. The NIC path ends (it stands in only for a bridge the PF is a
+# port of), and the frames the peer sends guest1, which its VF's pool
+# still takes, no longer reach it; back on xenbr0, they reach it through
+# its VF again.
+udp_sent() { echo "$1" | awk '$1 == "sent" { print $2 }'; }
+on_nic_since() { # N MARK: guest N's last NIC-path line since MARK says it is on the NIC
+	dmesg | tail -n +"$2" | grep -E "$(vif_of "$1"): queue 0: guest receive (through|leaves) the NIC" | tail -n 1 | grep -q "through the NIC"
+}
+cut_off() {
+	vif=$(vif_of 1) mark=$(($(dmesg | wc -l) + 1))
+	{ ip link show xnr-iso >/dev/null 2>&1 || ip link add xnr-iso type bridge; } && ip link set xnr-iso up || return 1
+	ip link set "$vif" master xnr-iso || return 1
+	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q '$vif: queue 0: guest receive leaves the NIC'" ||
+		{ echo "the NIC path did not end"; ip link set "$vif" master xenbr0; return 1; }
+	g0=$(grx 1) p0=$(ifstat "$pfdev" rx_packets)
+	out=$(wire-peer udpgen "$GUEST1_IP" 9 2000 2)
+	g=$(($(grx 1) - g0)) pfn=$(($(ifstat "$pfdev" rx_packets) - p0))
+	ip link set "$vif" master xenbr0 || return 1
+	ip link del xnr-iso
+	echo "cut off: the peer sent $(udp_sent "$out") frames to guest1; guest1 received $g frames, the PF $pfn"
+	[ "$(udp_sent "$out")" -ge 3000 ] && [ "$g" -lt 10 ] || return 1
+	wait_for 10 on_nic_since 1 "$mark" || { echo "guest1 not back on its VF"; dmesg | tail -n +"$mark" | tail; return 1; }
+	g0=$(grx 1) f0=$(nic_stat 1 queue_0_nic_frames)
+	out=$(wire-peer udpgen "$GUEST1_IP" 9 2000 2)
+	g=$(($(grx 1) - g0)) f=$(($(nic_stat 1 queue_0_nic_frames) - f0)) sent=$(udp_sent "$out")
+	echo "back on xenbr0: the peer sent $sent frames; guest1 received $g, through its VF $f"
+	[ "${sent:-0}" -ge 3000 ] && [ "$g" -ge $((sent * 98 / 100)) ] && [ "$f" -ge $((sent * 98 / 100)) ]
+}
+if rust_backend; then
+	check "guest1 cut off (its vif on a bridge without the PF): the peer's frames stop reaching it; back through its VF on its return" cut_off
+else
+	ktap_skip "guest1 cut off from the wire" "needs netback_mq (--backend rust)"
 fi
 
 # The benchmark's wire rows measure each pair this way: one short wire
