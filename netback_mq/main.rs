@@ -22,7 +22,7 @@ mod ethtool;
 #[forbid(unsafe_code)]
 mod hostile;
 #[forbid(unsafe_code)]
-mod igbvf;
+mod nic;
 #[forbid(unsafe_code)]
 mod nicrx;
 #[forbid(unsafe_code)]
@@ -98,7 +98,7 @@ struct NetbackMq {
     domain: DomainKind,
     _driver: Registration<Backend>,
     /// The PCI driver for the igb VFs an administrator hands us.
-    _vfs: Pin<KBox<kernel::driver::Registration<kernel::pci::Adapter<igbvf::IgbVf>>>>,
+    _vfs: Pin<KBox<kernel::driver::Registration<kernel::pci::Adapter<nic::igb::IgbVf>>>>,
     /// Dropped last, once no vif or VF is left.
     _nicreg: xen_sys::nicreg::Registry,
 }

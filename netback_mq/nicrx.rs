@@ -21,11 +21,11 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::igbvf::VfRx;
+use crate::nic::VfPort;
 use crate::netif::{RspStatus, RxBack, RxExtras, RxRequest};
 use crate::xen_sys::barrier::XenBarriers;
 use crate::xen_sys::netdev::Stats;
-use crate::xen_sys::nic_queue::{frame_to_netif, RxQueue, FRAME_MAX_BUFS};
+use crate::xen_sys::nic_queue::{frame_to_netif, FRAME_MAX_BUFS};
 use crate::xen_sys::reuse::{DmaBuf, StaticGrants};
 use crate::xen_sys::ring::OnRing;
 use crate::xen_sys::xenbus::MappedRing;
@@ -88,7 +88,7 @@ impl kernel::fmt::Display for NicEnd {
 
 /// One queue's receive path through a VF.
 pub(crate) struct NicRx {
-    vf: Arc<VfRx>,
+    vf: Arc<dyn VfPort>,
     /// Posted buffers, by the token the ring hands back (an index).
     posted: KVec<Option<Posted>>,
     free: KVec<u16>,
@@ -127,7 +127,7 @@ impl NicRx {
     /// The path over `vf`, posting the frontend's static grants, or (with
     /// `per_buffer` naming the frontend's domain) mapping each request's
     /// grant itself. Process context.
-    pub(crate) fn new(vf: Arc<VfRx>, per_buffer: Option<u16>) -> Result<Self> {
+    pub(crate) fn new(vf: Arc<dyn VfPort>, per_buffer: Option<u16>) -> Result<Self> {
         let n = vf.ring_size();
         let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
         for t in (0..n as u16).rev() {
@@ -158,7 +158,7 @@ impl NicRx {
         })
     }
 
-    /// The VF was handed this queue's guest (`VfRx::attach`): the ring is
+    /// The VF was handed this queue's guest (`VfPort::attach`): the ring is
     /// ours until `end`.
     pub(crate) fn attached(&mut self) {
         self.live = true;
@@ -169,7 +169,7 @@ impl NicRx {
         self.own.as_deref().map(|g| g.stats())
     }
 
-    pub(crate) fn vf(&self) -> &Arc<VfRx> {
+    pub(crate) fn vf(&self) -> &Arc<dyn VfPort> {
         &self.vf
     }
 
@@ -201,40 +201,39 @@ impl NicRx {
         let per_buffer = own.is_some();
         let Some(statics) = grants(own, statics) else { return 0 };
         done.clear();
-        let frames = vf
-            .queue(|q| {
-                q.reap(BUDGET, &mut |f| {
-                    let mut reqs = [RxRequest::zeroed(); FRAME_MAX_BUFS];
-                    let mut n = 0;
-                    for ((token, _), r) in f.buffers().zip(reqs.iter_mut()) {
-                        let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) else { continue };
-                        *r = p.req;
-                        n += 1;
-                        // Room for each: at most one per posted buffer.
-                        let _ = done.push_within_capacity(p);
-                        let _ = free.push_within_capacity(token);
+        let mut frames = 0;
+        vf.with_queue(&mut |q| {
+            frames = q.reap(BUDGET, &mut |f| {
+                let mut reqs = [RxRequest::zeroed(); FRAME_MAX_BUFS];
+                let mut n = 0;
+                for ((token, _), r) in f.buffers().zip(reqs.iter_mut()) {
+                    let Some(p) = posted.get_mut(usize::from(token)).and_then(Option::take) else { continue };
+                    *r = p.req;
+                    n += 1;
+                    // Room for each: at most one per posted buffer.
+                    let _ = done.push_within_capacity(p);
+                    let _ = free.push_within_capacity(token);
+                }
+                let reqs = &reqs[..n];
+                let answered = match frame_to_netif(f) {
+                    Some((flags, outs, k)) if k == n => {
+                        // Delivered to the guest, as the copy path's are.
+                        stats.tx_packets += 1;
+                        stats.tx_bytes += f.len() as u64;
+                        stats.nic_frames += 1;
+                        stats.nic_bytes += f.len() as u64;
+                        rx.respond(reqs, &outs[..k], flags, &RxExtras::default())
                     }
-                    let reqs = &reqs[..n];
-                    let answered = match frame_to_netif(f) {
-                        Some((flags, outs, k)) if k == n => {
-                            // Delivered to the guest, as the copy path's are.
-                            stats.tx_packets += 1;
-                            stats.tx_bytes += f.len() as u64;
-                            stats.nic_frames += 1;
-                            stats.nic_bytes += f.len() as u64;
-                            rx.respond(reqs, &outs[..k], flags, &RxExtras::default())
-                        }
-                        _ => {
-                            stats.nic_dropped += 1;
-                            reqs.iter().try_for_each(|r| rx.respond_error(r, RspStatus::ERROR))
-                        }
-                    };
-                    // A response we cannot write means a broken ring: the
-                    // connection's next checks find it.
-                    let _ = answered;
-                })
-            })
-            .unwrap_or(0);
+                    _ => {
+                        stats.nic_dropped += 1;
+                        reqs.iter().try_for_each(|r| rx.respond_error(r, RspStatus::ERROR))
+                    }
+                };
+                // A response we cannot write means a broken ring: the
+                // connection's next checks find it.
+                let _ = answered;
+            });
+        });
         // The NIC is done with these pages. Per-buffer mappings go before
         // the responses are pushed (the guest cannot post a page again
         // before it sees its response).
@@ -262,7 +261,10 @@ impl NicRx {
         let dev = vf.dma_dev();
         // Only our poll posts while the guest is attached: the room read
         // here is there when posting.
-        let room = vf.queue(|q| q.room()).ok_or(NicEnd::VfGone)?;
+        let mut room = 0;
+        if !vf.with_queue(&mut |q| room = q.room()) {
+            return Err(NicEnd::VfGone);
+        }
         batch.clear();
         let mut end = None;
         while batch.len() < room.min(free.len()) {
@@ -306,20 +308,17 @@ impl NicRx {
             };
             let _ = ready.push_within_capacity((token, Posted { req, buf }));
         }
-        let posted_n = vf
-            .queue(|q| {
-                let mut n = 0;
-                for (token, p) in ready.iter() {
-                    if q.post(p.buf.addr, *token).is_err() {
-                        break;
-                    }
-                    n += 1;
+        let (mut n, mut room_left) = (0, false);
+        vf.with_queue(&mut |q| {
+            for (token, p) in ready.iter() {
+                if q.post(p.buf.addr, *token).is_err() {
+                    break;
                 }
-                q.kick();
-                (n, q.room() > 0)
-            })
-            .unwrap_or((0, false));
-        let (n, room_left) = posted_n;
+                n += 1;
+            }
+            q.kick();
+            room_left = q.room() > 0;
+        });
         let total = ready.len();
         for (i, (token, p)) in ready.drain_all().enumerate() {
             if i < n {

@@ -10,7 +10,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 
 use crate::ctrl::VifCtrl;
-use crate::igbvf::{MacFmt, VfRx};
+use crate::nic::{self, MacFmt, NicUser};
 use crate::nicrx::{NicEnd, NicRx};
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
@@ -298,13 +298,19 @@ impl NapiQueue for QueueCtx {
     }
 }
 
-impl QueueCtx {
+impl NicUser for QueueCtx {
     /// The NIC completed frames into this queue's guest pages (or its VF
-    /// went away): the poll deals with them. Hard-IRQ context.
-    pub(crate) fn nic_event(&self) {
+    /// went away): the poll deals with them.
+    fn nic_event(&self) {
         self.napi.schedule();
     }
 
+    fn retry_nic(self: Arc<Self>) {
+        QueueCtx::retry_nic(&self);
+    }
+}
+
+impl QueueCtx {
     /// Moves guest receive onto the NIC queue steered by the guest's MAC,
     /// if netback_mq drives one: posting the frontend's static grants, or
     /// with `per_buffer` (the frontend's domain) mapping each buffer's
@@ -316,8 +322,8 @@ impl QueueCtx {
             return;
         }
         let Some(mac) = self.shared.guest_mac() else { return };
-        let Some(vf) = VfRx::find(mac) else {
-            if crate::xen_sys::nicreg::count() > 0 {
+        let Some(vf) = nic::find(mac) else {
+            if nic::count() > 0 {
                 // VFs are in use, none for this guest (all taken, or its MAC
                 // not assigned to one).
                 pr_info!("{}: no igb VF steered by the guest's MAC {}: grant copy\n", name, MacFmt(mac));

@@ -12,7 +12,7 @@ ktap_plan 25
 VF0_MAC=00:16:3e:99:00:10
 
 if [ "${RIG_nic:-}" != igb ]; then
-	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "guest on NIC" "guest traffic" "VF unbound under guest" "guest log" "isolation" "stalled guest" "PF reset" "IPv6 ND" "promiscuous guest" "MAC change" "hostile" "DEL of posted static grants" "PF unload" "teardown"; do
+	for t in "igb PF" "SR-IOV" "VF BARs" "VF MAC" "igbvf" "loopback" "netback_mq VF" "netback_mq receive" "no MAC" "guest on NIC" "guest traffic" "VF unbound under guest" "guest log" "isolation" "stalled guest" "PF reset" "vif off the PF's bridge" "quick moves off the PF's bridge" "IPv6 ND" "promiscuous guest" "MAC change" "hostile" "DEL of posted static grants" "PF unload" "teardown"; do
 		ktap_skip "$t" "the rig has no igb NIC (scripts/rig --nic igb)"
 	done
 	exit 0

@@ -45,18 +45,8 @@ use xen_sys::nic_queue::{
 use xen_sys::nicreg;
 use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, BusMaster, DmaDev, IrqHandler, IrqNext, MsixIrq};
 use xen_sys::periodic::{Periodic, Tick};
-use crate::vif::QueueCtx;
+use super::{MacFmt, NicUser, Token, VfPort};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-
-/// A MAC as the kernel prints one.
-pub(crate) struct MacFmt(pub(crate) [u8; 6]);
-
-impl kernel::fmt::Display for MacFmt {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-    }
-}
 
 /// The VF's register window (BAR 0).
 const BAR_SIZE: usize = 0x4000;
@@ -150,10 +140,6 @@ impl DescMem for Descs {
     }
 }
 
-/// What the ring holds for a buffer: its index in the pool, or the guest
-/// queue's own index of the buffer.
-pub(crate) type Token = u16;
-
 /// A guest's buffer: one whole page (a grant).
 const GUEST_BUF: usize = 4096;
 
@@ -187,7 +173,7 @@ pub(crate) struct VfRx {
     master: BusMaster,
     /// The vif queue whose guest's pages the ring holds (none: the pool).
     #[pin]
-    user: SpinLockIrq<Option<Arc<QueueCtx>>>,
+    user: SpinLockIrq<Option<Arc<dyn NicUser>>>,
     /// Unbound: the registers are gone, the queue was stopped.
     gone: AtomicBool,
     /// `health::RUNNING` or `health::RESET`.
@@ -195,7 +181,7 @@ pub(crate) struct VfRx {
     /// The guest queue the PF's reset took off the VF, or one waiting for
     /// the PF to join its vif's bridge: moved (back) by the watchdog.
     #[pin]
-    displaced: SpinLockIrq<Option<Arc<QueueCtx>>>,
+    displaced: SpinLockIrq<Option<Arc<dyn NicUser>>>,
     /// The pool's frame counter when the queue was last programmed.
     pool_base: AtomicU32,
     /// Failed handshakes since the PF's reset (logged once).
@@ -210,49 +196,38 @@ fn mac_bits(mac: [u8; 6]) -> u64 {
 }
 
 impl VfRx {
-    /// The VF steered by `mac`, if netback_mq drives one.
-    pub(crate) fn find(mac: [u8; 6]) -> Option<Arc<VfRx>> {
-        nicreg::find::<VfRx>(mac)
-    }
-
-    pub(crate) fn ring_size(&self) -> usize {
+    fn ring_size(&self) -> usize {
         RING
     }
 
-    pub(crate) fn dma_dev(&self) -> &DmaDev {
+    fn dma_dev(&self) -> &DmaDev {
         &self.dma
     }
 
-    pub(crate) fn pf_ifindex(&self) -> Option<i32> {
+    fn pf_ifindex(&self) -> Option<i32> {
         self.pf_ifindex
     }
 
-    pub(crate) fn is_gone(&self) -> bool {
+    fn is_gone(&self) -> bool {
         self.gone.load(Ordering::Acquire)
     }
 
     /// The PF reset the VF: its queue is stopped until the watchdog has
     /// programmed it again.
-    pub(crate) fn in_reset(&self) -> bool {
+    fn in_reset(&self) -> bool {
         self.health.load(Ordering::Acquire) != health::RUNNING
     }
 
-    pub(crate) fn mac(&self) -> [u8; 6] {
+    fn mac(&self) -> [u8; 6] {
         let b = self.mac.load(Ordering::Acquire).to_be_bytes();
         [b[2], b[3], b[4], b[5], b[6], b[7]]
-    }
-
-    /// Runs `f` on the queue (post, kick, reap), locked; `None` once the
-    /// VF is gone.
-    pub(crate) fn queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
-        self.with_queue(f)
     }
 
     /// Hands the ring to `user`'s guest: the pool's buffers are taken back
     /// and the ring starts empty, with page-sized buffers. The guest's
     /// queue posts into it from now on, its NAPI poll reaps it, and
     /// re-arms the interrupt when it completes ([`VfRx::rearm`]).
-    pub(crate) fn attach(&self, user: Arc<QueueCtx>) -> Result {
+    fn attach(&self, user: Arc<dyn NicUser>) -> Result {
         // Under the user lock: an unbind (which sets `gone` under it) and
         // a reset by the PF (which sets `health` under it) come wholly
         // before or after, so a queue they stopped is never started here.
@@ -277,7 +252,7 @@ impl VfRx {
     /// section under both locks: neither an unbind nor the watchdog sees
     /// the queue between its stop and its restart. With `wait`, the
     /// guest's queue is kept to be moved back (`VfRx::wait_for`).
-    pub(crate) fn detach(&self, wait: bool, f: &mut dyn FnMut(Token)) -> usize {
+    fn detach(&self, wait: bool, f: &mut dyn FnMut(Token)) -> usize {
         let mut u = self.user.lock();
         let n = self.with_queue(|q| {
             let n = q.stop_and_reclaim(f);
@@ -310,7 +285,7 @@ impl VfRx {
 
     /// Keeps `q` to be moved onto this VF by the watchdog once it can be
     /// (`QueueCtx::retry_nic`, which checks again and waits again if not).
-    pub(crate) fn wait_for(&self, q: Arc<QueueCtx>) {
+    fn wait_for(&self, q: Arc<dyn NicUser>) {
         if !self.is_gone() {
             *self.displaced.lock() = Some(q);
         }
@@ -318,7 +293,7 @@ impl VfRx {
 
     /// The guest queue's NAPI poll completed: the receive interrupt may
     /// fire again (the NIC masked it when it fired: EIAM).
-    pub(crate) fn rearm(&self) {
+    fn rearm(&self) {
         if self.is_gone() || self.in_reset() {
             return;
         }
@@ -410,6 +385,42 @@ impl IrqHandler for VfRx {
         if u.is_none() {
             self.rearm();
         }
+    }
+}
+
+impl VfPort for VfRx {
+    fn mac(&self) -> [u8; 6] {
+        VfRx::mac(self)
+    }
+    fn ring_size(&self) -> usize {
+        VfRx::ring_size(self)
+    }
+    fn dma_dev(&self) -> &DmaDev {
+        VfRx::dma_dev(self)
+    }
+    fn pf_ifindex(&self) -> Option<i32> {
+        VfRx::pf_ifindex(self)
+    }
+    fn is_gone(&self) -> bool {
+        VfRx::is_gone(self)
+    }
+    fn in_reset(&self) -> bool {
+        VfRx::in_reset(self)
+    }
+    fn attach(&self, user: Arc<dyn NicUser>) -> Result {
+        VfRx::attach(self, user)
+    }
+    fn detach(&self, wait: bool, f: &mut dyn FnMut(Token)) -> usize {
+        VfRx::detach(self, wait, f)
+    }
+    fn rearm(&self) {
+        VfRx::rearm(self)
+    }
+    fn wait_for(&self, user: Arc<dyn NicUser>) {
+        VfRx::wait_for(self, user)
+    }
+    fn with_queue(&self, f: &mut dyn FnMut(&mut dyn RxQueue<Token = Token>)) -> bool {
+        VfRx::with_queue(self, |q| f(q)).is_some()
     }
 }
 
