@@ -39,8 +39,8 @@ use kernel::{io_read, io_write, new_spinlock_irq};
 
 use crate::xen_sys;
 use xen_sys::nic_queue::{
-    guest_groups, mc_hash, parse_reply, pf_message, DescMem, Frame, IgbAdv, MbxError, PfMessage, RingError, RingStats, RxQueue,
-    RxRing, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
+    disable_and_wait, guest_groups, mc_hash, parse_reply, pf_message, DescMem, Frame, IgbAdv, MbxError, PfMessage, QueueEnable,
+    RingError, RingStats, RxQueue, RxRing, Stop, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
 };
 use xen_sys::nicreg;
 use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, BusMaster, DmaDev, IrqHandler, IrqNext, MsixIrq};
@@ -97,10 +97,6 @@ const RING: usize = 128;
 const BUF: usize = 2048;
 /// Frames the pool's interrupt thread reaps per pass.
 const BUDGET: usize = 32;
-/// Polls of the enable bit after a queue is disabled, 10 us apart: a
-/// frame in flight may take up to 100 us to finish (ixgbevf's bound);
-/// this waits ten times that.
-const DISABLE_POLLS: u32 = 100;
 /// The largest frame the pool takes: MTU 1500, Ethernet header, VLAN tag, FCS.
 const MAX_FRAME: u32 = 1522;
 /// How often the watchdog looks for a reset by the PF (igbvf's period).
@@ -424,6 +420,21 @@ impl VfPort for VfRx {
     }
 }
 
+/// Queue 0's enable bit, for `disable_and_wait`.
+struct Enable<'a, 'b>(&'a pci::Bar<'b, BAR_SIZE>);
+
+impl QueueEnable for Enable<'_, '_> {
+    fn clear_enable(&mut self) {
+        self.0.write32(0, reg::RXDCTL);
+    }
+    fn reads_enabled(&mut self) -> bool {
+        self.0.read32(reg::RXDCTL) & reg::RXDCTL_ENABLE != 0
+    }
+    fn wait_10us(&mut self) {
+        kernel::time::delay::udelay(kernel::time::Delta::from_micros(10));
+    }
+}
+
 /// Queue 0 of a VF, locked: what netback_mq drives through [`RxQueue`].
 pub(crate) struct VfQueue<'a, 'b> {
     st: &'a mut RxState,
@@ -433,16 +444,13 @@ pub(crate) struct VfQueue<'a, 'b> {
 
 impl VfQueue<'_, '_> {
     /// Clears the queue's enable bit and waits until the NIC reports it
-    /// clear: the frame in flight has landed and no other will. A queue
-    /// that does not stop loses the VF's bus mastering, so that no DMA
-    /// of any kind follows. Atomic context (busy-waits 1 ms at most).
+    /// clear (`disable_and_wait`): the frame in flight has landed and no
+    /// other will. A queue that does not stop loses the VF's bus
+    /// mastering, so that no DMA of any kind follows. Atomic context
+    /// (busy-waits 1 ms at most).
     fn disable(&mut self) {
-        self.bar.write32(0, reg::RXDCTL);
-        for _ in 0..DISABLE_POLLS {
-            if self.bar.read32(reg::RXDCTL) & reg::RXDCTL_ENABLE == 0 {
-                return;
-            }
-            kernel::time::delay::udelay(kernel::time::Delta::from_micros(10));
+        if disable_and_wait(&mut Enable(self.bar)) == Stop::Stopped {
+            return;
         }
         if !self.master.is_cut() {
             pr_err!("igb VF: receive queue still enabled 1 ms after it was disabled: bus mastering cut, the VF does no DMA until it is bound again\n");

@@ -40,3 +40,45 @@ pub trait RxQueue {
     /// Counters.
     fn stats(&self) -> RingStats;
 }
+
+/// A queue's enable bit, as [`disable_and_wait`] drives it.
+pub trait QueueEnable {
+    /// Clears the queue's enable bit (the NIC finishes the frame in flight,
+    /// then stops).
+    fn clear_enable(&mut self);
+    /// Whether the NIC still reports the queue enabled (a register read).
+    fn reads_enabled(&mut self) -> bool;
+    /// Waits 10 us without sleeping (the caller may hold a spinlock).
+    fn wait_10us(&mut self);
+}
+
+/// Whether a disabled queue reported itself stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Stopped: no DMA into its buffers from now on.
+    Stopped,
+    /// Still enabled after [`DISABLE_POLLS`] polls: the caller must stop
+    /// the function's DMA some other way (bus mastering) before any
+    /// buffer's page is given back.
+    Stuck,
+}
+
+/// Polls of the enable bit after a queue is disabled, 10 us apart: 1 ms,
+/// ten times the 100 us a frame in flight may take on an 82599 (ixgbevf's
+/// bound; igbvf sleeps 10 ms instead, which a caller holding a spinlock
+/// cannot).
+pub const DISABLE_POLLS: u32 = 100;
+
+/// Disables a queue and waits until the NIC reports it stopped. A frame
+/// the NIC was writing lands before this returns [`Stop::Stopped`], and
+/// none after; only then may the queue's buffers be reclaimed.
+pub fn disable_and_wait(q: &mut impl QueueEnable) -> Stop {
+    q.clear_enable();
+    for _ in 0..DISABLE_POLLS {
+        if !q.reads_enabled() {
+            return Stop::Stopped;
+        }
+        q.wait_10us();
+    }
+    Stop::Stuck
+}
