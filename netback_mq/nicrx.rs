@@ -70,7 +70,7 @@ impl kernel::fmt::Display for NicEnd {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         match self {
             NicEnd::NotStatic(g) => write!(f, "a request names grant {g}, not a writable static grant"),
-            NicEnd::VfGone => f.write_str("the VF was unbound"),
+            NicEnd::VfGone => f.write_str("the VF was unbound, or its queue would not stop"),
             NicEnd::VfReset => f.write_str("the PF reset the VF"),
             NicEnd::ForeignMac(m) => write!(
                 f,

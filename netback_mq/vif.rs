@@ -10,7 +10,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, SpinLock};
 
 use crate::ctrl::VifCtrl;
-use crate::nic::{self, MacFmt, NicUser};
+use crate::nic::{self, MacFmt, NicUser, VfPort};
 use crate::nicrx::{NicEnd, NicRx};
 use crate::netif::{CarrierChange, StallChange, StalledQueues};
 use crate::queue::{Connection, FrontCaps, RxCfg, RxOutcome, SkbBatch, Stats};
@@ -231,10 +231,11 @@ impl Vif {
         self.shared.nic_ifindex.store(0, Ordering::Release);
         ndev.carrier_off();
         for q in self.queues.iter() {
-            q.nic_mode.store(0, Ordering::Release);
-            q.nic_refused.store(0, Ordering::Release);
             let conn = {
                 let mut s = q.state.lock_bh();
+                // Under the lock `wait_on` looks at the connection under.
+                q.nic_mode.store(0, Ordering::Release);
+                q.nic_refused.store(0, Ordering::Release);
                 if let Some(c) = s.conn.as_mut() {
                     c.drain_tx();
                 }
@@ -341,7 +342,6 @@ impl QueueCtx {
         // The NIC path stands in for the vif's bridge only where the PF is
         // a port of the same plain Linux bridge; otherwise the VF waits for
         // that (its watchdog asks again every second).
-        self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
         let bridge = NicBridge::of(self.shared.vif_ifindex.load(Ordering::Acquire), ifindex);
         if bridge != NicBridge::Shared {
             let code = bridge as u32 + 1;
@@ -353,7 +353,7 @@ impl QueueCtx {
                     bridge.as_str()
                 );
             }
-            vf.wait_for(self.clone());
+            self.wait_on(&vf, per_buffer);
             return;
         }
         // Allocated before the lock (and, declared first, freed after it on
@@ -363,11 +363,20 @@ impl QueueCtx {
         let mut q = self.state.lock_bh();
         let Queue { conn, stats, .. } = &mut *q;
         let Some(c) = conn.as_mut() else { return };
-        if !c.nic_can_start(per_buffer.is_some()) || vf.attach(self.clone()).is_err() {
+        if !c.nic_can_start(per_buffer.is_some()) {
+            return;
+        }
+        if vf.attach(self.clone()).is_err() {
+            if vf.in_reset() {
+                // The VF's recovery moves the queue once it is up again.
+                self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
+                vf.wait_for(self.clone());
+            }
             return;
         }
         let retired = c.take_retired();
         c.nic_start(nic, stats);
+        self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
         self.shared.nic_ifindex.store(ifindex, Ordering::Release);
         self.shared.unsteered_seen.store(false, Ordering::Release);
         self.nic_refused.store(0, Ordering::Release);
@@ -380,6 +389,17 @@ impl QueueCtx {
             if per_buffer.is_some() { "each buffer's grant mapped when posted" } else { "static grants" }
         );
         self.napi.schedule();
+    }
+
+    /// Leaves the queue waiting on `vf` (its watchdog calls `retry_nic`)
+    /// in frontend mode `per_buffer`: only while connected and not on a
+    /// NIC already (under the queue's lock, which the disconnection takes).
+    fn wait_on(self: &Arc<Self>, vf: &Arc<dyn VfPort>, per_buffer: Option<u16>) {
+        let q = self.state.lock_bh();
+        if q.conn.as_ref().is_some_and(|c| c.nic_can_start(per_buffer.is_some())) {
+            self.nic_mode.store(NicMode::encode(per_buffer), Ordering::Release);
+            vf.wait_for(self.clone());
+        }
     }
 
     /// Moves guest receive (back) onto the NIC after its VF's reset by the
@@ -575,6 +595,10 @@ impl QueueCtx {
             }
             self.state.lock_bh().stats.nic_group_dups += 1;
             return;
+        }
+        if !dev.same_master_as(pf) {
+            // The vif left the PF's bridge: the next poll ends the path.
+            self.napi.schedule();
         }
         let sent = skb.xmit_on(pf).is_ok();
         let mut q = self.state.lock_bh();

@@ -708,6 +708,9 @@ int xennet_shim_netdev_ifindex(struct net_device *dev)
 	return dev->ifindex;
 }
 
+/* How the devices vif_ifindex and pf_ifindex are bridged (shim.h). Not
+ * seen: STP port states (read under RTNL only), ebtables/nftables bridge
+ * rules and tc filters, which the NIC path bypasses. */
 int xennet_shim_nic_bridge(int vif_ifindex, int pf_ifindex)
 {
 	struct net_device *vif, *pf, *master;
@@ -722,6 +725,10 @@ int xennet_shim_nic_bridge(int vif_ifindex, int pf_ifindex)
 			rc = XENNET_NIC_BRIDGE_NOT_LINUX_BRIDGE;
 		else if (br_vlan_enabled(master))
 			rc = XENNET_NIC_BRIDGE_VLAN_FILTERING;
+		else if (br_port_flag_is_set(vif, BR_ISOLATED) &&
+			 br_port_flag_is_set(pf, BR_ISOLATED))
+			/* isolated ports do not forward to each other */
+			rc = XENNET_NIC_BRIDGE_APART;
 		else
 			rc = XENNET_NIC_BRIDGE_OK;
 	}

@@ -172,6 +172,9 @@ pub(crate) struct VfRx {
     user: SpinLockIrq<Option<Arc<dyn NicUser>>>,
     /// Unbound: the registers are gone, the queue was stopped.
     gone: AtomicBool,
+    /// Its queue did not stop when disabled: it serves no guest until the
+    /// VF is bound again.
+    broken: AtomicBool,
     /// `health::RUNNING` or `health::RESET`.
     health: AtomicU8,
     /// The guest queue the PF's reset took off the VF, or one waiting for
@@ -204,8 +207,9 @@ impl VfRx {
         self.pf_ifindex
     }
 
+    /// Unbound, or its queue would not stop: no guest from now on.
     fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::Acquire)
+        self.gone.load(Ordering::Acquire) || self.broken.load(Ordering::Acquire)
     }
 
     /// The PF reset the VF: its queue is stopped until the watchdog has
@@ -228,11 +232,15 @@ impl VfRx {
         // a reset by the PF (which sets `health` under it) come wholly
         // before or after, so a queue they stopped is never started here.
         let mut u = self.user.lock();
-        if self.is_gone() || self.in_reset() || self.master.is_cut() || u.is_some() {
+        if self.is_gone() || self.in_reset() || u.is_some() {
             return Err(EBUSY);
         }
         self.with_queue(|q| {
             q.stop_and_reclaim(&mut |_| {});
+            if self.is_gone() {
+                // The pool's queue would not stop: no guest pages into it.
+                return Err(EIO);
+            }
             q.st.ring.configure(RING, GUEST_BUF as u32).map_err(|_| EINVAL)?;
             q.st.guest = true;
             q.restart();
@@ -273,8 +281,11 @@ impl VfRx {
             }
         };
         let user = u.take();
-        if wait && !self.is_gone() {
-            *self.displaced.lock() = user;
+        drop(u);
+        if wait {
+            if let Some(user) = user {
+                self.wait_for(user);
+            }
         }
         n
     }
@@ -282,20 +293,30 @@ impl VfRx {
     /// Keeps `q` to be moved onto this VF by the watchdog once it can be
     /// (`QueueCtx::retry_nic`, which checks again and waits again if not).
     fn wait_for(&self, q: Arc<dyn NicUser>) {
-        if !self.is_gone() {
-            *self.displaced.lock() = Some(q);
-        }
+        // `gone` read under the lock unbind empties the slot under after
+        // setting it: nothing stays parked in a VF that went. What is
+        // replaced (or refused) is dropped outside the lock.
+        let old = {
+            let mut d = self.displaced.lock();
+            if self.is_gone() {
+                Some(q)
+            } else {
+                d.replace(q)
+            }
+        };
+        drop(old);
     }
 
     /// The guest queue's NAPI poll completed: the receive interrupt may
     /// fire again (the NIC masked it when it fired: EIAM).
     fn rearm(&self) {
-        if self.is_gone() || self.in_reset() {
-            return;
-        }
-        if let Some(bar) = self.bar.try_access() {
-            bar.write32(RX_VECTOR_BIT, reg::EIMS);
-        }
+        // Under the queue's lock, as unbind and the PF's reset mask it:
+        // never unmasked after them.
+        self.with_queue(|q| {
+            if !self.is_gone() && !self.in_reset() {
+                q.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+            }
+        });
     }
 
     /// Posts every buffer of the pool into the (empty) ring.
@@ -315,7 +336,7 @@ impl VfRx {
     fn with_queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
         let bar = self.bar.try_access()?;
         let mut st = self.state.lock();
-        Some(f(&mut VfQueue { st: &mut st, bar: &bar, master: &self.master }))
+        Some(f(&mut VfQueue { st: &mut st, bar: &bar, master: &self.master, broken: &self.broken }))
     }
 
     /// Reaps up to `BUDGET` completed frames of the pool, posts their
@@ -440,6 +461,7 @@ pub(crate) struct VfQueue<'a, 'b> {
     st: &'a mut RxState,
     bar: &'a pci::Bar<'b, BAR_SIZE>,
     master: &'a BusMaster,
+    broken: &'a AtomicBool,
 }
 
 impl VfQueue<'_, '_> {
@@ -452,10 +474,17 @@ impl VfQueue<'_, '_> {
         if disable_and_wait(&mut Enable(self.bar)) == Stop::Stopped {
             return;
         }
-        if !self.master.is_cut() {
-            pr_err!("igb VF: receive queue still enabled 1 ms after it was disabled: bus mastering cut, the VF does no DMA until it is bound again\n");
+        let guest = self.st.guest;
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            pr_err!(
+                "igb VF: receive queue still enabled 1 ms after it was disabled: the VF serves no guest until it is bound again{}\n",
+                if guest { "; bus mastering cut (a guest's pages were posted)" } else { "" }
+            );
         }
-        self.master.cut();
+        if guest {
+            // The guest's pages go back once this returns.
+            self.master.cut();
+        }
     }
 }
 
@@ -484,7 +513,7 @@ impl RxQueue for VfQueue<'_, '_> {
         self.st.ring.reclaim(f)
     }
     fn restart(&mut self) {
-        if self.master.is_cut() {
+        if self.master.is_cut() || self.broken.load(Ordering::Acquire) {
             // A queue that would not stop is never started again.
             return;
         }
@@ -712,7 +741,7 @@ impl VfRx {
         );
         if let Some(q) = user {
             q.nic_event();
-            *self.displaced.lock() = Some(q);
+            self.wait_for(q);
         }
     }
 
@@ -733,7 +762,8 @@ impl VfRx {
                 if e == VfInit::NoMac {
                     // Unassigned by the administrator: no guest can use it.
                     nicreg::unregister(this);
-                    this.displaced.lock().take();
+                    let d = this.displaced.lock().take();
+                    drop(d);
                 }
                 return;
             }
@@ -747,7 +777,8 @@ impl VfRx {
             this.mac.store(mac_bits(mac), Ordering::Release);
             pr_info!("igb VF {}: the PF now steers MAC {} into it\n", MacFmt(old), MacFmt(mac));
             // Any guest with the old MAC no longer gets its frames here.
-            this.displaced.lock().take();
+            let d = this.displaced.lock().take();
+            drop(d);
         }
         // Whatever the pool had posted (a detach may have restarted it
         // before the reset was seen) comes back first.
@@ -883,6 +914,7 @@ impl pci::Driver for IgbVf {
                 master: BusMaster::of(pdev),
                 user <- new_spinlock_irq!(None, "igbvf_user"),
                 gone: AtomicBool::new(false),
+                broken: AtomicBool::new(false),
                 health: AtomicU8::new(health::RUNNING),
                 displaced <- new_spinlock_irq!(None, "igbvf_displaced"),
                 pool_base: AtomicU32::new(pool_base),
@@ -919,7 +951,6 @@ impl pci::Driver for IgbVf {
         let _ = pdev;
         let rx = &this.rx;
         this.watchdog.stop();
-        rx.displaced.lock().take();
         nicreg::unregister(rx);
         // First `gone`, under the user lock: from here no attach, detach or
         // recovery starts the queue again (they look under that lock).
@@ -928,6 +959,10 @@ impl pci::Driver for IgbVf {
             rx.gone.store(true, Ordering::Release);
             u.clone()
         };
+        // Then no queue waits here any more (`wait_for` looks at `gone`
+        // under this lock); dropped outside it.
+        let waiting = rx.displaced.lock().take();
+        drop(waiting);
         // Then the NIC stopped, waiting for it: no interrupt, no DMA into
         // any posted buffer, before the registers go.
         let pool_frames = rx

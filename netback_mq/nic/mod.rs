@@ -62,7 +62,8 @@ pub(crate) trait VfPort: Send + Sync {
     fn dma_dev(&self) -> &DmaDev;
     /// The PF's network device (frames for the guest go out there).
     fn pf_ifindex(&self) -> Option<i32>;
-    /// Unbound: its queue is stopped for good.
+    /// Unbound, or its queue would not stop when disabled: stopped for
+    /// good, no guest from now on.
     fn is_gone(&self) -> bool;
     /// Reset by its PF: its queue is stopped until the watchdog programs
     /// it again.

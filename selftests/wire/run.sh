@@ -111,14 +111,14 @@ cut_off() {
 	{ ip link show xnr-iso >/dev/null 2>&1 || ip link add xnr-iso type bridge; } && ip link set xnr-iso up || return 1
 	ip link set "$vif" master xnr-iso || return 1
 	wait_for 10 sh -c "dmesg | tail -n +$mark | grep -q '$vif: queue 0: guest receive leaves the NIC'" ||
-		{ echo "the NIC path did not end"; ip link set "$vif" master xenbr0; return 1; }
-	g0=$(grx 1) p0=$(ifstat "$pfdev" rx_packets)
+		{ echo "the NIC path did not end"; ip link set "$vif" master xenbr0; ip link del xnr-iso; return 1; }
+	g0=$(grx 1) p0=$(ifstat "$pfdev" rx_packets) s0=$(peer_stat tap_tx_packets)
 	out=$(wire-peer udpgen "$GUEST1_IP" 9 2000 2)
-	g=$(($(grx 1) - g0)) pfn=$(($(ifstat "$pfdev" rx_packets) - p0))
+	g=$(($(grx 1) - g0)) pfn=$(($(ifstat "$pfdev" rx_packets) - p0)) s=$(($(peer_stat tap_tx_packets) - s0))
 	ip link set "$vif" master xenbr0 || return 1
 	ip link del xnr-iso
-	echo "cut off: the peer sent $(udp_sent "$out") frames to guest1; guest1 received $g frames, the PF $pfn"
-	[ "$(udp_sent "$out")" -ge 3000 ] && [ "$g" -lt 10 ] || return 1
+	echo "cut off: the peer sent $(udp_sent "$out") frames to guest1 ($s onto the wire); guest1 received $g frames, the PF $pfn"
+	[ "$(udp_sent "$out")" -ge 3000 ] && [ "$s" -ge 3000 ] && [ "$g" -lt 10 ] || return 1
 	wait_for 10 on_nic_since 1 "$mark" || { echo "guest1 not back on its VF"; dmesg | tail -n +"$mark" | tail; return 1; }
 	g0=$(grx 1) f0=$(nic_stat 1 queue_0_nic_frames)
 	out=$(wire-peer udpgen "$GUEST1_IP" 9 2000 2)
