@@ -92,6 +92,15 @@ dmesg_clean() {
 	return 1
 }
 
+# guest_log_clean N FROM: guest N's kernel log from line FROM on holds no
+# report. A guest that does not answer fails it: an empty log read from a
+# dead guest is not a clean one.
+guest_log_clean() {
+	local out
+	out=$(guest-exec "$1" "dmesg | tail -n +$2") || { echo "guest$1 did not answer: its log is unread"; return 1; }
+	printf '%s\n' "$out" | dmesg_clean
+}
+
 # guest_up N: guest N (re)created from its configuration (after an xl
 # destroy), up and reachable. The debug kernel boots about three times
 # slower.

@@ -20,7 +20,7 @@ n=0; for t in $tests; do n=$((n + 2)); done
 ktap_plan $((n + 2))
 dom0_log_start=$(($(dmesg | wc -l) + 1))
 dom0_log_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
-guest_log_clean() { guest-exec 1 dmesg | dmesg_clean; }
+guest_log_clean_all() { guest_log_clean 1 1; }
 
 dom0_v4=10.99.0.1 guest_v4=10.99.0.11 dom0_v6=fd99::1 guest_v6=fd99::11
 domid=$(xl domid guest1)
@@ -199,5 +199,5 @@ for t in $tests; do
 	for s in $sides; do run_program "$s" "$t"; done
 done
 check "dom0 dmesg clean" dom0_log_clean
-check "guest1 dmesg clean" guest_log_clean
+check "guest1 dmesg clean" guest_log_clean_all
 ktap_exit

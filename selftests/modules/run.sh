@@ -13,7 +13,7 @@ guest_new_log() { guest-exec 1 "dmesg | tail -n +$guest_log_start"; }
 dom0_logged() { dom0_new_log | grep "$1"; }
 guest_logged() { guest_new_log | grep "$1"; }
 dom0_clean() { dom0_new_log | dmesg_clean; }
-guest_clean() { guest_new_log | dmesg_clean; }
+guest_clean() { guest_log_clean 1 "$guest_log_start"; }
 
 check "insmod netback_mq (dom0)" insmod /rig/modules/netback_mq.ko
 check "netback_mq reports dom0" dom0_logged "netback_mq: loaded in dom0 (PV), $RINGS"

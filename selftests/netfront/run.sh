@@ -431,7 +431,7 @@ save_restore() {
 	[ "$before" = "$after" ]
 }
 check "xl save + xl restore: reconnected, traffic both ways" save_restore
-guest_clean() { guest-exec 1 "dmesg | tail -n +$guest_log_start" | dmesg_clean; }
+guest_clean() { guest_log_clean 1 "$guest_log_start"; }
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
 check "guest dmesg clean" guest_clean
 check "dom0 dmesg clean" dom0_clean

@@ -534,7 +534,7 @@ if rust_pair; then
 else
 	ktap_skip "VF unbound under guest" "needs netback_mq"
 fi
-guest_clean() { guest-exec 1 "dmesg | tail -n +$gmark" | dmesg_clean; }
+guest_clean() { guest_log_clean 1 "$gmark"; }
 if rust_pair; then
 	check "guest1's log clean" guest_clean
 else
