@@ -428,6 +428,7 @@ save_restore() {
 	sleep 2; after=$(grants_by_guest)
 	echo "guest1's grants active in Xen: ${before% } before the save, ${after% } after the restore"
 	if xl list | awk 'NR > 1 { print $2 }' | grep -qx "$old"; then echo "domain $old (saved) is still there"; return 1; fi
+	counts_read "$before" && counts_read "$after" || { echo "grant counts not read"; return 1; }
 	[ "$before" = "$after" ]
 }
 check "xl save + xl restore: reconnected, traffic both ways" save_restore

@@ -48,8 +48,16 @@ show_counts() { # LABEL COUNTS
 # between readings with nothing leaked (xl's process per domain, logs on
 # tmpfs, socket buffers), so it catches only a large leak; the exact
 # checks are the counts, and kmemleak on the debug kernel.
+# counts_read COUNTS: every figure of a counts line (or of a
+# grants_by_guest line) was read: a guest whose grant count could not be
+# parsed reads "guestN=", which two equal lines must not hide.
+counts_read() {
+	case "$1" in guest*) ;; *) echo "$1" | grep -Eq '^[0-9]+ [0-9]+ [0-9]+ ' || return 1 ;; esac
+	! echo "$1" | grep -Eq 'guest[0-9]+=( |$)'
+}
 same_counts() {
 	b=$1 a=$2
+	counts_read "$b" && counts_read "$a" || { echo "counts not read: '$b' / '$a'"; return 1; }
 	set -- $b; bm=$3; shift 3; brest="$*"
 	set -- $a; am=$3; shift 3; arest="$*"
 	[ "$(echo "$b" | cut -d' ' -f1,2)" = "$(echo "$a" | cut -d' ' -f1,2)" ] && [ "$brest" = "$arest" ] &&
