@@ -145,6 +145,52 @@ mod tests {
         ((s & 0xffff) + (s >> 16)) as u16
     }
 
+    // Known answers, computed independently of this module (RFC 1071's
+    // worked example; the IPv4 header in RFC 1071's style that every
+    // tutorial uses; the frames below summed by a separate Python script),
+    // so a wrong sum cannot pass by agreeing with itself.
+
+    #[test]
+    fn rfc1071_example() {
+        assert_eq!(ones_complement_sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        // An odd length: the last byte is a word's high half.
+        assert_eq!(ones_complement_sum(&[0x00, 0x01, 0xf2]), 0xf201);
+    }
+
+    #[test]
+    fn ipv4_header_known_answer() {
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(!ones_complement_sum(&h), 0xb861);
+        h[10..12].copy_from_slice(&[0xb8, 0x61]);
+        assert_eq!(ones_complement_sum(&h), 0xffff);
+    }
+
+    #[test]
+    fn udp_and_tcp_known_answers() {
+        // UDP 10.0.0.1:12345 -> 10.0.0.2:7, "hello".
+        let mut l4 = vec![0x30, 0x39, 0, 7, 0, 13, 0, 0, b'h', b'e', b'l', b'l', b'o'];
+        let ps = pseudo(&[10, 0, 0, 1], &[10, 0, 0, 2], IPPROTO_UDP, l4.len());
+        l4[6..8].copy_from_slice(&ps.to_be_bytes());
+        let mut f = ipv4_frame(IPPROTO_UDP, &l4, 0);
+        assert!(finish_partial_checksum(&mut f));
+        assert_eq!(&f[40..42], &[0x77, 0xbf]);
+        // TCP over IPv6 (the frame of `tcp_over_ipv6`).
+        let mut l4 = vec![0u8; 20 + 1000];
+        for (i, b) in l4.iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        l4[12] = 0x50;
+        let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let ps = pseudo(&src, &dst, IPPROTO_TCP, l4.len());
+        l4[16..18].copy_from_slice(&ps.to_be_bytes());
+        let mut f = ipv6_frame(IPPROTO_TCP, &l4);
+        assert!(finish_partial_checksum(&mut f));
+        assert_eq!(&f[54 + 16..54 + 18], &[0xf9, 0xed]);
+    }
+
     #[test]
     fn udp_over_ipv4_with_padding() {
         // 5 bytes of payload: an odd length; Ethernet padding after it.
