@@ -40,7 +40,8 @@ kernel_build_dir() {
 # ktap_count LOG LABEL [SUITE...]: counts the KTAP results in LOG, a rig
 # job.log: selftests/run prints "# suite: NAME" then the suite's document
 # ("KTAP version 1", the plan "1..N", results). Sets ktap_passed, ktap_failed
-# and ktap_skipped. "ok N NAME # SKIP REASON" is a skip, "not ok" a failure;
+# and ktap_skipped, and ktap_skips ("suite S<TAB>NAME" per skip, for the
+# expected-skips list). "ok N NAME # SKIP REASON" is a skip, "not ok" a failure;
 # a document with fewer (or more) results than its plan, or no plan, and a
 # SUITE expected but absent, count one failure each, with a log line. Only
 # top-level lines count: "#" diagnostics and indented (nested) lines do not.
@@ -48,10 +49,11 @@ kernel_build_dir() {
 ktap_count() {
 	local log=$1 label=$2 line counts=""
 	shift 2
-	ktap_passed=0 ktap_failed=0 ktap_skipped=0
+	ktap_passed=0 ktap_failed=0 ktap_skipped=0 ktap_skips=()
 	while IFS= read -r line; do
 		case "$line" in
 		"counts "*) counts=${line#counts } ;;
+		"skipped "*) ktap_skips+=("${line#skipped }") ;;
 		*) log "test: KTAP ($label): $line" ;;
 		esac
 	done < <(awk -v expect="$*" '
@@ -70,7 +72,7 @@ ktap_count() {
 			if (!open) return
 			open = 0
 			if (!planned) bad(doc ": no plan (1..N), " nres " results")
-			else if (plan == 0 && nres == 0) { s++; print doc ": skipped as a whole (plan 1..0)" }
+			else if (plan == 0 && nres == 0) { s++; print doc ": skipped as a whole (plan 1..0)"; print "skipped " doc "\t(the whole suite)" }
 			else if (nres < plan) bad(doc ": stopped after " nres " of " plan " results")
 			else if (nres > plan) bad(doc ": " nres " results, more than its plan 1.." plan)
 		}
@@ -86,7 +88,11 @@ ktap_count() {
 			if (!open) open_doc()
 			nres++
 			i = index($0, "#")
-			if (i && substr($0, i + 1) ~ /^[ \t]*[Ss][Kk][Ii][Pp]/) s++; else p++
+			if (i && substr($0, i + 1) ~ /^[ \t]*[Ss][Kk][Ii][Pp]/) {
+				s++
+				name = substr($0, 1, i - 1); sub(/^ok [0-9]+ /, "", name); sub(/[ \t]+$/, "", name)
+				print "skipped " doc "\t" name
+			} else p++
 			next
 		}
 		/^not ok / && $3 ~ /^[0-9]+$/ {

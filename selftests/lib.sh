@@ -38,13 +38,29 @@ check() {
 # cases of each class are extended. With --set extended=0 they are listed as
 # skipped: CI runs them on the normal kernel and leaves them out on the
 # debug kernel, whose run would not fit CI's time otherwise. In the netfront
-# and netback suites the extended checks are the features (ethtool, RSS,
-# IPv6 ND, event channel layout, MTU 9000, XDP, multicast, rate limit),
-# which the normal kernel's rigs run in full; the debug kernel's run keeps
-# their lifecycle checks (bind, connect, cycles, reload, save/restore,
-# destroy, memory back, clean logs).
+# and netback suites the extended checks are the features and the plain
+# cycles (ethtool, RSS, IPv6 ND, event channel layout, MTU 9000, XDP,
+# multicast, rate limit, counters, switches), which the normal kernel's
+# rigs run; the debug kernel's run keeps the lifecycle checks (unload and
+# reload, save and restore, lent pages, destroy and recreate).
 check_extended() {
 	if [ "${RIG_extended:-1}" = 0 ]; then ktap_skip "$1" "extended case, left out of this run (extended=0)"; return 0; fi
+	check "$@"
+}
+# check_lifecycle NAME CMD...: a check of a driver's lifecycle under
+# traffic (unload and reload, save and restore, pages lent and returned).
+# With --set lifecycle=0 it is listed as skipped: CI runs the netfront
+# suite's lifecycle checks against netback_mq on the debug kernel (where
+# any report fails them too) and its other checks on the normal kernel.
+check_lifecycle() {
+	if [ "${RIG_lifecycle:-1}" = 0 ]; then ktap_skip "$1" "lifecycle case, left out of this run (lifecycle=0): it runs on the debug kernel"; return 0; fi
+	check "$@"
+}
+# check_log_clean NAME CMD...: a suite's own clean-log check. On the debug
+# kernel it is listed as skipped: the debug_reports suite reads every
+# console and log of the run for the same reports, once, at the end.
+check_log_clean() {
+	if [ "${RIG_kernel:-}" = debug ]; then ktap_skip "$1" "the debug kernel's run: debug_reports reads every log for reports"; return 0; fi
 	check "$@"
 }
 # check_core NAME CMD...: one of those core cases. With --set core=0 they

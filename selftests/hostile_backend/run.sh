@@ -318,5 +318,5 @@ add_wrong_status() {
 check_extended "static grants: ADD carried out but answered with status 99: taken as refused, grant copy" add_wrong_status
 
 guest_clean() { guest_log_clean 1 "$guest_log_start"; }
-check "guest dmesg clean" guest_clean
+check_log_clean "guest dmesg clean" guest_clean
 ktap_exit

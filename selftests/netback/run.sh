@@ -44,7 +44,7 @@ vif_queues() {
 		END { for (q = 0; q < nq; q++) if (!copies[q]) idle++
 		      printf "frontend queues %d, idle counters %d\n", nq, idle; exit idle != 0 }'
 }
-check "per-queue counters: every connected queue carries traffic both ways" vif_queues
+check_extended "per-queue counters: every connected queue carries traffic both ways" vif_queues
 
 # Grant reuse: netfront_opt registers its buffer pages as static grants and
 # steady traffic then needs no grant hypercall (at most 0.05 grant-copy
@@ -71,7 +71,7 @@ grant_reuse() {
 		[ "$held" = 0 ] && [ "$ops" -ge "$pkts" ] && [ "$m1" = 0 ]
 	fi
 }
-check "grant reuse: static grants with netfront_opt, grant copy with the C netfront" grant_reuse
+check_extended "grant reuse: static grants with netfront_opt, grant copy with the C netfront" grant_reuse
 
 # A packet that finds too few guest buffers is held and its queue stopped
 # until the guest posts more (the vif never hands it back to the stack with
@@ -280,7 +280,7 @@ stall() {
 	echo "ready again: $(ip -o link show $vif | cut -c1-90)"
 	iperf_mbits -c "$G" -t 2
 }
-check "guest receive stall: carrier off, then on when the guest posts again" stall
+check_extended "guest receive stall: carrier off, then on when the guest posts again" stall
 
 # xl destroy of the last guest with traffic running: its vif and backend
 # directory go, dom0 stays healthy, the other guests keep working.

@@ -59,7 +59,7 @@ queues() {
 		q=$((q + 1))
 	done
 }
-check "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
+check_extended "one queue per vCPU (up to the backend's maximum), each carrying traffic" queues
 
 # ethtool -S: 11 one-word counters per queue (packets, bytes, errors and
 # dropped each way, hashed, misrouted, lent), every queue received and
@@ -144,7 +144,7 @@ counters_move() {
 	set -- $before $after
 	[ "$3" -gt "$1" ] && [ "$4" -gt "$2" ]
 }
-check "rx/tx counters move with traffic" counters_move
+check_extended "rx/tx counters move with traffic" counters_move
 
 mem_start=$(guest_mem_kb)
 
@@ -170,7 +170,7 @@ cycles() {
 	done
 	echo "$CYCLES cycles"
 }
-check "$CYCLES detach/attach cycles with traffic" cycles
+check_extended "$CYCLES detach/attach cycles with traffic" cycles
 check_extended "iperf3 after the cycles" iperf_mbits -c "$G" -t 2
 
 # reload_netfront (selftests/lib.sh) under traffic.
@@ -182,7 +182,7 @@ unload_reload() {
 	kill $! 2>/dev/null; wait $! 2>/dev/null
 	return $rc
 }
-check "unbind + rmmod under traffic, insmod, traffic again" unload_reload
+check_lifecycle "unbind + rmmod under traffic, insmod, traffic again" unload_reload
 check_extended "iperf3 after the reload" iperf_mbits -c "$G" -t 2
 
 # static_grants=0: the guest registers nothing, says so, and its buffers go
@@ -204,7 +204,7 @@ no_static_grants() {
 	reload_netfront || rc=1
 	return $rc
 }
-check "static_grants=0: nothing registered, grant copy both ways, then back to the default" no_static_grants
+check_extended "static_grants=0: nothing registered, grant copy both ways, then back to the default" no_static_grants
 # trusted=0, the toolstack's word that the backend is not trusted (in the
 # frontend's own directory): netfront_opt says so when it connects and
 # carries traffic both ways. What it receives is copied out of the granted
@@ -226,7 +226,7 @@ untrusted() {
 	echo "guest after: $(guest-exec 1 "dmesg | grep 'connected to backend' | tail -n 1" | sed 's/.*connected/connected/')"
 	return $rc
 }
-check "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
+check_extended "trusted=0: connected as untrusted, traffic both ways, then trusted again" untrusted
 # Zero-copy transmit (tx_zerocopy=1): with a trusted backend and no static
 # grants, TCP from the guest goes with its fragments' pages lent as they
 # are (the lent counters move) and arrives intact; with static grants
@@ -274,7 +274,7 @@ tx_zerocopy() {
 	reload_netfront || rc=1
 	return $rc
 }
-check "tx_zerocopy=1: TCP from the guest with its pages lent, intact; nothing lent with static grants or trusted=0" tx_zerocopy
+check_lifecycle "tx_zerocopy=1: TCP from the guest with its pages lent, intact; nothing lent with static grants or trusted=0" tx_zerocopy
 # The data path's switches (Documentation/netfront_opt.md, "Tuning"): the
 # plainest path (a publish per received packet, no GRO, no batching), then
 # every switch on; each carries TCP both ways and 8000-byte pings (IP
@@ -332,7 +332,7 @@ check_extended "napi_defer_hard_irqs and gro_flush_timeout: fewer events per pac
 # Pages the backend still used at teardown are freed late, not leaked: after
 # all the cycles the guest must have its memory back (20 leaked connections
 # would hold 40 MB).
-check "guest memory back after the cycles (no leaked pages)" guest_mem_back "$mem_start" "the cycles"
+check_extended "guest memory back after the cycles (no leaked pages)" guest_mem_back "$mem_start" "the cycles"
 jumbo() {
 	vif=vif$(xl domid guest1).0
 	ip link set "$vif" mtu 9000 && ip link set xenbr0 mtu 9000 || return 1
@@ -431,9 +431,9 @@ save_restore() {
 	counts_read "$before" && counts_read "$after" || { echo "grant counts not read"; return 1; }
 	[ "$before" = "$after" ]
 }
-check "xl save + xl restore: reconnected, traffic both ways" save_restore
+check_lifecycle "xl save + xl restore: reconnected, traffic both ways" save_restore
 guest_clean() { guest_log_clean 1 "$guest_log_start"; }
 dom0_clean() { dmesg | tail -n +"$dom0_log_start" | dmesg_clean; }
-check "guest dmesg clean" guest_clean
+check_log_clean "guest dmesg clean" guest_clean
 check "dom0 dmesg clean" dom0_clean
 ktap_exit
