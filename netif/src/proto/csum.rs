@@ -131,6 +131,22 @@ mod tests {
         f
     }
 
+    /// A 1020-byte TCP segment (header and a patterned payload) between
+    /// the two addresses of `ipv6_frame`, its field zero, and the
+    /// pseudo-header's sum.
+    fn tcp6_segment() -> (Vec<u8>, u16) {
+        let mut l4 = vec![0u8; 20 + 1000];
+        for (i, b) in l4.iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        l4[12] = 0x50;
+        l4[16..18].copy_from_slice(&[0, 0]);
+        let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let ps = pseudo(&src, &dst, IPPROTO_TCP, l4.len());
+        (l4, ps)
+    }
+
     /// The checksum computed the plain way: pseudo-header plus L4 bytes
     /// with a zero field, inverted.
     fn reference(pseudo_sum: u16, l4: &[u8], field: usize) -> u16 {
@@ -177,14 +193,7 @@ mod tests {
         assert!(finish_partial_checksum(&mut f));
         assert_eq!(&f[40..42], &[0x77, 0xbf]);
         // TCP over IPv6 (the frame of `tcp_over_ipv6`).
-        let mut l4 = vec![0u8; 20 + 1000];
-        for (i, b) in l4.iter_mut().enumerate() {
-            *b = (i * 7 + 3) as u8;
-        }
-        l4[12] = 0x50;
-        let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-        let ps = pseudo(&src, &dst, IPPROTO_TCP, l4.len());
+        let (mut l4, ps) = tcp6_segment();
         l4[16..18].copy_from_slice(&ps.to_be_bytes());
         let mut f = ipv6_frame(IPPROTO_TCP, &l4);
         assert!(finish_partial_checksum(&mut f));
@@ -208,14 +217,7 @@ mod tests {
 
     #[test]
     fn tcp_over_ipv6() {
-        let mut l4 = vec![0u8; 20 + 1000];
-        for (i, b) in l4.iter_mut().enumerate() {
-            *b = (i * 7 + 3) as u8;
-        }
-        l4[12] = 0x50;
-        let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-        let ps = pseudo(&src, &dst, IPPROTO_TCP, l4.len());
+        let (mut l4, ps) = tcp6_segment();
         let want = reference(ps, &l4, 16);
         l4[16..18].copy_from_slice(&ps.to_be_bytes());
         let mut f = ipv6_frame(IPPROTO_TCP, &l4);
