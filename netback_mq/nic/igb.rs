@@ -195,6 +195,93 @@ fn mac_bits(mac: [u8; 6]) -> u64 {
 }
 
 impl VfRx {
+    /// Posts every buffer of the pool into the (empty) ring.
+    fn fill_pool(&self, q: &mut VfQueue<'_, '_>) {
+        let mut t: Token = 0;
+        while q.room() > 0 && q.post(self.buf_dma(t), t).is_ok() {
+            t += 1;
+        }
+        q.kick();
+    }
+
+    fn buf_dma(&self, token: Token) -> u64 {
+        self.bufs.dma_address() + (usize::from(token) * BUF) as u64
+    }
+
+    /// Runs `f` on the queue, locked; `None` once the VF is gone.
+    fn with_queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
+        let bar = self.bar.try_access()?;
+        let mut st = self.state.lock();
+        Some(f(&mut VfQueue { st: &mut st, bar: &bar, master: &self.master, broken: &self.broken }))
+    }
+
+    /// Reaps up to `BUDGET` completed frames of the pool, posts their
+    /// buffers again, kicks. Nothing while a guest's pages are in the ring.
+    fn poll(&self) -> usize {
+        self.with_queue(|q| {
+            if q.st.guest {
+                return 0;
+            }
+            // Under a spinlock: no allocation; the reaped buffers wait here.
+            let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
+            let mut count = 0;
+            let mut bytes = 0;
+            let n = q.reap(BUDGET, &mut |f| {
+                bytes += f.len() as u64;
+                for (t, _) in f.buffers() {
+                    // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
+                    if let Some(d) = done.get_mut(count) {
+                        *d = t;
+                        count += 1;
+                    }
+                }
+            });
+            q.st.bytes += bytes;
+            for &t in &done[..count] {
+                // Room for each: it was just reaped.
+                let _ = q.post(self.buf_dma(t), t);
+            }
+            q.kick();
+            n
+        })
+        .unwrap_or(0)
+    }
+}
+
+impl IrqHandler for VfRx {
+    /// The receive vector fired; the NIC masked it (EIAM). A guest's queue
+    /// reaps in its NAPI poll and re-arms it; the pool is reaped in the
+    /// interrupt thread. Nothing is reaped in hard-IRQ context.
+    fn irq(&self) -> IrqNext {
+        if self.is_gone() || self.in_reset() {
+            return IrqNext::Handled;
+        }
+        let user = self.user.lock().clone();
+        match user {
+            Some(q) => {
+                q.nic_event();
+                IrqNext::Handled
+            }
+            None => IrqNext::WakeThread,
+        }
+    }
+
+    /// The pool's frames, `BUDGET` at a time, then the vector re-armed.
+    fn thread(&self) {
+        for _ in 0..RING / BUDGET + 1 {
+            if self.poll() < BUDGET {
+                break;
+            }
+        }
+        // A guest attached meanwhile re-arms from its own poll.
+        let u = self.user.lock();
+        if u.is_none() {
+            self.rearm();
+        }
+    }
+}
+
+impl VfPort for VfRx {
     fn ring_size(&self) -> usize {
         RING
     }
@@ -319,123 +406,6 @@ impl VfRx {
         });
     }
 
-    /// Posts every buffer of the pool into the (empty) ring.
-    fn fill_pool(&self, q: &mut VfQueue<'_, '_>) {
-        let mut t: Token = 0;
-        while q.room() > 0 && q.post(self.buf_dma(t), t).is_ok() {
-            t += 1;
-        }
-        q.kick();
-    }
-
-    fn buf_dma(&self, token: Token) -> u64 {
-        self.bufs.dma_address() + (usize::from(token) * BUF) as u64
-    }
-
-    /// Runs `f` on the queue, locked; `None` once the VF is gone.
-    fn with_queue<R>(&self, f: impl FnOnce(&mut VfQueue<'_, '_>) -> R) -> Option<R> {
-        let bar = self.bar.try_access()?;
-        let mut st = self.state.lock();
-        Some(f(&mut VfQueue { st: &mut st, bar: &bar, master: &self.master, broken: &self.broken }))
-    }
-
-    /// Reaps up to `BUDGET` completed frames of the pool, posts their
-    /// buffers again, kicks. Nothing while a guest's pages are in the ring.
-    fn poll(&self) -> usize {
-        self.with_queue(|q| {
-            if q.st.guest {
-                return 0;
-            }
-            // Under a spinlock: no allocation; the reaped buffers wait here.
-            let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
-            let mut count = 0;
-            let mut bytes = 0;
-            let n = q.reap(BUDGET, &mut |f| {
-                bytes += f.len() as u64;
-                for (t, _) in f.buffers() {
-                    // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
-                    if let Some(d) = done.get_mut(count) {
-                        *d = t;
-                        count += 1;
-                    }
-                }
-            });
-            q.st.bytes += bytes;
-            for &t in &done[..count] {
-                // Room for each: it was just reaped.
-                let _ = q.post(self.buf_dma(t), t);
-            }
-            q.kick();
-            n
-        })
-        .unwrap_or(0)
-    }
-}
-
-impl IrqHandler for VfRx {
-    /// The receive vector fired; the NIC masked it (EIAM). A guest's queue
-    /// reaps in its NAPI poll and re-arms it; the pool is reaped in the
-    /// interrupt thread. Nothing is reaped in hard-IRQ context.
-    fn irq(&self) -> IrqNext {
-        if self.is_gone() || self.in_reset() {
-            return IrqNext::Handled;
-        }
-        let user = self.user.lock().clone();
-        match user {
-            Some(q) => {
-                q.nic_event();
-                IrqNext::Handled
-            }
-            None => IrqNext::WakeThread,
-        }
-    }
-
-    /// The pool's frames, `BUDGET` at a time, then the vector re-armed.
-    fn thread(&self) {
-        for _ in 0..RING / BUDGET + 1 {
-            if self.poll() < BUDGET {
-                break;
-            }
-        }
-        // A guest attached meanwhile re-arms from its own poll.
-        let u = self.user.lock();
-        if u.is_none() {
-            self.rearm();
-        }
-    }
-}
-
-impl VfPort for VfRx {
-    fn mac(&self) -> [u8; 6] {
-        VfRx::mac(self)
-    }
-    fn ring_size(&self) -> usize {
-        VfRx::ring_size(self)
-    }
-    fn dma_dev(&self) -> &DmaDev {
-        VfRx::dma_dev(self)
-    }
-    fn pf_ifindex(&self) -> Option<i32> {
-        VfRx::pf_ifindex(self)
-    }
-    fn is_gone(&self) -> bool {
-        VfRx::is_gone(self)
-    }
-    fn in_reset(&self) -> bool {
-        VfRx::in_reset(self)
-    }
-    fn attach(&self, user: Arc<dyn NicUser>) -> Result {
-        VfRx::attach(self, user)
-    }
-    fn detach(&self, wait: bool, f: &mut dyn FnMut(Token)) -> usize {
-        VfRx::detach(self, wait, f)
-    }
-    fn rearm(&self) {
-        VfRx::rearm(self)
-    }
-    fn wait_for(&self, user: Arc<dyn NicUser>) {
-        VfRx::wait_for(self, user)
-    }
     fn with_queue(&self, f: &mut dyn FnMut(&mut dyn RxQueue<Token = Token>)) -> bool {
         VfRx::with_queue(self, |q| f(q)).is_some()
     }
