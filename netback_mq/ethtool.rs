@@ -43,6 +43,7 @@ impl PerQueueStats for Vif {
         ("queue_{}_nic_dropped", |s| s.nic_dropped),
         ("queue_{}_nic_posted", |s| s.nic_posted),
         ("queue_{}_nic_dma_bounces", |s| s.nic_bounces),
+        ("queue_{}_nic_dma_maps", |s| s.nic_dma_maps),
         ("queue_{}_nic_redirected", |s| s.nic_redirected),
         ("queue_{}_nic_unsteered", |s| s.nic_unsteered),
         ("queue_{}_nic_group_dups", |s| s.nic_group_dups),

@@ -66,6 +66,10 @@ xen_sys::xennet_module! {
             default: 1,
             description: "Offer split TX/RX event channels to frontends (1: yes, 0: no)",
         },
+        nic_irq_rate: u32 {
+            default: 1,
+            description: "Receive interrupt moderation of the VFs bound from now on (0: off; 1: adaptive; 100-100000: at most that many interrupts per second)",
+        },
     },
 }
 
@@ -89,6 +93,11 @@ pub(crate) fn static_grants_per_queue() -> usize {
 /// The `separate_tx_rx_irq` parameter.
 pub(crate) fn separate_tx_rx_irq() -> bool {
     module_parameters::separate_tx_rx_irq.value() != 0
+}
+
+/// The `nic_irq_rate` parameter.
+pub(crate) fn nic_itr_mode() -> xen_sys::nic_queue::ItrMode {
+    xen_sys::nic_queue::ItrMode::from_param(module_parameters::nic_irq_rate.value())
 }
 
 /// The xenbus device types we serve, zero-terminated.

@@ -16,7 +16,10 @@
 //!
 //! A posted buffer holds its static grant (`dma_acquire`): a `DEL` of it is
 //! refused for that entry while the NIC has the page, and nothing is
-//! unmapped before the queue is stopped and the buffer taken back.
+//! unmapped before the queue is stopped and the buffer taken back. A page's
+//! DMA mapping stays in place from one frame to the next (the guest posts
+//! the same pages again): it goes with the grant's mapping, or when the
+//! path ends.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -324,6 +327,7 @@ impl NicRx {
             if i < n {
                 stats.nic_posted += 1;
                 stats.nic_bounces += u64::from(p.buf.bounced);
+                stats.nic_dma_maps += u64::from(p.buf.fresh);
                 posted[usize::from(token)] = Some(p);
             } else {
                 // The NIC refused one (or the VF went): those not posted go back.
@@ -382,6 +386,8 @@ impl NicRx {
             if per_buffer {
                 g.remove_batch(done_grefs);
             }
+            // Every buffer is back: nothing the VF could still reach.
+            g.dma_forget();
         }
         for r in unposted.drain_all() {
             let _ = rx.respond_error(&r, RspStatus::ERROR);

@@ -70,6 +70,8 @@ pub(crate) struct Stats {
     pub(crate) nic_dropped: u64,
     pub(crate) nic_posted: u64,
     pub(crate) nic_bounces: u64,
+    /// Buffers posted that needed a new DMA mapping (the rest reused one).
+    pub(crate) nic_dma_maps: u64,
     pub(crate) nic_redirected: u64,
     pub(crate) nic_unsteered: u64,
     /// Group frames that reached the vif while on the NIC and were not sent
@@ -135,6 +137,7 @@ impl Stats {
         self.nic_dropped += o.nic_dropped;
         self.nic_posted += o.nic_posted;
         self.nic_bounces += o.nic_bounces;
+        self.nic_dma_maps += o.nic_dma_maps;
         self.nic_redirected += o.nic_redirected;
         self.nic_unsteered += o.nic_unsteered;
         self.nic_group_dups += o.nic_group_dups;

@@ -182,4 +182,21 @@ impl DmaDev {
         // `device::Device` is a transparent wrapper of `struct device`.
         core::ptr::from_ref::<kernel::device::Device>(&self.dev).cast_mut().cast()
     }
+
+    /// Another reference to the same device.
+    pub(super) fn clone_ref(&self) -> Self {
+        Self { dev: self.dev.clone() }
+    }
+
+    /// The same device as `other`.
+    pub(super) fn is(&self, other: &DmaDev) -> bool {
+        self.as_raw() == other.as_raw()
+    }
+
+    /// DMA into a page that stays mapped needs no cache maintenance
+    /// between transfers (always so on x86).
+    pub(super) fn coherent(&self) -> bool {
+        // SAFETY: a live device (reference counted); only reads its flags.
+        unsafe { b::xennet_shim_dma_coherent(self.as_raw()) }
+    }
 }

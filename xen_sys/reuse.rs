@@ -34,6 +34,26 @@ struct ForeignPages {
     map_ops: KVec<b::gnttab_map_grant_ref>,
     unmap_ops: KVec<b::gnttab_unmap_grant_ref>,
     batch_pages: KVec<*mut b::page>,
+    kept: KeptDma,
+}
+
+/// DMA mappings of the pages left in place for one device between
+/// receive DMAs. The NIC path posts the same static grants again and
+/// again; mapping and unmapping each for every frame costs dom0 a walk of
+/// the machine-to-physical table (xen-swiotlb), or with an IOMMU a mapping
+/// and an IOTLB flush. It exposes nothing more: the device reaches the
+/// page only through a descriptor we post, and the page stays mapped in
+/// dom0 (the static grant) whether or not it is mapped for the device.
+///
+/// # Invariants
+///
+/// `addr[i] != 0` only while `dev` is `Some` and slot `i`'s page holds a
+/// grant mapping: that DMA mapping (made for `dev`) is undone before the
+/// grant is unmapped, before another device's mappings are kept, and at
+/// [`ForeignPages::forget_kept`].
+struct KeptDma {
+    dev: Option<super::pci::DmaDev>,
+    addr: KVec<u64>,
 }
 
 impl ForeignPages {
@@ -52,7 +72,49 @@ impl ForeignPages {
             map_ops: KVec::with_capacity(n, GFP_KERNEL)?,
             unmap_ops: KVec::with_capacity(n, GFP_KERNEL)?,
             batch_pages: KVec::with_capacity(n, GFP_KERNEL)?,
+            kept: KeptDma { dev: None, addr: KVec::from_elem(0, n, GFP_KERNEL)? },
         })
+    }
+
+    /// The DMA mapping of slot `slot` kept for `dev`, if any.
+    fn kept_for(&self, slot: u16, dev: &super::pci::DmaDev) -> Option<u64> {
+        let a = *self.kept.addr.get(usize::from(slot))?;
+        (a != 0 && self.kept.dev.as_ref().is_some_and(|d| d.is(dev))).then_some(a)
+    }
+
+    /// Keeps `addr`, slot `slot`'s page mapped for `dev`, past its DMA.
+    /// Those of another device are undone first.
+    fn keep(&mut self, slot: u16, dev: &super::pci::DmaDev, addr: u64) {
+        if self.kept.dev.as_ref().is_some_and(|d| !d.is(dev)) {
+            self.forget_kept();
+        }
+        if self.kept.dev.is_none() {
+            self.kept.dev = Some(dev.clone_ref());
+        }
+        if let Some(a) = self.kept.addr.get_mut(usize::from(slot)) {
+            *a = addr;
+        }
+    }
+
+    /// Undoes slot `slot`'s kept DMA mapping, if it has one.
+    fn drop_kept(&mut self, slot: u16) {
+        let (Some(a), Some(dev)) = (self.kept.addr.get_mut(usize::from(slot)), self.kept.dev.as_ref()) else { return };
+        if *a != 0 {
+            // SAFETY: mapped for `dev` by `StaticGrants::dma_acquire` and
+            // not in use (no descriptor holds it: the slot's users are
+            // gone, or the device's queue stopped); undone once (zeroed).
+            unsafe { b::xennet_shim_dma_unmap_from_device(dev.as_raw(), *a) };
+            *a = 0;
+        }
+    }
+
+    /// Undoes every kept DMA mapping (the device's queue stopped and gave
+    /// every buffer back, or is going).
+    fn forget_kept(&mut self) {
+        for slot in 0..self.kept.addr.len() {
+            self.drop_kept(slot as u16);
+        }
+        self.kept.dev = None;
     }
 
     /// Slot `slot`'s page address, if it holds a mapping (writable unless
@@ -123,6 +185,8 @@ impl Mapper for ForeignPages {
                 pr_err!("grant reuse: unmap of slot {} that does not hold handle {}\n", i, o.handle);
                 continue;
             }
+            // Not the device's any more before it is not ours.
+            self.drop_kept(o.slot);
             let mut u = b::gnttab_unmap_grant_ref::default();
             // SAFETY: fills `u` for our page `i`, mapped with `o.handle`.
             // The read-only flag only matters for mappings through PTEs.
@@ -163,6 +227,7 @@ impl ForeignPages {
 impl Drop for ForeignPages {
     fn drop(&mut self) {
         // The owner unmapped everything; this only guards the invariant.
+        self.forget_kept();
         self.unmap_ops.clear();
         self.batch_pages.clear();
         for i in 0..self.pages.len() {
@@ -338,14 +403,23 @@ pub(crate) struct DmaBuf {
     pub(crate) addr: u64,
     /// xen-swiotlb gave a bounce buffer, not the page: a hidden copy.
     pub(crate) bounced: bool,
+    /// Mapped for the device by this acquire (not a mapping kept from an
+    /// earlier one).
+    pub(crate) fresh: bool,
+    /// The mapping outlives the DMA (kept for the page's next one).
+    kept: bool,
 }
 
 impl StaticGrants {
     /// Lends the writable page found as `hit` to `dev` for one receive DMA:
-    /// takes a use of its slot and maps the page for the device.
+    /// takes a use of its slot and maps the page for the device, or reuses
+    /// the mapping an earlier DMA left (see `KeptDma`).
     pub(crate) fn dma_acquire(&mut self, hit: Hit, dev: &super::pci::DmaDev) -> Result<DmaBuf> {
         if hit.readonly || !self.grants.table.acquire(hit.slot) {
             return Err(EINVAL);
+        }
+        if let Some(addr) = self.pages.kept_for(hit.slot, dev) {
+            return Ok(DmaBuf { slot: hit.slot, addr, bounced: false, fresh: false, kept: true });
         }
         let page = self.pages.pages[usize::from(hit.slot)];
         // SAFETY: one of our pages, mapped from the frontend (the slot is
@@ -357,17 +431,33 @@ impl StaticGrants {
             self.grants.release(hit.slot, &mut self.pages);
             return Err(ENOMEM);
         }
-        Ok(DmaBuf { slot: hit.slot, addr, bounced: addr != bus })
+        // A bounce buffer is copied back at each unmap, and a device that
+        // is not coherent needs syncs between DMAs: neither is kept.
+        let bounced = addr != bus;
+        let kept = !bounced && dev.coherent();
+        if kept {
+            self.pages.keep(hit.slot, dev, addr);
+        }
+        Ok(DmaBuf { slot: hit.slot, addr, bounced, fresh: true, kept })
     }
 
     /// Ends a [`StaticGrants::dma_acquire`] once the device is done with the
     /// page (its DMA completed, or its queue stopped): unmaps it for the
-    /// device, and unmaps the grant if a `DEL` came meanwhile.
+    /// device unless kept, and unmaps the grant if a `DEL` came meanwhile
+    /// (a kept mapping goes first).
     pub(crate) fn dma_release(&mut self, buf: DmaBuf, dev: &super::pci::DmaDev) {
-        // SAFETY: mapped for `dev` by `dma_acquire`; released once (this
-        // takes the only `DmaBuf` for the mapping).
-        unsafe { b::xennet_shim_dma_unmap_from_device(dev.as_raw(), buf.addr) };
+        if !buf.kept {
+            // SAFETY: mapped for `dev` by `dma_acquire`; released once
+            // (this takes the only `DmaBuf` for the mapping).
+            unsafe { b::xennet_shim_dma_unmap_from_device(dev.as_raw(), buf.addr) };
+        }
         self.grants.release(buf.slot, &mut self.pages);
+    }
+
+    /// Undoes the DMA mappings kept for the device: once its queue stopped
+    /// and every buffer it held was released (the NIC path ended).
+    pub(crate) fn dma_forget(&mut self) {
+        self.pages.forget_kept();
     }
 }
 

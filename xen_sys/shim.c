@@ -19,6 +19,7 @@
 #include <linux/skbuff.h>
 #include <linux/interrupt.h>
 #include <linux/dma-mapping.h>
+#include <linux/dma-map-ops.h>
 #include <linux/pci.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -774,6 +775,13 @@ u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page)
 void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr)
 {
 	dma_unmap_page(dev, (dma_addr_t)addr, PAGE_SIZE, DMA_FROM_DEVICE);
+}
+
+/* The device sees memory as the CPU does: no cache maintenance is due
+ * between DMAs into a page that stays mapped (always so on x86). */
+bool xennet_shim_dma_coherent(struct device *dev)
+{
+	return dev_is_dma_coherent(dev);
 }
 
 unsigned int xennet_shim_xdp_packet_headroom(void)

@@ -57,6 +57,7 @@ int xennet_shim_nic_bridge(int vif_ifindex, int pf_ifindex);
 u64 xennet_shim_page_bus_addr(struct page *page);
 u64 xennet_shim_dma_map_from_device(struct device *dev, struct page *page);
 void xennet_shim_dma_unmap_from_device(struct device *dev, u64 addr);
+bool xennet_shim_dma_coherent(struct device *dev);
 
 /* xen/xenbus.h */
 int xennet_shim_xenbus_register_frontend(struct xenbus_driver *drv);

@@ -39,8 +39,8 @@ use kernel::{io_read, io_write, new_spinlock_irq};
 
 use crate::xen_sys;
 use xen_sys::nic_queue::{
-    disable_and_wait, guest_groups, mc_hash, parse_reply, pf_message, DescMem, Frame, IgbAdv, MbxError, PfMessage, QueueEnable,
-    RingError, RingStats, RxQueue, RxRing, Stop, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
+    disable_and_wait, guest_groups, mc_hash, parse_reply, pf_message, DescMem, Frame, IgbAdv, MbxError, Moderation, PfMessage,
+    QueueEnable, RingError, RingStats, RxQueue, RxRing, Stop, VfRequest, FRAME_MAX_BUFS, MBX_WORDS,
 };
 use xen_sys::nicreg;
 use xen_sys::pci::{pf_ifindex as pci_pf_ifindex, BusMaster, DmaDev, IrqHandler, IrqNext, MsixIrq};
@@ -78,6 +78,13 @@ mod reg {
     pub(super) const RXDCTL_ON: u32 = 0x0200_0000 | 16 | (8 << 8) | (1 << 16);
     pub(super) const RXDCTL_ENABLE: u32 = 0x0200_0000;
     pub(super) const EIMS: usize = 0x1524;
+    /// Interrupt throttling of vector n: the interval in µs in bits 14:2;
+    /// CNT_IGNR keeps a write from restarting the count (as igb sets it).
+    pub(super) const fn eitr(n: u32) -> usize {
+        0x1680 + 4 * n as usize
+    }
+    pub(super) const EITR_INTERVAL: u32 = 0x7FFC;
+    pub(super) const EITR_CNT_IGNR: u32 = 0x8000_0000;
     pub(super) const EIMC: usize = 0x1528;
     pub(super) const EIAC: usize = 0x152C;
     pub(super) const EIAM: usize = 0x1530;
@@ -143,6 +150,8 @@ struct RxState {
     ring: KBox<RxRing<Token, IgbAdv>>,
     descs: Descs,
     bytes: u64,
+    /// The receive interrupt's moderation (`nic_irq_rate`).
+    itr: Moderation,
     /// The ring holds a guest's pages (between attach and detach), not
     /// the pool's buffers: the pool's reaping leaves it alone.
     guest: bool,
@@ -185,6 +194,14 @@ pub(crate) struct VfRx {
     pool_base: AtomicU32,
     /// Failed handshakes since the PF's reset (logged once).
     retries: AtomicU32,
+}
+
+/// EITR's value for an interval of `us` microseconds (0: no throttling).
+fn eitr_value(us: u32) -> u32 {
+    if us == 0 {
+        return 0;
+    }
+    ((us << 2) & reg::EITR_INTERVAL) | reg::EITR_CNT_IGNR
 }
 
 fn mac_bits(mac: [u8; 6]) -> u64 {
@@ -353,7 +370,7 @@ impl VfPort for VfRx {
             if !self.is_gone() && !self.in_reset() && q.st.ring.configure(RING, BUF as u32).is_ok() {
                 q.restart();
                 self.fill_pool(q);
-                q.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+                q.unmask();
             }
             n
         });
@@ -401,7 +418,7 @@ impl VfPort for VfRx {
         // never unmasked after them.
         self.with_queue(|q| {
             if !self.is_gone() && !self.in_reset() {
-                q.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+                q.unmask();
             }
         });
     }
@@ -435,6 +452,15 @@ pub(crate) struct VfQueue<'a, 'b> {
 }
 
 impl VfQueue<'_, '_> {
+    /// Unmasks the receive interrupt, with the moderation interval the
+    /// frames since the last one call for written first if it changed.
+    fn unmask(&mut self) {
+        if let Some(us) = self.st.itr.rearm() {
+            self.bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
+        }
+        self.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+    }
+
     /// Clears the queue's enable bit and waits until the NIC reports it
     /// clear (`disable_and_wait`): the frame in flight has landed and no
     /// other will. A queue that does not stop loses the VF's bus
@@ -474,8 +500,14 @@ impl RxQueue for VfQueue<'_, '_> {
         }
     }
     fn reap(&mut self, budget: usize, f: &mut dyn FnMut(&Frame<Token>)) -> usize {
-        let RxState { ring, descs, .. } = &mut *self.st;
-        ring.reap(descs, budget, f)
+        let RxState { ring, descs, itr, .. } = &mut *self.st;
+        let mut bytes = 0;
+        let n = ring.reap(descs, budget, &mut |frame: &Frame<Token>| {
+            bytes += frame.len() as u64;
+            f(frame)
+        });
+        itr.count(n, bytes);
+        n
     }
     fn stop_and_reclaim(&mut self, f: &mut dyn FnMut(Token)) -> usize {
         // Reclaimed only once the NIC has stopped (or cannot DMA at all).
@@ -497,6 +529,8 @@ impl RxQueue for VfQueue<'_, '_> {
         let bsize = self.st.ring.buf_len() >> 10;
         bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | bsize, reg::SRRCTL);
         bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
+        // A reset by the PF cleared the VF's throttling too.
+        self.st.itr.forget_programmed();
     }
     fn stats(&self) -> RingStats {
         self.st.ring.stats()
@@ -808,15 +842,20 @@ impl Tick for VfRx {
 /// Starts queue 0 (disabled by the reset) with every buffer of the pool
 /// posted, then unmasks its interrupts. Atomic context.
 fn start_rx(rx: &VfRx) -> Result {
-    rx.with_queue(|q| {
-        q.restart();
-        rx.fill_pool(q);
-    })
-    .ok_or(ENXIO)?;
+    let us = rx
+        .with_queue(|q| {
+            q.restart();
+            rx.fill_pool(q);
+            q.st.itr.rearm()
+        })
+        .ok_or(ENXIO)?;
     let bar = rx.bar.try_access().ok_or(ENXIO)?;
     // Receive queue 0 on vector 1, transmit queue 0 on vector 0, mailbox on 2.
     bar.write32(0x80 | RX_VECTOR | (0x80 << 8), reg::IVAR0);
     bar.write32(0x80 | 2, reg::IVAR_MISC);
+    if let Some(us) = us {
+        bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
+    }
     let all = (1 << VECTORS) - 1;
     bar.write32(all, reg::EIAC);
     bar.write32(all, reg::EIAM);
@@ -877,7 +916,7 @@ impl pci::Driver for IgbVf {
             pin_init!(VfRx {
                 bar,
                 bufs,
-                state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0, guest: false }, "igbvf_rx"),
+                state <- new_spinlock_irq!(RxState { ring, descs, bytes: 0, itr: Moderation::new(crate::nic_itr_mode()), guest: false }, "igbvf_rx"),
                 mac: AtomicU64::new(mac_bits(mac)),
                 pf_ifindex: pci_pf_ifindex(pdev),
                 dma: DmaDev::of(pdev),

@@ -194,6 +194,7 @@ fi
 # counted 1 copied beside 72807 DMAed once), never the stream: at most 5.
 guest_traffic() {
 	copied=$(stat1 tx_queue_0_packets) frames=$(stat1 queue_0_nic_frames)
+	maps=$(stat1 queue_0_nic_dma_maps) posted=$(stat1 queue_0_nic_posted)
 	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "no ping to guest1"; rx_diag 1 "$vif1" "$G1_MAC" "$GUEST1_IP"; return 1; }
 	iperf_mbits -c "$GUEST1_IP" -t 3 || return 1
 	# Packets delivered to the guest count both ways; those not from the NIC were copied.
@@ -202,6 +203,16 @@ guest_traffic() {
 	echo "frames the NIC wrote into guest1's pages: $frames; packets dom0 copied to guest1: $copied"
 	echo "buffers posted: $(stat1 queue_0_nic_posted), DMA bounces: $(stat1 queue_0_nic_dma_bounces), frames sent through the PF: $(stat1 queue_0_nic_redirected), NIC drops: $(stat1 queue_0_nic_dropped)"
 	echo "grant copy operations: $(stat1 queue_0_grant_copy_ops); grant maps and unmaps: $(stat1 queue_0_gref_map_ops) $(stat1 queue_0_gref_unmap_ops)"
+	# With static grants a page's DMA mapping outlives its frame: at most
+	# one new mapping per static grant (512 at most) for the whole stream.
+	# Per-buffer grants are mapped for each buffer, and so is their DMA.
+	maps=$(($(stat1 queue_0_nic_dma_maps) - maps)) posted=$(($(stat1 queue_0_nic_posted) - posted))
+	echo "buffers posted during the stream: $posted, of which needed a new DMA mapping: $maps"
+	if [ "$RIG_frontend" = rust ]; then
+		[ "$maps" -le 512 ] || { echo "DMA mappings not kept across frames"; return 1; }
+	else
+		[ "$maps" = "$posted" ] || { echo "a per-buffer grant's DMA mapping outlived its buffer"; return 1; }
+	fi
 	[ "$frames" -gt 1000 ] && [ "$copied" -le 5 ] && [ "$(stat1 queue_0_nic_dma_bounces)" = 0 ]
 }
 if rust_pair; then

@@ -10,18 +10,22 @@
 //!   in order, whole frames reaped in order, every buffer handed back
 //!   exactly once (completed or reclaimed).
 //! - [`frame`]: what a completed frame's netif receive responses carry.
+//! - [`itr`]: interrupt moderation ([`Moderation`]): off, fixed, or
+//!   adaptive to what each interrupt brought.
 //! - [`mbx`]: the igb VF mailbox messages (reset, MAC, multicast, LPE).
 //! - [`queue`]: the interface a NIC family's receive queue offers
 //!   ([`RxQueue`]).
 
 pub mod desc;
 pub mod frame;
+pub mod itr;
 pub mod mbx;
 pub mod queue;
 pub mod ring;
 
 pub use desc::*;
 pub use frame::*;
+pub use itr::*;
 pub use mbx::*;
 pub use queue::*;
 pub use ring::*;
