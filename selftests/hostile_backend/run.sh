@@ -40,7 +40,9 @@ back_to_netback_mq() {
 	echo "back on netback_mq, reachable"
 }
 
-# backend_case MODE PATTERN: PATTERN must appear in the guest's log.
+# backend_case MODE PATTERN [disabled]: PATTERN must appear in the guest's
+# log; with "disabled", the guest must also have disabled the device: said
+# so in its log, and its carrier off (until the backend restarts).
 backend_case() {
 	gmark=$(($(guest-exec 1 'dmesg | wc -l') + 1))
 	insmod /rig/modules/hostile/netback_hostile.ko hostile=$1 || return 1
@@ -52,6 +54,12 @@ backend_case() {
 	guest-exec 1 "dmesg | tail -n +$gmark" | grep -m 3 -E "$2|netfront_opt" | cut -c1-160
 	[ $rc = 0 ] || echo "guest did not log '$2'"
 	guest-exec 1 true || { echo "guest no longer answers"; return 1; }
+	if [ "${3:-}" = disabled ] && [ $rc = 0 ]; then
+		carrier=$(guest-exec 1 "cat /sys/class/net/eth0/carrier")
+		echo "guest1's carrier after the fault: $carrier"
+		guest-exec 1 "dmesg | tail -n +$gmark" | grep -q "disabling the device" || { echo "the guest did not say it disabled the device"; rc=1; }
+		[ "$carrier" = 0 ] || { echo "the device was not disabled: carrier still on"; rc=1; }
+	fi
 	back_to_netback_mq || return 1
 	return $rc
 }
@@ -59,8 +67,8 @@ backend_case() {
 # Every case restarts the backend twice (the vif moves to netback_hostile
 # and back): this one, with a backend that does not misbehave, is extended.
 check_extended "backend restart: frontend reconnects (vif moved to netback_hostile and back)" backend_case 0 "backend restarted; reconnecting"
-check_core "RX response with a foreign id: device disabled" backend_case 1 "rx response id does not match its slot"
-check_extended "RX response producer 1000 ahead: device disabled" backend_case 2 "more responses than outstanding requests\|producer index"
+check_core "RX response with a foreign id: device disabled" backend_case 1 "rx response id does not match its slot" disabled
+check_extended "RX response producer 1000 ahead: device disabled" backend_case 2 "more responses than outstanding requests\|producer index" disabled
 check_core "19-slot RX chain: packet dropped" backend_case 3 "rx response chain too long"
 check_extended "RX response crossing its page: packet dropped" backend_case 4 "rx response crosses page boundary"
 # Error statuses (XSA-405 class: the C netfront once freed an skb still in
@@ -78,7 +86,7 @@ rx_error_case() {
 	[ "$after" -gt "$before" ]
 }
 check_extended "RX response with the error status (XSA-405): packet dropped" rx_error_case
-check_extended "RX response with status -3: device disabled" backend_case 10 "rx response with bad status"
+check_extended "RX response with status -3: device disabled" backend_case 10 "rx response with bad status" disabled
 # XSA-155 class (double fetch): netback_hostile rewrites the last response
 # of each of 30 packets 50 000 times after publishing it, alternately one
 # crossing its page with more data to follow and the original. netfront_opt
@@ -91,11 +99,26 @@ rewrite_rx() {
 	insmod /rig/modules/hostile/netback_hostile.ko hostile=13 || return 1
 	move_vif netback_mq netback_hostile || { rmmod netback_hostile; return 1; }
 	wait_for 20 ping -c 1 -W 1 "$G" || echo "(no ping before the rewrites)"
+	# Every packet dom0 sends guest1 is accounted for once by the guest:
+	# received, or counted as an error or a drop, whichever version of the
+	# response it read; a device disabled instead says so in its log.
+	g_rx() { guest-exec 1 "cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/rx_errors /sys/class/net/eth0/statistics/rx_dropped" | awk 'NR == 1 { p = $1 } NR > 1 { e += $1 } END { print p + 0, e + 0 }'; }
+	v_tx() { cat "/sys/class/net/$vif/statistics/tx_packets"; }
+	set -- $(g_rx); got0=$1 bad0=$2 sent0=$(v_tx)
 	ping -q -c 60 -i 0.05 -W 1 "$G" >/dev/null 2>&1
 	dmesg | tail -n +"$mark" | grep -q "hostile: rewriting published RX responses" || { echo "no response was rewritten"; return 1; }
 	guest-exec 1 true || { echo "guest no longer answers"; return 1; }
-	echo "guest1's receive errors: $(guest-exec 1 'cat /sys/class/net/eth0/statistics/rx_errors'); its log:"
+	sleep 1
+	sent=$(($(v_tx) - sent0))
+	set -- $(g_rx); got=$(($1 - got0)) bad=$(($2 - bad0))
+	echo "dom0 sent guest1 $sent packet(s) meanwhile: received $got, counted as errors or drops $bad; its log:"
 	guest-exec 1 "dmesg | tail -n +$gmark" | grep -m 3 "netfront_opt" | cut -c1-160
+	if guest-exec 1 "dmesg | tail -n +$gmark" | grep -q "disabl"; then
+		echo "the device was disabled on a bad response, logged"
+	else
+		[ "$sent" -ge 60 ] || { echo "fewer packets sent than pings"; return 1; }
+		[ $((got + bad)) = "$sent" ] || { echo "$((sent - got - bad)) packet(s) neither received nor counted"; return 1; }
+	fi
 	back_to_netback_mq || return 1
 }
 check_extended "published RX responses rewritten while the guest reads them (XSA-155): copied once, guest clean" rewrite_rx
@@ -238,8 +261,8 @@ storm() {
 	[ $((after - before)) -gt 0 ] && [ $((after - before)) -lt 10000 ]
 }
 check_extended "event storm (XSA-391): coalesced by late EOI" storm
-check_extended "TX response with an unknown id: device disabled" backend_case 6 "response with unknown id\|response for id not outstanding"
-check_extended "TX response with status -7: device disabled" backend_case 11 "tx response with bad status"
+check_extended "TX response with an unknown id: device disabled" backend_case 6 "response with unknown id\|response for id not outstanding" disabled
+check_extended "TX response with status -7: device disabled" backend_case 11 "tx response with bad status" disabled
 # The unknown-id case again with zero-copy transmit (tx_zerocopy=1, no
 # static grants) and TCP from the guest in flight: packets lent when the
 # device is disabled are released when it reconnects to netback_mq (the
@@ -250,7 +273,7 @@ lent_in_flight() {
 	l0=$(lent_packets)
 	iperf3 -c "$G" -t 30 -R >/dev/null 2>&1 &
 	sleep 3
-	backend_case 6 "response with unknown id\|response for id not outstanding" || rc=1
+	backend_case 6 "response with unknown id\|response for id not outstanding" disabled || rc=1
 	kill $! 2>/dev/null; wait $! 2>/dev/null
 	l1=$(lent_packets)
 	echo "packets lent before and around the fault: $((l1 - l0))"
@@ -263,7 +286,7 @@ lent_in_flight() {
 check_extended "TX response with an unknown id while packets are lent (tx_zerocopy=1): device disabled, lent packets released on reconnect" lent_in_flight
 # The RX rsp_prod moved back below what the guest consumed (the backend
 # waits until the guest went idle having consumed everything).
-check_extended "RX response producer moved back by one: device disabled" backend_case 12 "producer index moved backwards"
+check_extended "RX response producer moved back by one: device disabled" backend_case 12 "producer index moved backwards" disabled
 
 # Grant reuse: the guest registers its buffer pages with the hostile
 # backend, then is unbound while connected, which takes them back (DEL)
