@@ -83,7 +83,10 @@ impl ForeignPages {
     }
 
     /// Keeps `addr`, slot `slot`'s page mapped for `dev`, past its DMA.
-    /// Those of another device are undone first.
+    /// Those of another device are undone first: a queue is on one device
+    /// at a time, and the path that ends on one forgets its mappings
+    /// (`StaticGrants::dma_forget`) before another can start, so none of
+    /// them is posted any more.
     fn keep(&mut self, slot: u16, dev: &super::pci::DmaDev, addr: u64) {
         if self.kept.dev.as_ref().is_some_and(|d| !d.is(dev)) {
             self.forget_kept();

@@ -196,12 +196,13 @@ pub(crate) struct VfRx {
     retries: AtomicU32,
 }
 
-/// EITR's value for an interval of `us` microseconds (0: no throttling).
+/// EITR's value for an interval of `us` microseconds (0: no throttling;
+/// the field holds 8191 µs at most, about 122 interrupts per second).
 fn eitr_value(us: u32) -> u32 {
     if us == 0 {
         return 0;
     }
-    ((us << 2) & reg::EITR_INTERVAL) | reg::EITR_CNT_IGNR
+    ((us.min(reg::EITR_INTERVAL >> 2) << 2) & reg::EITR_INTERVAL) | reg::EITR_CNT_IGNR
 }
 
 fn mac_bits(mac: [u8; 6]) -> u64 {
@@ -529,7 +530,8 @@ impl RxQueue for VfQueue<'_, '_> {
         let bsize = self.st.ring.buf_len() >> 10;
         bar.write32(reg::SRRCTL_ONEBUF | reg::SRRCTL_DROP_EN | bsize, reg::SRRCTL);
         bar.write32(reg::RXDCTL_ON, reg::RXDCTL);
-        // A reset by the PF cleared the VF's throttling too.
+        // Written again with the next unmask: the queue was reprogrammed
+        // (a reset by the PF also clears the VF's throttling).
         self.st.itr.forget_programmed();
     }
     fn stats(&self) -> RingStats {
@@ -842,20 +844,18 @@ impl Tick for VfRx {
 /// Starts queue 0 (disabled by the reset) with every buffer of the pool
 /// posted, then unmasks its interrupts. Atomic context.
 fn start_rx(rx: &VfRx) -> Result {
-    let us = rx
-        .with_queue(|q| {
-            q.restart();
-            rx.fill_pool(q);
-            q.st.itr.rearm()
-        })
-        .ok_or(ENXIO)?;
+    rx.with_queue(|q| {
+        q.restart();
+        rx.fill_pool(q);
+        if let Some(us) = q.st.itr.rearm() {
+            q.bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
+        }
+    })
+    .ok_or(ENXIO)?;
     let bar = rx.bar.try_access().ok_or(ENXIO)?;
     // Receive queue 0 on vector 1, transmit queue 0 on vector 0, mailbox on 2.
     bar.write32(0x80 | RX_VECTOR | (0x80 << 8), reg::IVAR0);
     bar.write32(0x80 | 2, reg::IVAR_MISC);
-    if let Some(us) = us {
-        bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
-    }
     let all = (1 << VECTORS) - 1;
     bar.write32(all, reg::EIAC);
     bar.write32(all, reg::EIAM);
@@ -992,6 +992,19 @@ impl pci::Driver for IgbVf {
                 MacFmt(rx.mac())
             );
             q.nic_event();
+            drop(q);
+            // Its poll takes the pages back (and ends their DMA mappings)
+            // while the VF is still bound: wait for that, 1 s at most.
+            for _ in 0..100 {
+                if rx.user.lock().is_none() {
+                    return;
+                }
+                xen_sys::sleep_ms(10);
+            }
+            pr_warn!(
+                "igb VF {}: the guest's queue did not let go of the VF within 1 s: its pages come back when it next polls or disconnects\n",
+                MacFmt(rx.mac())
+            );
             return;
         }
         // What completed before the stop, then every buffer still posted.

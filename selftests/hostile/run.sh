@@ -282,7 +282,10 @@ rewrite_tx() {
 		echo "the vif was disabled on a bad request, logged"
 	else
 		[ "$sent" -ge 60 ] || { echo "fewer packets sent than pings"; return 1; }
-		[ $((got + bad)) = "$sent" ] || { echo "$((sent - got - bad)) packet(s) neither delivered nor counted as dropped"; return 1; }
+		# A frame in flight when the counters were read (an ARP or
+		# neighbour probe) can land on dom0's side of one read: 2 at most.
+		[ $((got + bad)) -ge "$sent" ] || { echo "$((sent - got - bad)) packet(s) neither delivered nor counted as dropped"; return 1; }
+		[ $((got + bad)) -le $((sent + 2)) ] || { echo "dom0 counted $((got + bad - sent)) packet(s) more than guest1 sent"; return 1; }
 		[ "$bad" = 0 ] || dmesg | tail -n +"$dmark" | grep -q "$vif\|domain $domid1:" || { echo "drops not logged"; return 1; }
 	fi
 	other_guest_fine || return 1

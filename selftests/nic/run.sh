@@ -151,6 +151,8 @@ check "a VF with no MAC assigned is refused, logged" no_mac
 G1_MAC=00:16:3e:99:00:01
 vif1=vif$(xl domid guest1 2>/dev/null).0
 stat1() { ethtool -S "$vif1" | awk -v k="$1:" '$1 == k { print $2 }'; }
+# New DMA mappings and buffers posted, read together.
+maps_posted() { ethtool -S "$vif1" | awk '$1 == "queue_0_nic_dma_maps:" { m = $2 } $1 == "queue_0_nic_posted:" { p = $2 } END { print m + 0, p + 0 }'; }
 rust_pair() { [ "$RIG_backend" = rust ]; }
 # On a failure to reach a guest through its VF: what dom0 and the guest
 # show (the vif's carrier and counters, the bridge's and dom0's entries for
@@ -194,7 +196,7 @@ fi
 # counted 1 copied beside 72807 DMAed once), never the stream: at most 5.
 guest_traffic() {
 	copied=$(stat1 tx_queue_0_packets) frames=$(stat1 queue_0_nic_frames)
-	maps=$(stat1 queue_0_nic_dma_maps) posted=$(stat1 queue_0_nic_posted)
+	set -- $(maps_posted); maps=$1 posted=$2
 	wait_for 10 ping -c 1 -W 1 "$GUEST1_IP" >/dev/null || { echo "no ping to guest1"; rx_diag 1 "$vif1" "$G1_MAC" "$GUEST1_IP"; return 1; }
 	iperf_mbits -c "$GUEST1_IP" -t 3 || return 1
 	# Packets delivered to the guest count both ways; those not from the NIC were copied.
@@ -206,7 +208,7 @@ guest_traffic() {
 	# With static grants a page's DMA mapping outlives its frame: at most
 	# one new mapping per static grant (512 at most) for the whole stream.
 	# Per-buffer grants are mapped for each buffer, and so is their DMA.
-	maps=$(($(stat1 queue_0_nic_dma_maps) - maps)) posted=$(($(stat1 queue_0_nic_posted) - posted))
+	set -- $(maps_posted); maps=$(($1 - maps)) posted=$(($2 - posted))
 	echo "buffers posted during the stream: $posted, of which needed a new DMA mapping: $maps"
 	if [ "$RIG_frontend" = rust ]; then
 		[ "$maps" -le 512 ] || { echo "DMA mappings not kept across frames"; return 1; }

@@ -58,37 +58,23 @@ impl ItrClass {
     }
 
     /// The class after an interrupt that brought `frames` frames of
-    /// `bytes` bytes in all. Moves one step at a time, so one odd
-    /// interrupt does not swing the interval from one end to the other.
+    /// `bytes` bytes in all (the kernel's igb decides much the same way).
+    /// Moves one step at a time, so one odd interrupt does not swing the
+    /// interval from one end to the other.
     pub fn next(self, frames: u32, bytes: u64) -> Self {
         if frames == 0 {
             return self;
         }
         let per_frame = bytes / u64::from(frames);
         match self {
-            ItrClass::Lowest => {
-                if per_frame > 1200 && frames >= 8 {
-                    ItrClass::Low
-                } else {
-                    self
-                }
-            }
-            ItrClass::Low => {
-                if per_frame > 1200 && frames >= 16 {
-                    ItrClass::Bulk
-                } else if frames <= 2 && bytes < 512 {
-                    ItrClass::Lowest
-                } else {
-                    self
-                }
-            }
-            ItrClass::Bulk => {
-                if frames < 8 || per_frame < 256 {
-                    ItrClass::Low
-                } else {
-                    self
-                }
-            }
+            // Full-size frames, or a few that are not tiny: not latency
+            // traffic any more (at 14 µs a gigabit link brings about one
+            // full-size frame per interrupt, so no count is asked for).
+            ItrClass::Lowest if per_frame > 1200 || (frames < 5 && bytes > 512) => ItrClass::Low,
+            ItrClass::Low if bytes > 10_000 && per_frame > 1200 => ItrClass::Bulk,
+            ItrClass::Low if frames <= 2 && bytes < 512 => ItrClass::Lowest,
+            ItrClass::Bulk if bytes < 1500 || per_frame < 256 => ItrClass::Low,
+            c => c,
         }
     }
 }
@@ -192,9 +178,15 @@ mod tests {
         assert_eq!(m.rearm(), Some(ItrClass::Low.interval_us()));
         m.count(1, 66);
         assert_eq!(m.rearm(), Some(ItrClass::Lowest.interval_us()));
-        // Never lowest straight to bulk.
-        m.count(64, 64 * 1514);
+        // Never lowest straight to bulk; one full-size frame per
+        // interrupt (a gigabit link at 14 µs) is enough to leave lowest.
+        m.count(1, 1514);
         assert_eq!(m.rearm(), Some(ItrClass::Low.interval_us()));
+        // Low to bulk takes more than 10,000 bytes of full-size frames.
+        m.count(6, 6 * 1514);
+        assert_eq!(m.rearm(), None, "9084 bytes: stays low");
+        m.count(7, 7 * 1514);
+        assert_eq!(m.rearm(), Some(ItrClass::Bulk.interval_us()));
     }
 
     #[test]
