@@ -149,6 +149,8 @@ const GUEST_BUF: usize = 4096;
 struct RxState {
     ring: KBox<RxRing<Token, IgbAdv>>,
     descs: Descs,
+    /// Bytes of every frame reaped, the pool's and a guest's alike (as
+    /// the ring's frame count).
     bytes: u64,
     /// The receive interrupt's moderation (`nic_irq_rate`).
     itr: Moderation,
@@ -243,9 +245,7 @@ impl VfRx {
             // Under a spinlock: no allocation; the reaped buffers wait here.
             let mut done = [0 as Token; BUDGET * FRAME_MAX_BUFS];
             let mut count = 0;
-            let mut bytes = 0;
             let n = q.reap(BUDGET, &mut |f| {
-                bytes += f.len() as u64;
                 for (t, _) in f.buffers() {
                     // Always in range: BUDGET frames of FRAME_MAX_BUFS at most.
                     if let Some(d) = done.get_mut(count) {
@@ -254,7 +254,6 @@ impl VfRx {
                     }
                 }
             });
-            q.st.bytes += bytes;
             for &t in &done[..count] {
                 // Room for each: it was just reaped.
                 let _ = q.post(self.buf_dma(t), t);
@@ -456,10 +455,16 @@ impl VfQueue<'_, '_> {
     /// Unmasks the receive interrupt, with the moderation interval the
     /// frames since the last one call for written first if it changed.
     fn unmask(&mut self) {
+        self.program_itr();
+        self.bar.write32(RX_VECTOR_BIT, reg::EIMS);
+    }
+
+    /// Writes the moderation interval the frames since the last interrupt
+    /// call for, if it changed.
+    fn program_itr(&mut self) {
         if let Some(us) = self.st.itr.rearm() {
             self.bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
         }
-        self.bar.write32(RX_VECTOR_BIT, reg::EIMS);
     }
 
     /// Clears the queue's enable bit and waits until the NIC reports it
@@ -501,12 +506,13 @@ impl RxQueue for VfQueue<'_, '_> {
         }
     }
     fn reap(&mut self, budget: usize, f: &mut dyn FnMut(&Frame<Token>)) -> usize {
-        let RxState { ring, descs, itr, .. } = &mut *self.st;
+        let RxState { ring, descs, itr, bytes: total, .. } = &mut *self.st;
         let mut bytes = 0;
         let n = ring.reap(descs, budget, &mut |frame: &Frame<Token>| {
             bytes += frame.len() as u64;
             f(frame)
         });
+        *total += bytes;
         itr.count(n, bytes);
         n
     }
@@ -847,9 +853,7 @@ fn start_rx(rx: &VfRx) -> Result {
     rx.with_queue(|q| {
         q.restart();
         rx.fill_pool(q);
-        if let Some(us) = q.st.itr.rearm() {
-            q.bar.write32(eitr_value(us), reg::eitr(RX_VECTOR));
-        }
+        q.program_itr();
     })
     .ok_or(ENXIO)?;
     let bar = rx.bar.try_access().ok_or(ENXIO)?;

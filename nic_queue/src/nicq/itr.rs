@@ -96,10 +96,6 @@ impl Moderation {
         Self { mode, class: ItrClass::Low, frames: 0, bytes: 0, programmed: None }
     }
 
-    pub fn mode(&self) -> ItrMode {
-        self.mode
-    }
-
     /// The interval the mode and class want now, in microseconds (0: none).
     pub fn interval_us(&self) -> u32 {
         match self.mode {
